@@ -1,0 +1,145 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BreakerState, PoolStats } from '../db/database.js';
+
+/** Why a transaction was retried (the `reason` label). */
+export type RetryReason = 'serialization' | 'deadlock' | 'connection' | 'commit_aborted' | 'commit_unknown';
+
+/** How a transaction ended (the `outcome` label). */
+export type TxOutcome = 'committed' | 'rolled_back' | 'retry_exhausted' | 'commit_unknown' | 'timeout';
+
+/**
+ * Every counter the data layer keeps, in one place (prom-client). Components take a
+ * `Metrics` and update it; `/metrics` renders `registry`. Each instance has its own
+ * registry, so tests and several databases in one process never collide.
+ */
+export class Metrics {
+  readonly registry: Registry;
+  readonly txStarted: Counter<'isolation'>;
+  readonly txEnded: Counter<'outcome' | 'isolation'>;
+  readonly txRetries: Counter<'reason'>;
+  readonly txDuration: Histogram<'outcome'>;
+  readonly queryDuration: Histogram;
+  readonly acquireWait: Histogram;
+  readonly connectAttempts: Counter<'result'>;
+  readonly errors: Counter<'class'>;
+  readonly healthLatency: Histogram<'status'>;
+  readonly up: Gauge;
+  readonly breakerState: Gauge<'state'>;
+  readonly breakerTransitions: Counter<'to'>;
+  #poolStats: (() => PoolStats) | undefined;
+
+  constructor(opts: { defaultMetrics?: boolean; prefix?: string } = {}) {
+    const p = opts.prefix ?? 'db_';
+    const registers = [(this.registry = new Registry())];
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+    this.txStarted = new Counter({
+      name: `${p}transactions_started_total`,
+      help: 'Transactions begun (each attempt of a retried transaction counts).',
+      labelNames: ['isolation'],
+      registers,
+    });
+    this.txEnded = new Counter({
+      name: `${p}transactions_total`,
+      help: 'Transactions ended, by outcome and isolation level.',
+      labelNames: ['outcome', 'isolation'],
+      registers,
+    });
+    this.txRetries = new Counter({
+      name: `${p}transaction_retries_total`,
+      help: 'Transaction retries, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.txDuration = new Histogram({
+      name: `${p}transaction_duration_seconds`,
+      help: 'Duration of whole transactions including retries.',
+      labelNames: ['outcome'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      registers,
+    });
+    this.queryDuration = new Histogram({
+      name: `${p}query_duration_seconds`,
+      help: 'Duration of single statements.',
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers,
+    });
+    this.acquireWait = new Histogram({
+      name: `${p}pool_acquire_wait_seconds`,
+      help: 'Time spent waiting for a pool connection.',
+      buckets: [0.0001, 0.001, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers,
+    });
+    this.connectAttempts = new Counter({
+      name: `${p}connect_attempts_total`,
+      help: 'Attempts of Database.connect(), by result.',
+      labelNames: ['result'],
+      registers,
+    });
+    this.errors = new Counter({
+      name: `${p}errors_total`,
+      help: 'Database errors, by classified kind.',
+      labelNames: ['class'],
+      registers,
+    });
+    this.healthLatency = new Histogram({
+      name: `${p}health_check_latency_seconds`,
+      help: 'Latency of health checks.',
+      labelNames: ['status'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers,
+    });
+    this.up = new Gauge({ name: `${p}up`, help: '1 when the last health check was up.', registers });
+    this.breakerState = new Gauge({
+      name: `${p}circuit_breaker_state`,
+      help: 'Circuit breaker state: 1 for the current state, 0 for the others.',
+      labelNames: ['state'],
+      registers,
+    });
+    this.breakerTransitions = new Counter({
+      name: `${p}circuit_breaker_transitions_total`,
+      help: 'Circuit breaker transitions, by state entered.',
+      labelNames: ['to'],
+      registers,
+    });
+    const poolGauge = (name: string, help: string, pick: (s: PoolStats) => number): void => {
+      // Pool gauges are read at scrape time from the live pool, never cached.
+      const read = (): PoolStats | undefined => this.#poolStats?.();
+      new Gauge({
+        name: `${p}pool_${name}`,
+        help,
+        registers,
+        collect() {
+          const s = read();
+          if (s) this.set(pick(s));
+        },
+      });
+    };
+    poolGauge('max_connections', 'Configured pool size.', (s) => s.maxOpenConnections);
+    poolGauge('open_connections', 'Connections open (in use + idle).', (s) => s.openConnections);
+    poolGauge('in_use_connections', 'Connections checked out.', (s) => s.inUse);
+    poolGauge('idle_connections', 'Connections idle in the pool.', (s) => s.idle);
+    poolGauge('pending_acquires', 'Acquires waiting for a connection.', (s) => s.pendingAcquires);
+    poolGauge('wait_count', 'Acquires that had to wait, since start.', (s) => s.waitCount);
+    poolGauge(
+      'max_lifetime_closed',
+      'Connections retired after connMaxLifetime.',
+      (s) => s.maxLifetimeClosed,
+    );
+    poolGauge(
+      'max_idle_time_closed',
+      'Connections closed after connMaxIdleTime.',
+      (s) => s.maxIdleTimeClosed,
+    );
+    this.setBreakerState('closed');
+  }
+
+  /** Where pool gauges read from at scrape time. */
+  observePool(read: () => PoolStats): void {
+    this.#poolStats = read;
+  }
+
+  setBreakerState(state: BreakerState): void {
+    for (const s of ['closed', 'open', 'half-open'] as const)
+      this.breakerState.set({ state: s }, s === state ? 1 : 0);
+  }
+}
