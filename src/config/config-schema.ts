@@ -1,0 +1,96 @@
+import { z } from 'zod';
+import { FOREIGN_CONNECTION_GUARD_MODES, LOG_LEVELS, SSL_MODES, type AppConfig } from './app-config.js';
+import { parseDuration } from './parse-duration.js';
+
+/** An integer in [min, max]; the message names the whole range so one issue says it all. */
+function int(min: number, max = Number.MAX_SAFE_INTEGER): z.ZodInt {
+  const error =
+    max === Number.MAX_SAFE_INTEGER ? `must be at least ${min}` : `must be between ${min} and ${max}`;
+  return z.int({ error: 'expected an integer' }).min(min, { error }).max(max, { error });
+}
+
+/** A duration: Go-style string or number of milliseconds in, whole milliseconds out. */
+const duration = z.unknown().transform((value, ctx): number => {
+  const parsed = parseDuration(value);
+  if ('ms' in parsed) return parsed.ms;
+  ctx.issues.push({ code: 'custom', message: parsed.error, input: value });
+  return z.NEVER;
+});
+
+const str = z.string({ error: 'expected a string' });
+const bool = z.boolean({ error: 'expected true or false' });
+
+/**
+ * The validation schema of everything but `profile` (set by the loader). Objects are strict, so
+ * an unknown key is an issue. Cross-field rules (maxIdleConns <= maxOpenConns, ...) live in
+ * `crossFieldIssues()`: zod skips an object's refinements once one of its fields is invalid,
+ * and every problem must be reported at once.
+ */
+export const configSchema = z.strictObject({
+  server: z.strictObject({
+    host: str,
+    port: int(1, 65535),
+    shutdownTimeout: duration,
+    bodyLimit: int(1),
+  }),
+  log: z.strictObject({
+    level: z.enum(LOG_LEVELS),
+    pretty: bool,
+    queryBindings: bool,
+    slowQueryThreshold: duration,
+  }),
+  database: z.strictObject({
+    postgres: z.strictObject({
+      host: str,
+      port: int(1, 65535),
+      name: str.min(1, { error: 'must not be empty' }),
+      username: str.min(1, { error: 'must not be empty' }),
+      password: str,
+      sslMode: z.enum(SSL_MODES),
+      sslRootCert: str,
+      maxOpenConns: int(1, 10_000),
+      maxIdleConns: int(0, 10_000),
+      connMaxLifetime: duration,
+      connMaxIdleTime: duration,
+      timeout: duration,
+      statementTimeout: duration,
+      lockTimeout: duration,
+      idleInTransactionSessionTimeout: duration,
+      maxRetries: int(0, 1_000),
+      retryDelay: duration,
+      maxRetryDelay: duration,
+      healthCheckInterval: duration,
+      healthCheckTimeout: duration,
+      drainTimeout: duration,
+      applicationName: str.max(63, { error: 'must be at most 63 characters (PostgreSQL truncates longer)' }),
+      preparedStatements: bool,
+    }),
+    transactions: z.strictObject({
+      maxAttempts: int(1, 100),
+      baseDelay: duration,
+      maxDelay: duration,
+      defaultTimeout: duration,
+      foreignConnectionGuard: z.enum(FOREIGN_CONNECTION_GUARD_MODES),
+    }),
+    embedded: z.strictObject({
+      dataDir: str.min(1, { error: 'must not be empty' }),
+    }),
+    migrations: z.strictObject({
+      username: str,
+      password: str,
+      lockTimeout: duration,
+    }),
+    breaker: z.strictObject({
+      threshold: int(1, 1_000),
+      halfOpenAfter: duration,
+    }),
+    migrateOnStart: bool,
+  }),
+});
+
+// Compile-time proof that the schema's output is exactly the documented AppConfig shape.
+type Parsed = z.output<typeof configSchema>;
+type Expected = Omit<AppConfig, 'profile'>;
+export type SchemaMatchesAppConfig = [Parsed, Expected] extends [Expected, Parsed] ? true : never;
+const _schemaMatches: SchemaMatchesAppConfig = true;
+void _schemaMatches;

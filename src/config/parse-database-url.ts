@@ -1,0 +1,67 @@
+import type { ConfigSource } from './merge-layers.js';
+
+/** Query parameters understood in DATABASE_URL, with the postgres key each one sets. */
+const URL_PARAMS: Readonly<Record<string, string>> = {
+  sslmode: 'sslMode',
+  sslrootcert: 'sslRootCert',
+  application_name: 'applicationName',
+  host: 'host',
+  connect_timeout: 'timeout',
+};
+
+/**
+ * Parses a `postgres://` or `postgresql://` URL into `database.postgres` keys: host, port,
+ * name, username and password (percent-decoded) and the query parameters `sslmode`,
+ * `sslrootcert`, `application_name`, `host` (a Unix-socket directory) and `connect_timeout`
+ * (seconds, as in libpq). Parts absent from the URL leave lower layers in place, so a URL
+ * without a password combines with `DB_PASSWORD_FILE`. An unsupported parameter is an issue
+ * rather than silently ignored (it may be a security setting such as `channel_binding`).
+ * Issues never echo the URL: it may carry a password.
+ */
+export function parseDatabaseUrl(text: string, sourceName: string, issues: string[]): ConfigSource {
+  const postgres: Record<string, unknown> = {};
+  const source: ConfigSource = { name: sourceName, values: { database: { postgres } } };
+  let url: URL;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    issues.push(`${sourceName}: is not a valid URL (expected postgres://user:password@host:port/database)`);
+    return source;
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    issues.push(`${sourceName}: must start with postgres:// or postgresql:// (got ${url.protocol}//)`);
+    return source;
+  }
+  const decode = (part: string, what: string): string | undefined => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      issues.push(`${sourceName}: the ${what} is not valid percent-encoding`);
+      return undefined;
+    }
+  };
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (host) postgres.host = decode(host, 'host');
+  if (url.port) postgres.port = Number(url.port);
+  if (url.username) postgres.username = decode(url.username, 'user name');
+  if (url.password) postgres.password = decode(url.password, 'password');
+  const name = url.pathname.replace(/^\//, '');
+  if (name) {
+    const decoded = decode(name, 'database name');
+    if (decoded?.includes('/')) issues.push(`${sourceName}: the database name must not contain "/"`);
+    else if (decoded !== undefined) postgres.name = decoded;
+  }
+  for (const [param, value] of url.searchParams) {
+    const key = URL_PARAMS[param];
+    if (!key) {
+      issues.push(
+        `${sourceName}: unsupported query parameter "${param}" (supported: ${Object.keys(URL_PARAMS).join(', ')})`,
+      );
+    } else if (key === 'timeout') {
+      postgres.timeout = /^\d+$/.test(value) ? Number(value) * 1_000 : value;
+    } else {
+      postgres[key] = value;
+    }
+  }
+  return source;
+}
