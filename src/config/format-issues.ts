@@ -42,7 +42,7 @@ export function got(path: string, input: unknown): string {
   const known = getPath(DEFAULTS, path);
   if (known === undefined || isPlainObject(known))
     return ` (got ${input === null ? 'null' : `a ${typeof input}`})`;
-  const text = typeof input === 'string' ? JSON.stringify(input) : String(input);
+  const text = JSON.stringify(input) ?? typeof input;
   return ` (got ${text.length > 60 ? `${text.slice(0, 57)}...` : text})`;
 }
 
