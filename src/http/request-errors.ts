@@ -1,0 +1,24 @@
+import { AppError } from '../app-error.js';
+
+/** One offending input field, as reported in a 400 response. */
+export interface FieldProblem {
+  /** Where the field is: `body.email`, `query.limit`, `params.id`, `headers.if-match`. */
+  field: string;
+  message: string;
+}
+
+/** The request itself is malformed (a header or parameter the schema cannot express). */
+export class BadRequestError extends AppError {
+  readonly code = 'BAD_REQUEST';
+  readonly fields: readonly FieldProblem[];
+
+  constructor(message: string, fields: readonly FieldProblem[] = []) {
+    super(message);
+    this.fields = fields;
+  }
+}
+
+/** A conditional write arrived without the precondition it requires (`If-Match`). */
+export class PreconditionRequiredError extends AppError {
+  readonly code = 'PRECONDITION_REQUIRED';
+}
