@@ -1,3 +1,99 @@
-// PLACEHOLDER: the config/logger work replaces this file (pino with a redaction list).
-import pino from 'pino';
+import { createRequire } from 'node:module';
+import { pino } from 'pino';
+import type { LogConfig } from '../config/app-config.js';
+
+/** The logger every component takes (pino); give each one `logger.child({ component })`. */
 export type Logger = pino.Logger;
+
+/** What a redacted value is replaced with. */
+export const REDACTED = '[REDACTED]';
+
+/**
+ * Object paths pino removes from every log line before it is written (fast-redact syntax):
+ * passwords at the depths our objects put them, connection strings and URL-shaped settings,
+ * and the HTTP headers that carry credentials. Anything these paths miss, such as a URL with a
+ * password inside `err.message`, is caught by `scrubSecrets()` on the finished line.
+ */
+export const REDACT_PATHS: readonly string[] = [
+  'password',
+  '*.password',
+  '*.*.password',
+  '*.*.*.password',
+  'connectionString',
+  '*.connectionString',
+  '*.*.connectionString',
+  'databaseUrl',
+  '*.databaseUrl',
+  'DATABASE_URL',
+  '*.DATABASE_URL',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  'headers.cookie',
+  'res.headers["set-cookie"]',
+];
+
+// user:password@ inside any URL ("postgres://app:s3cret@db:5432/app"). The password may contain
+// "@" (greedy up to the last one before the host) but not a quote, so a JSON line stays valid.
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@"]*):([^\s/?#"]*)@/gi;
+// password=... in keyword DSNs, query strings and env dumps ("host=db password='x y'", "DB_PASSWORD=x").
+const KEYWORD_PASSWORD =
+  /\b([\w.-]*(?:password|passwd|pwd))(\s*=\s*)(\\"(?:[^"\\]|\\[^"])*\\"|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s,;&"']+)/gi;
+// "password": "..." (and *secret, *token, authorization, cookie) at any depth of a JSON text.
+const JSON_SECRET =
+  /"([\w.-]*(?:password|passwd|secret|token)|authorization|cookie|set-cookie)"(\s*:\s*)"(?:[^"\\]|\\.)*"/gi;
+
+/**
+ * Replaces credentials in free text with `[REDACTED]`: the password of any `scheme://user:pw@`
+ * URL, `password=...` in keyword DSNs and query strings, and the values of password-, secret-
+ * and token-named keys in JSON. Use it on any text that may have seen a connection string
+ * before it goes into an error message or a log; the logger applies it to every line.
+ * It is a safety net, not a parser: keep secrets out of text in the first place.
+ */
+export function scrubSecrets(text: string): string {
+  return text
+    .replace(URL_PASSWORD, `$1:${REDACTED}@`)
+    .replace(KEYWORD_PASSWORD, `$1$2${REDACTED}`)
+    .replace(JSON_SECRET, `"$1"$2"${REDACTED}"`);
+}
+
+/**
+ * Creates the application's logger: pino, JSON lines by default, pino-pretty (a worker-thread
+ * transport) when `cfg.pretty`. Secrets are removed twice: `REDACT_PATHS` on the logged objects,
+ * then `scrubSecrets()` on each finished line (message, `err.message`, `err.stack`, any field).
+ * `cfg.queryBindings` and `cfg.slowQueryThreshold` are for the database layer to read; the
+ * logger itself does not use them. pino-pretty is a development dependency: keep `pretty`
+ * off in production (the production default).
+ *
+ * @param destination Where lines go instead of stdout (tests capture output this way). With
+ *   `pretty`, lines are prettified synchronously into it.
+ *
+ * @example
+ * ```ts
+ * const logger = createLogger(config.log);
+ * logger.child({ component: 'database' }).info({ host }, 'connected');
+ * ```
+ */
+export function createLogger(cfg: LogConfig, destination?: pino.DestinationStream): Logger {
+  const options: pino.LoggerOptions = {
+    level: cfg.level,
+    redact: { paths: [...REDACT_PATHS], censor: REDACTED },
+    serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    hooks: { streamWrite: scrubSecrets },
+  };
+  if (cfg.pretty) {
+    if (destination) return pino(options, prettyStream(destination));
+    return pino({ ...options, transport: { target: 'pino-pretty', options: PRETTY_OPTIONS } });
+  }
+  return destination ? pino(options, destination) : pino(options);
+}
+
+const PRETTY_OPTIONS = { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' };
+
+/** A synchronous pino-pretty stream; loaded lazily because pino-pretty is a dev dependency. */
+function prettyStream(destination: pino.DestinationStream): pino.DestinationStream {
+  const require = createRequire(import.meta.url);
+  const build = require('pino-pretty') as (opts: object) => pino.DestinationStream;
+  return build({ ...PRETTY_OPTIONS, colorize: false, sync: true, destination });
+}
