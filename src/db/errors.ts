@@ -127,3 +127,21 @@ export class TransactionStateError extends AppError {
 export class TxOptionsError extends AppError {
   readonly code = 'TX_OPTIONS';
 }
+
+/**
+ * COMMIT was answered with ROLLBACK: a statement had already failed (the callback caught its
+ * error and went on), so the server rolled the whole transaction back. Nothing was written.
+ * The swallowed error, when the manager saw it, is the `cause`.
+ */
+export class TransactionAbortedError extends AppError {
+  readonly code = 'TRANSACTION_ABORTED';
+}
+
+/**
+ * Code inside an ambient transaction took a second pool connection (a query on the base knex
+ * instead of the transaction): it runs outside the transaction and can self-deadlock on a
+ * small pool (knex#1171). Raised when `foreignConnectionGuard` is 'error'.
+ */
+export class ForeignConnectionError extends AppError {
+  readonly code = 'FOREIGN_CONNECTION';
+}
