@@ -1,54 +1,248 @@
-// SKELETON: the PostgresDatabase work replaces the bodies marked TODO (see issue 2).
+import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
 import knexFactory, { type Knex } from 'knex';
-import type { PostgresConfig } from '../config/app-config.js';
+import type { PostgresConfig, TransactionConfig } from '../config/app-config.js';
 import type { Logger } from '../observability/logger.js';
-import type { Database, HealthReport, PoolStats, TxOptions } from './database.js';
+import { Metrics } from '../observability/metrics.js';
+import { connectWithRetry } from './connect-with-retry.js';
+import { ConnectionGate, type ConnectionHook } from './connection-gate.js';
+import type { BreakerState, Database, HealthReport, PoolStats, TxOptions } from './database.js';
+import { knexConfig } from './knex-config.js';
+import { PgConnectionOpener, type PooledPgClient } from './pg-connection-opener.js';
+import { PoolMonitor } from './pool-monitor.js';
+import { probeServer } from './server-probe.js';
 import { TxManager } from './tx-manager.js';
 
+/** Optional collaborators of `PostgresDatabase`. */
+export interface PostgresDatabaseOptions {
+  /** Where counters go; a private `Metrics` when absent. */
+  metrics?: Metrics;
+  /** Defaults of the transaction manager (retry attempts, delays, timeout). */
+  transactions?: TransactionConfig;
+  /** Whose state `health()` reports; 'closed' when absent. */
+  breaker?: { readonly state: BreakerState };
+  /** Record the acquiring stack of every checkout, for `PoolExhaustedError.holders`. Costs a stack capture per acquire. Default false. */
+  captureAcquireStacks?: boolean;
+}
+
+type KnexPgClient = Knex.Client & {
+  pool?: Parameters<PoolMonitor['attach']>[0];
+  version?: string;
+  acquireRawConnection(): Promise<unknown>;
+  checkVersion(connection: unknown): Promise<string>;
+};
+
+/**
+ * The `Database` on knex + pg; knex owns the pool (tarn). See the README's "Database" section
+ * for how each config key maps onto knex, tarn and pg.
+ *
+ * Lifecycle: the pool exists from construction and accepts work at once; `connect()` proves
+ * it (with retries). `disconnect()` refuses new work, drains, then closes; `close()` closes
+ * now. After either, `connect()` opens a new pool. Transactions are TxManager's: `beginTx`
+ * and `withTransaction` delegate to it.
+ *
+ * ```ts
+ * const db = new PostgresDatabase(config.database.postgres, logger, { metrics });
+ * await db.connect(AbortSignal.timeout(30_000));
+ * const rows = await db.driver()('users').select('id');
+ * await db.disconnect();
+ * ```
+ */
 export class PostgresDatabase implements Database {
-  readonly #cfg: PostgresConfig;
+  readonly #cfg: Readonly<PostgresConfig>;
   readonly #logger: Logger;
+  readonly #metrics: Metrics;
+  readonly #breaker: { readonly state: BreakerState } | undefined;
   readonly #knex: Knex;
+  readonly #client: KnexPgClient;
+  readonly #opener: PgConnectionOpener;
+  readonly #monitor: PoolMonitor;
+  readonly #gate: ConnectionGate;
   readonly #tx: TxManager;
+  #pooled = true;
+  #connecting: Promise<void> | undefined;
+  #shutdown: Promise<void> | undefined;
+  #drainAbort: AbortController | undefined;
 
-  constructor(cfg: PostgresConfig, logger: Logger) {
-    this.#cfg = cfg;
+  constructor(cfg: PostgresConfig, logger: Logger, options: PostgresDatabaseOptions = {}) {
+    this.#cfg = redactedCopy(cfg);
     this.#logger = logger.child({ component: 'database' });
-    this.#knex = knexFactory({
-      client: 'pg',
-      connection: {
-        host: cfg.host,
-        port: cfg.port,
-        database: cfg.name,
-        user: cfg.username,
-        password: cfg.password,
-        application_name: cfg.applicationName,
-      },
-      pool: { min: 0, max: cfg.maxOpenConns },
-      acquireConnectionTimeout: cfg.timeout,
-      compileSqlOnError: false,
+    this.#metrics = options.metrics ?? new Metrics();
+    this.#breaker = options.breaker;
+    this.#opener = new PgConnectionOpener(this.#cfg, this.#logger, {
+      onBroken: () => this.#metrics.errors.inc({ class: 'connection' }),
     });
+    this.#knex = knexFactory(knexConfig(this.#cfg, isQueryable, this.#logger));
+    this.#client = this.#knex.client as KnexPgClient;
+    // Every pool connection is opened by our opener (TLS mode, deadline, error listener).
+    this.#client.acquireRawConnection = () => this.#openPooledConnection();
+    const max = Math.max(1, this.#cfg.maxOpenConns);
+    this.#monitor = new PoolMonitor({
+      max,
+      captureStacks: options.captureAcquireStacks ?? false,
+      metrics: this.#metrics,
+    });
+    this.#attachPool();
+    this.#gate = new ConnectionGate(this.#knex, { monitor: this.#monitor, metrics: this.#metrics, max });
+    this.#gate.setOpen(true);
+    this.#metrics.observePool(() => this.getConnectionStats());
     // Transactions have one implementation: TxManager. The database delegates to it.
-    this.#tx = new TxManager(this, this.#logger);
+    const txOptions = { transactions: options.transactions, metrics: this.#metrics };
+    const TxManagerWithOptions = TxManager as unknown as new (
+      db: Database,
+      logger: Logger,
+      opts: typeof txOptions,
+    ) => TxManager;
+    this.#tx = new TxManagerWithOptions(this, this.#logger, txOptions);
   }
 
-  async connect(_signal?: AbortSignal): Promise<void> {
-    await this.#knex.raw('select 1'); // TODO retries, backoff, ConnectionError
+  /** The configuration in use; `password` is non-enumerable, so printing or serialising it never shows it. */
+  get config(): Readonly<PostgresConfig> {
+    return this.#cfg;
   }
 
-  async disconnect(): Promise<void> {
-    await this.#knex.destroy(); // TODO drain
+  /** The metrics this database (and its TxManager) update. */
+  get metrics(): Metrics {
+    return this.#metrics;
   }
 
+  /**
+   * Opens the pool if `close()`/`disconnect()` closed it, then proves it with `select 1`,
+   * retrying transient failures (connection refused/reset, timeouts, DNS, 57P03, 53300) up to
+   * `maxRetries` times with exponential backoff and full jitter (`retryDelay`, capped by
+   * `maxRetryDelay`). Permanent failures (authentication, unknown database, TLS) fail at once.
+   * A failed connect is not remembered: the next call tries afresh (prisma#19182).
+   * Concurrent calls share one attempt loop.
+   *
+   * @throws ConnectionError with `attempts`, `hint` and the driver error as `cause` (never the
+   *   password), also when `signal` aborts.
+   */
+  connect(signal?: AbortSignal): Promise<void> {
+    this.#connecting ??= this.#connect(signal).finally(() => {
+      this.#connecting = undefined;
+    });
+    return this.#connecting;
+  }
+
+  async #connect(signal: AbortSignal | undefined): Promise<void> {
+    if (this.#shutdown) await this.#shutdown;
+    if (!this.#pooled) {
+      this.#knex.initialize();
+      this.#attachPool();
+      this.#pooled = true;
+    }
+    this.#gate.setOpen(true);
+    this.#opener.resetTlsPreference();
+    await connectWithRetry(
+      async () => {
+        await this.#knex.raw('select 1');
+      },
+      {
+        maxRetries: this.#cfg.maxRetries,
+        retryDelayMs: this.#cfg.retryDelay,
+        maxRetryDelayMs: this.#cfg.maxRetryDelay,
+        signal,
+        logger: this.#logger,
+        metrics: this.#metrics,
+      },
+    );
+  }
+
+  /**
+   * Graceful close: new work (driver queries, transactions) is refused with
+   * `DatabaseClosedError` at once; in-flight work, including acquires already waiting, may
+   * finish for up to `drainTimeout` ms; then the pool closes. Work still running then is cut
+   * off (its connections are closed). Idempotent; concurrent calls share one shutdown.
+   */
+  disconnect(): Promise<void> {
+    return this.#close(this.#cfg.drainTimeout);
+  }
+
+  /** Immediate close: refuses new work and closes every connection, in use or not. Idempotent; also cuts short a running `disconnect()`. */
+  close(): Promise<void> {
+    this.#drainAbort?.abort();
+    return this.#close(0);
+  }
+
+  #close(drainMs: number): Promise<void> {
+    if (this.#shutdown) return this.#shutdown;
+    if (!this.#pooled) return Promise.resolve();
+    this.#gate.setOpen(false);
+    const abort = (this.#drainAbort = new AbortController());
+    this.#shutdown = (async () => {
+      this.#logger.info({ drainMs, inUse: this.#monitor.stats().inUse }, 'database closing');
+      const drained = drainMs > 0 ? await this.#drain(drainMs, abort.signal) : false;
+      await this.#destroyPool(!drained);
+      this.#logger.info('database closed');
+    })().finally(() => {
+      this.#pooled = false;
+      this.#shutdown = undefined;
+      this.#drainAbort = undefined;
+    });
+    return this.#shutdown;
+  }
+
+  /** Waits until nothing is checked out or waiting; false when `drainMs` ran out or `signal` aborted. */
+  async #drain(drainMs: number, signal: AbortSignal): Promise<boolean> {
+    const until = performance.now() + drainMs;
+    for (;;) {
+      const pool = this.#client.pool;
+      if (!pool || pool.numUsed() + pool.numPendingAcquires() + pool.numPendingCreates() === 0) return true;
+      if (signal.aborted || performance.now() >= until) {
+        this.#logger.warn(
+          { inUse: pool.numUsed(), drainMs },
+          'drain timeout: closing connections still in use',
+        );
+        return false;
+      }
+      await delay(10);
+    }
+  }
+
+  async #destroyPool(force: boolean): Promise<void> {
+    if (force) {
+      for (const conn of this.#monitor.checkedOut() as PooledPgClient[]) {
+        conn.__knex__disposed ??= 'closed by PostgresDatabase.close()';
+        // pg's end() destroys the socket when a query is running, so the query rejects now.
+        conn.end().catch(() => {});
+      }
+    }
+    // tarn's destroy waits for every checked-out connection to come back; a callback that
+    // never returns must not hold shutdown forever.
+    const destroyed = await Promise.race([
+      this.#knex.destroy().then(() => true),
+      delay(Math.max(1_000, this.#cfg.timeout)).then(() => false),
+    ]);
+    if (!destroyed) {
+      this.#logger.warn('the pool did not finish closing in time; abandoning it');
+      this.#client.pool = undefined;
+    }
+    this.#monitor.detach();
+  }
+
+  /**
+   * Checks the server on a dedicated short-lived connection (works while the pool is
+   * exhausted): `select 1`, `version()` and `pg_is_in_recovery()` in one round trip, bounded
+   * by `healthCheckTimeout`. Never throws. Reports 'down' while the database is closing or closed.
+   */
   async health(): Promise<HealthReport> {
-    const started = Date.now();
-    await this.#knex.raw('select 1'); // TODO
+    const started = performance.now();
+    const result = this.#gate.isOpen
+      ? await probeServer(this.#opener, this.#cfg.healthCheckTimeout)
+      : ({ ok: false, error: 'the database is closing or closed' } as const);
+    const latencyMs = Math.round((performance.now() - started) * 100) / 100;
+    const status = result.ok ? 'up' : 'down';
+    this.#metrics.healthLatency.observe({ status }, latencyMs / 1000);
+    this.#metrics.up.set(result.ok ? 1 : 0);
     return {
-      status: 'up',
-      latencyMs: Date.now() - started,
+      status,
+      latencyMs,
       checkedAt: new Date().toISOString(),
+      ...(result.ok
+        ? { server: { version: result.version, inRecovery: result.inRecovery } }
+        : { error: result.error }),
       pool: this.getConnectionStats(),
-      breaker: 'closed',
+      breaker: this.#breaker?.state ?? 'closed',
     };
   }
 
@@ -60,26 +254,54 @@ export class PostgresDatabase implements Database {
     return this.#tx.withTransaction(fn, opts);
   }
 
+  /** The knex instance. Its queries pass the same gate (refused once closing) and pool statistics. */
   driver(): Knex {
     return this.#knex;
   }
 
+  /** Pool statistics from tarn and its events; zeros (counters kept) while closed. See `PoolMonitor` for the counters' meanings. */
   getConnectionStats(): PoolStats {
-    return {
-      maxOpenConnections: this.#cfg.maxOpenConns,
-      openConnections: 0,
-      inUse: 0,
-      idle: 0,
-      pendingAcquires: 0,
-      waitCount: 0,
-      waitDurationMs: 0,
-      maxIdleClosed: 0,
-      maxIdleTimeClosed: 0,
-      maxLifetimeClosed: 0,
-    }; // TODO
+    return this.#monitor.stats();
   }
 
-  async close(): Promise<void> {
-    await this.#knex.destroy();
+  /**
+   * Adds a per-connection hook run at every checkout and return (the roadmap's
+   * foreign-connection guard and per-connection deadlines plug in here).
+   * @returns the hook's removal.
+   */
+  addConnectionHook(hook: ConnectionHook): () => void {
+    return this.#gate.addHook(hook);
   }
+
+  #attachPool(): void {
+    if (this.#client.pool) this.#monitor.attach(this.#client.pool);
+  }
+
+  async #openPooledConnection(): Promise<PooledPgClient> {
+    const conn = await this.#opener.open();
+    if (!this.#client.version) {
+      try {
+        // knex's own acquireRawConnection asks once per instance; its dialect reads it.
+        this.#client.version = await this.#client.checkVersion(conn);
+      } catch (err) {
+        conn.end().catch(() => {});
+        throw err;
+      }
+    }
+    return conn;
+  }
+}
+
+/** knex's pool `validate` hook: knex itself drops disposed and over-lifetime connections first. */
+function isQueryable(connection: unknown): boolean {
+  const c = connection as { _ending?: boolean; _queryable?: boolean };
+  return !c._ending && c._queryable !== false;
+}
+
+/** A frozen copy whose `password` is non-enumerable (kept out of inspect and JSON, as pg-pool does). */
+function redactedCopy(cfg: PostgresConfig): Readonly<PostgresConfig> {
+  const { password: _password, ...rest } = cfg;
+  const copy = { ...rest } as PostgresConfig;
+  Object.defineProperty(copy, 'password', { value: cfg.password, enumerable: false });
+  return Object.freeze(copy);
 }
