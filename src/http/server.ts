@@ -43,7 +43,6 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     bodyLimit: deps.server.bodyLimit,
     // Not `requestIdHeader`: that would take any header value verbatim; genReqId checks it.
     requestIdHeader: false,
-    requestIdLogLabel: 'reqId',
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
