@@ -54,10 +54,13 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
       : cfg.database.postgres;
 
     const breaker = new CircuitBreaker(cfg.database.breaker, logger, metrics);
-    const db = new PostgresDatabase(pgCfg, logger);
+    const db = new PostgresDatabase(pgCfg, logger, {
+      metrics,
+      transactions: cfg.database.transactions,
+      breaker,
+    });
     cleanups.unshift(() => db.close());
     attachQueryLogger(db.driver(), logger, cfg.log, metrics);
-    metrics.observePool(() => db.getConnectionStats());
     await db.connect();
     const _tx = new TxManager(db, logger);
 
@@ -65,7 +68,6 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
       intervalMs: cfg.database.postgres.healthCheckInterval,
       logger,
       breaker,
-      metrics,
     });
     const health = new HealthService({ db, loop: healthLoop, breaker });
     await healthLoop.checkNow();

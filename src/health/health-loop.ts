@@ -1,7 +1,6 @@
 import type { Database, HealthReport } from '../db/index.js';
 import type { CircuitBreaker } from '../db/circuit-breaker.js';
 import type { Logger } from '../observability/logger.js';
-import type { Metrics } from '../observability/metrics.js';
 
 /** Settings and collaborators of a {@link HealthLoop}. */
 export interface HealthLoopOptions {
@@ -10,8 +9,6 @@ export interface HealthLoopOptions {
   logger: Logger;
   /** Fed with every report (a down report counts as a connection failure; up closes it). */
   breaker?: Pick<CircuitBreaker, 'recordHealth'>;
-  /** Receives `up` and the health-check latency histogram. */
-  metrics?: Metrics;
 }
 
 /**
@@ -23,7 +20,8 @@ export interface HealthLoopOptions {
  *   process alive.
  * - Logs the first result, then only transitions: up -> down at error, down -> up at info,
  *   once each (not on every tick).
- * - Feeds each report to the circuit breaker and the `up` gauge / latency histogram.
+ * - Feeds each report to the circuit breaker. (`PostgresDatabase.health()` itself records the
+ *   `up` gauge and the health-check latency histogram.)
  * - `stop()` cancels the timer and waits for a check in flight. Never throws.
  */
 export class HealthLoop {
@@ -100,9 +98,6 @@ export class HealthLoop {
   #record(report: HealthReport): void {
     const previous = this.#last?.status;
     this.#last = report;
-    const { metrics } = this.#opts;
-    metrics?.up.set(report.status === 'up' ? 1 : 0);
-    metrics?.healthLatency.observe({ status: report.status }, report.latencyMs / 1000);
     if (previous === report.status) return;
     const fields = { status: report.status, latencyMs: report.latencyMs, error: report.error };
     if (report.status === 'down')

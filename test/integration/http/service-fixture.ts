@@ -18,7 +18,7 @@ export type ConfigOverrides = {
  */
 export function testConfig(databaseUrl: string, overrides: ConfigOverrides = {}): AppConfig {
   const base = loadConfig({ env: { APP_ENV: 'test', DATABASE_URL: databaseUrl }, profile: 'test' });
-  const merged = structuredClone({ ...base }) as AppConfig;
+  const merged = structuredClone<AppConfig>({ ...base });
   // loadConfig hides passwords as non-enumerable properties; structuredClone drops them.
   merged.database.postgres.password = base.database.postgres.password;
   merged.database.migrations.password = base.database.migrations.password;
