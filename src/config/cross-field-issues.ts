@@ -1,18 +1,20 @@
-import { parseDuration } from './parse-duration.js';
+import type { z } from 'zod';
+import { configSchema } from './config-schema.js';
 import { fromSource, type SourceMap } from './format-issues.js';
 import { getPath } from './merge-layers.js';
 
-/** Rules `b` must satisfy relative to `a`; checked on the merged layers, whatever else is wrong. */
-const AT_MOST: ReadonlyArray<readonly [lower: string, upper: string, kind: 'int' | 'duration']> = [
-  ['database.postgres.maxIdleConns', 'database.postgres.maxOpenConns', 'int'],
-  ['database.postgres.retryDelay', 'database.postgres.maxRetryDelay', 'duration'],
-  ['database.transactions.baseDelay', 'database.transactions.maxDelay', 'duration'],
+/** Pairs where the first key must not exceed the second. */
+const AT_MOST: ReadonlyArray<readonly [lower: string, upper: string]> = [
+  ['database.postgres.maxIdleConns', 'database.postgres.maxOpenConns'],
+  ['database.postgres.retryDelay', 'database.postgres.maxRetryDelay'],
+  ['database.transactions.baseDelay', 'database.transactions.maxDelay'],
 ];
 
 /**
  * The rules that span keys, and the production profile's requirements. They run on the merged,
- * not yet validated values (skipping any value that is itself invalid; the schema reports that
- * one), so that they are reported together with every other problem.
+ * not yet validated values, so they are reported together with every other problem (zod skips
+ * an object's refinements once one of its fields fails). A rule is skipped when one of its
+ * values is itself invalid: the schema reports that one.
  */
 export function crossFieldIssues(
   merged: Record<string, unknown>,
@@ -20,28 +22,30 @@ export function crossFieldIssues(
   sources: SourceMap,
 ): string[] {
   const issues: string[] = [];
-  for (const [lower, upper, kind] of AT_MOST) {
-    const low = valueOf(merged, lower, kind);
-    const high = valueOf(merged, upper, kind);
-    if (low !== undefined && high !== undefined && low > high) {
+  for (const [lower, upper] of AT_MOST) {
+    const low = validValue(merged, lower);
+    const high = validValue(merged, upper);
+    if (typeof low === 'number' && typeof high === 'number' && low > high) {
       const upperKey = upper.slice(upper.lastIndexOf('.') + 1);
       issues.push(
         `${lower}: must be at most ${upperKey} (${high}) (got ${low})${fromSource(lower, sources)}`,
       );
     }
   }
-  const migrationsPassword = getPath(merged, 'database.migrations.password');
-  if (migrationsPassword && !getPath(merged, 'database.migrations.username')) {
+  if (
+    validValue(merged, 'database.migrations.password') &&
+    validValue(merged, 'database.migrations.username') === ''
+  ) {
     issues.push('database.migrations.password: is set but database.migrations.username is empty');
   }
   if (profile === 'production') {
-    const host = getPath(merged, 'database.postgres.host');
+    const host = validValue(merged, 'database.postgres.host');
     if (host === '') {
       issues.push(
         'database.postgres.host: must be set in the production profile ' +
           '(empty means an embedded PostgreSQL, for development and tests only)',
       );
-    } else if (typeof host === 'string' && getPath(merged, 'database.postgres.password') === '') {
+    } else if (host !== undefined && validValue(merged, 'database.postgres.password') === '') {
       issues.push(
         'database.postgres.password: must be set in the production profile ' +
           '(DB_PASSWORD, DB_PASSWORD_FILE or DATABASE_URL)',
@@ -51,9 +55,10 @@ export function crossFieldIssues(
   return issues;
 }
 
-function valueOf(root: unknown, path: string, kind: 'int' | 'duration'): number | undefined {
-  const value = getPath(root, path);
-  if (kind === 'int') return Number.isInteger(value) ? (value as number) : undefined;
-  const parsed = parseDuration(value);
-  return 'ms' in parsed ? parsed.ms : undefined;
+/** The value at `path` as its own schema parses it (durations in ms), or undefined if invalid. */
+function validValue(merged: Record<string, unknown>, path: string): unknown {
+  let schema: z.ZodType = configSchema;
+  for (const key of path.split('.')) schema = (schema as z.ZodObject).shape[key] as z.ZodType;
+  const result = schema.safeParse(getPath(merged, path));
+  return result.success ? result.data : undefined;
 }

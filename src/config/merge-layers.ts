@@ -36,6 +36,8 @@ export function mergeLayers(layers: readonly ConfigSource[]): {
         const current = Object.hasOwn(target, key) ? target[key] : undefined;
         const child = isPlainObject(current) ? current : {};
         define(target, key, child);
+        // Sections get a source too, so an unknown (or empty) section can say where it came from.
+        sources.set(path, layer.leafSources?.get(path) ?? layer.name);
         assign(child, value, path, layer);
       } else {
         define(target, key, value);

@@ -41,15 +41,18 @@ export function parseDatabaseUrl(text: string, sourceName: string, issues: strin
     }
   };
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  if (host) postgres.host = decode(host, 'host');
-  if (url.port) postgres.port = Number(url.port);
-  if (url.username) postgres.username = decode(url.username, 'user name');
-  if (url.password) postgres.password = decode(url.password, 'password');
+  const set = (key: string, value: unknown) => {
+    if (value !== undefined) postgres[key] = value;
+  };
+  if (host) set('host', decode(host, 'host'));
+  if (url.port) set('port', Number(url.port));
+  if (url.username) set('username', decode(url.username, 'user name'));
+  if (url.password) set('password', decode(url.password, 'password'));
   const name = url.pathname.replace(/^\//, '');
   if (name) {
     const decoded = decode(name, 'database name');
     if (decoded?.includes('/')) issues.push(`${sourceName}: the database name must not contain "/"`);
-    else if (decoded !== undefined) postgres.name = decoded;
+    else set('name', decoded);
   }
   for (const [param, value] of url.searchParams) {
     const key = URL_PARAMS[param];

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { DEFAULTS } from './defaults.js';
 import { getPath, isPlainObject, type ConfigSource } from './merge-layers.js';
 
@@ -21,10 +21,11 @@ export function readYamlLayer(file: string, issues: string[]): ConfigSource | un
     issues.push(`${name}: cannot read the file (${code ?? 'unknown error'})`);
     return undefined;
   }
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
   if (doc.errors.length > 0) {
     for (const error of doc.errors) {
-      const at = error.linePos?.[0];
+      const at = lineCounter.linePos(error.pos[0]);
       issues.push(
         `${name}: invalid YAML${at ? ` at line ${at.line}, column ${at.col}` : ''} (${error.code})`,
       );
