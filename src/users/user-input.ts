@@ -1,0 +1,113 @@
+import { UniqueViolationError, ValidationError } from '../db/errors.js';
+import { User, type WritableUserStatus } from './user-model.js';
+
+/** What `create`, `upsertByEmail`, `insertMany` and `copyIn` accept. `status` defaults to `active`. */
+export interface NewUser {
+  email: string;
+  name: string;
+  status?: WritableUserStatus;
+}
+
+/** What `update` accepts: any non-empty subset of the writable fields. */
+export type UserPatch = Partial<NewUser>;
+
+/** A new user after validation, every field present. */
+export type ValidNewUser = Required<NewUser>;
+
+/** Largest bigint id (2^63 - 1), as PostgreSQL's int8. */
+const MAX_ID = 9223372036854775807n;
+
+/**
+ * True when `id` can name a row: a decimal string without sign or leading zeros, at most
+ * 2^63 - 1. Anything else names no row, so lookups answer "not found" without a query
+ * (and never a 22P02 from the server).
+ */
+export function isUserId(id: unknown): id is string {
+  return typeof id === 'string' && /^[1-9][0-9]{0,18}$/.test(id) && BigInt(id) <= MAX_ID;
+}
+
+/**
+ * Validates one new user against `User.jsonSchema` (plus the NUL check) and fills the
+ * default status.
+ * @param rowIndex - for bulk loads: error keys become `rows[<rowIndex>].<field>` and the
+ *   error's `rowIndex` names the row (0-based).
+ * @throws ValidationError naming every bad field.
+ */
+export function validateNewUser(input: unknown, rowIndex?: number): ValidNewUser {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw fieldError(
+      rowIndex === undefined ? 'user' : `rows[${rowIndex}]`,
+      'must be an object',
+      'type',
+      rowIndex,
+    );
+  }
+  try {
+    const user = User.fromJson(input);
+    return { email: user.email, name: user.name, status: (user.status as WritableUserStatus) ?? 'active' };
+  } catch (err) {
+    if (rowIndex === undefined || !(err instanceof ValidationError)) throw err;
+    const data: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(err.data as object)) data[`rows[${rowIndex}].${key}`] = value;
+    throw withRowIndex(new ValidationError({ type: 'ModelValidation', modelClass: User, data }), rowIndex);
+  }
+}
+
+/**
+ * Validates a patch for `update`: the same rules as a new user for the fields present.
+ * @throws ValidationError naming every bad field; also when the patch is empty.
+ */
+export function validatePatch(patch: unknown): UserPatch {
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) {
+    throw fieldError('patch', 'must be an object', 'type');
+  }
+  const user = User.fromJson(patch, { patch: true });
+  const valid: UserPatch = {};
+  if (user.email !== undefined) valid.email = user.email;
+  if (user.name !== undefined) valid.name = user.name;
+  if (user.status !== undefined) valid.status = user.status as WritableUserStatus;
+  if (Object.keys(valid).length === 0)
+    throw fieldError('patch', 'must change at least one field', 'minProperties');
+  return valid;
+}
+
+/** A ValidationError about one field, in objection's shape (`data[field]` = list of problems). */
+export function fieldError(
+  field: string,
+  message: string,
+  keyword: string,
+  rowIndex?: number,
+): ValidationError {
+  const err = new ValidationError({
+    type: 'ModelValidation',
+    modelClass: User,
+    data: { [field]: [{ message, keyword, params: {} }] },
+  });
+  return rowIndex === undefined ? err : withRowIndex(err, rowIndex);
+}
+
+/** An error that names the bulk-load row it is about (0-based), in `rowIndex`. */
+export type RowError<E extends Error = Error> = E & { rowIndex: number };
+
+/** Attaches the bulk-load row (0-based) to an error: `err.rowIndex`. */
+export function withRowIndex<E extends Error>(err: E, rowIndex: number): RowError<E> {
+  return Object.assign(err, { rowIndex });
+}
+
+type DbErrorClass = new (args: Record<string, unknown>) => Error;
+
+/** The UniqueViolationError of a bulk-load row whose email is already taken (0-based `rowIndex`). */
+export function rowUniqueViolation(rowIndex: number): RowError {
+  const nativeError = new Error(
+    `rows[${rowIndex}]: duplicate key value violates unique constraint "users_email_lower_key"`,
+  );
+  // db-errors' typings declare Error's constructor; the real one takes this argument object.
+  const err = new (UniqueViolationError as unknown as DbErrorClass)({
+    nativeError,
+    client: 'postgres',
+    table: 'users',
+    columns: ['email'],
+    constraint: 'users_email_lower_key',
+  });
+  return withRowIndex(err, rowIndex);
+}

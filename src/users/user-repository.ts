@@ -1,0 +1,334 @@
+import type { Knex } from 'knex';
+import { raw, type PartialModelObject } from 'objection';
+import { NotFoundError, OptimisticLockError } from '../db/errors.js';
+import { executorFor } from '../db/tx-context.js';
+import { copyUsersIn, type UserRows } from './user-copy-in.js';
+import { LIST_ORDERS, UserCursorCodec, type ListOrder } from './user-cursor.js';
+import {
+  fieldError,
+  isUserId,
+  rowUniqueViolation,
+  validateNewUser,
+  validatePatch,
+  type NewUser,
+  type UserPatch,
+  type ValidNewUser,
+} from './user-input.js';
+import { EMAIL_MAX_LENGTH, USER_STATUSES, User, type UserStatus } from './user-model.js';
+
+/** Where a repository call runs: an explicit knex or transaction. */
+export type Executor = Knex | Knex.Transaction;
+
+export interface UserRepositoryOptions {
+  /**
+   * Run `findById`/`getById`/`findByEmail` as named prepared statements (parsed and
+   * planned once per connection). Default true; turn off behind PgBouncer in transaction
+   * mode, where a statement prepared on one server connection is missing on the next.
+   */
+  preparedStatements?: boolean;
+  /** Signs list cursors with HMAC-SHA256 so any edit is detected; default none (validated only). */
+  cursorSecret?: string;
+  /** Rows per multi-row INSERT in `insertMany`; default 1000 (3 bind values each). */
+  insertChunkSize?: number;
+}
+
+export interface ListUsersOptions {
+  /** Only users with this status; default every user not soft-deleted. */
+  status?: UserStatus;
+  /** Page size, 1..100; default 20. */
+  limit?: number;
+  /** `nextCursor` of the previous page, from a list with the same status and order. */
+  cursor?: string;
+  /** By id; default 'asc' (oldest first). */
+  order?: ListOrder;
+}
+
+export interface UserPage {
+  items: User[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
+export const LIST_LIMIT_DEFAULT = 20;
+export const LIST_LIMIT_MAX = 100;
+
+const COLUMNS = ['id', 'email', 'name', 'status', 'version', 'created_at', 'updated_at', 'deleted_at'];
+
+/**
+ * Users: reads, writes with optimistic locking, soft delete, and bulk loads.
+ *
+ * Every method takes an optional last `executor`; without one it joins the ambient
+ * transaction (`TxManager.withTransaction`), else it uses the pool. Soft-deleted users
+ * are invisible to `find*`/`get*`/`update` and to `list`/`count` without a status filter;
+ * `list({ status: 'deleted' })` and `restore` reach them. Ids are strings (bigint, see
+ * `User`). Input is validated before any SQL runs: bad input is a `ValidationError`
+ * naming the fields, never a SQL error.
+ *
+ * ```ts
+ * const users = new UserRepository(db.driver(), { preparedStatements: cfg.database.postgres.preparedStatements });
+ * const ada = await users.create({ email: 'ada@example.com', name: 'Ada' });
+ * const renamed = await users.update(ada.id, { name: 'Ada L.' }, ada.version);
+ * const { items, nextCursor } = await users.list({ status: 'active', limit: 50 });
+ * ```
+ */
+export class UserRepository {
+  readonly #knex: Knex;
+  readonly #prepared: boolean;
+  readonly #cursors: UserCursorCodec;
+  readonly #chunkSize: number;
+
+  constructor(knex: Knex, opts: UserRepositoryOptions = {}) {
+    this.#knex = knex;
+    this.#prepared = opts.preparedStatements ?? true;
+    this.#cursors = new UserCursorCodec(opts.cursorSecret);
+    this.#chunkSize = opts.insertChunkSize ?? 1000;
+  }
+
+  /**
+   * Inserts a user (status defaults to `active`).
+   * @throws ValidationError naming the bad fields; UniqueViolationError when the email
+   *   exists in any letter case.
+   */
+  async create(input: NewUser, executor?: Executor): Promise<User> {
+    const valid = validateNewUser(input);
+    return User.query(this.#ex(executor)).insert(valid).returning('*');
+  }
+
+  /** @throws NotFoundError when no live user has this id. */
+  async getById(id: string, executor?: Executor): Promise<User> {
+    return (await this.findById(id, executor)) ?? throwNotFound();
+  }
+
+  /** The live user with this id, or undefined (also for a malformed id). */
+  async findById(id: string, executor?: Executor): Promise<User | undefined> {
+    if (!isUserId(id)) return undefined;
+    const query = this.#ex(executor)('users').select(COLUMNS).where('id', id).whereNull('deleted_at').first();
+    return toUser(await this.#named(query, 'users_find_by_id'));
+  }
+
+  /**
+   * The live user with this email in any letter case, or undefined.
+   * @throws ValidationError when `email` is not a string or contains NUL.
+   */
+  async findByEmail(email: string, executor?: Executor): Promise<User | undefined> {
+    assertSearchString('email', email);
+    if (email.length > EMAIL_MAX_LENGTH) return undefined;
+    const query = this.#ex(executor)('users')
+      .select(COLUMNS)
+      .whereRaw('lower(email) = lower(?)', [email])
+      .whereNull('deleted_at')
+      .first();
+    return toUser(await this.#named(query, 'users_find_by_email'));
+  }
+
+  /**
+   * One page of users in id order (keyset pagination: stable under concurrent inserts,
+   * constant cost per page).
+   * @throws ValidationError on `status`, `limit`, `order` or `cursor` (a cursor that is
+   *   malformed, altered, or from a list with another status or order).
+   */
+  async list(opts: ListUsersOptions = {}, executor?: Executor): Promise<UserPage> {
+    const status = checkStatus(opts.status);
+    const limit = opts.limit ?? LIST_LIMIT_DEFAULT;
+    if (!Number.isInteger(limit) || limit < 1 || limit > LIST_LIMIT_MAX) {
+      throw fieldError('limit', `must be an integer from 1 to ${LIST_LIMIT_MAX}`, 'range');
+    }
+    const order = opts.order ?? 'asc';
+    if (!(LIST_ORDERS as readonly unknown[]).includes(order))
+      throw fieldError('order', "must be 'asc' or 'desc'", 'enum');
+    const after =
+      opts.cursor === undefined ? undefined : this.#cursors.decode(opts.cursor, { status, order }).afterId;
+    const query = statusFilter(this.#ex(executor)('users').select(COLUMNS), status);
+    if (after !== undefined) void query.where('id', order === 'asc' ? '>' : '<', after);
+    const rows = (await query.orderBy('id', order).limit(limit + 1)) as Record<string, unknown>[];
+    const items = rows.slice(0, limit).map((row) => User.fromDatabaseJson(row));
+    const last = items.at(-1);
+    const nextCursor =
+      rows.length > limit && last ? this.#cursors.encode({ afterId: last.id, status, order }) : null;
+    return { items, nextCursor };
+  }
+
+  /**
+   * Applies `patch` if the user is still at `expectedVersion`; bumps the version. Nothing is
+   * written otherwise.
+   * @throws ValidationError on the patch or version; NotFoundError when no live user has the
+   *   id; OptimisticLockError when the version moved; UniqueViolationError for a taken email.
+   */
+  async update(id: string, patch: UserPatch, expectedVersion: number, executor?: Executor): Promise<User> {
+    if (!Number.isInteger(expectedVersion) || expectedVersion < 1) {
+      throw fieldError('expectedVersion', 'must be an integer of at least 1', 'minimum');
+    }
+    const valid = validatePatch(patch);
+    if (!isUserId(id)) throwNotFound();
+    const ex = this.#ex(executor);
+    const changes = { ...valid, version: raw('version + 1') } as PartialModelObject<User>;
+    const [updated] = await User.query(ex)
+      .patch(changes)
+      .where('id', id)
+      .where('version', expectedVersion)
+      .whereNull('deleted_at')
+      .returning('*');
+    if (updated) return updated;
+    const current: unknown = await ex('users')
+      .select('version')
+      .where('id', id)
+      .whereNull('deleted_at')
+      .first();
+    if (current) throw new OptimisticLockError('User', id, expectedVersion);
+    throwNotFound();
+  }
+
+  /**
+   * Marks a live user deleted (status `deleted`, `deleted_at` now, version + 1).
+   * @throws NotFoundError when no live user has the id.
+   */
+  async softDelete(id: string, executor?: Executor): Promise<User> {
+    if (!isUserId(id)) throwNotFound();
+    const ex = this.#ex(executor);
+    const rows = await ex('users')
+      .where('id', id)
+      .whereNull('deleted_at')
+      .update(
+        {
+          status: 'deleted',
+          deleted_at: ex.fn.now(),
+          updated_at: ex.fn.now(),
+          version: ex.raw('version + 1'),
+        },
+        COLUMNS,
+      );
+    return toUser(rows[0]) ?? throwNotFound();
+  }
+
+  /**
+   * Brings a soft-deleted user back as `active` (version + 1).
+   * @throws NotFoundError when no soft-deleted user has the id.
+   */
+  async restore(id: string, executor?: Executor): Promise<User> {
+    if (!isUserId(id)) throwNotFound();
+    const ex = this.#ex(executor);
+    const rows = await ex('users')
+      .where('id', id)
+      .whereNotNull('deleted_at')
+      .update(
+        { status: 'active', deleted_at: null, updated_at: ex.fn.now(), version: ex.raw('version + 1') },
+        COLUMNS,
+      );
+    return toUser(rows[0]) ?? throwNotFound();
+  }
+
+  /** Users with `status`, or every user not soft-deleted. @throws ValidationError on `status`. */
+  async count(opts: { status?: UserStatus } = {}, executor?: Executor): Promise<number> {
+    const status = checkStatus(opts.status);
+    const query = statusFilter(this.#ex(executor)<{ count: string }>('users'), status);
+    const [row] = (await query.count({ count: '*' })) as unknown as Array<{ count: string }>;
+    return Number(row?.count ?? 0);
+  }
+
+  /**
+   * Inserts the user, or, when the email exists in any letter case, updates its name (and
+   * its status when one is given: a given status also restores a soft-deleted user). One
+   * statement (`INSERT ... ON CONFLICT (lower(email)) DO UPDATE`), safe under concurrency.
+   * The stored email keeps its original spelling.
+   * @throws ValidationError naming the bad fields.
+   */
+  async upsertByEmail(input: NewUser, executor?: Executor): Promise<{ user: User; created: boolean }> {
+    const valid = validateNewUser(input);
+    const statusGiven = input.status !== undefined;
+    const result = await this.#ex(executor).raw<{ rows: Array<Record<string, unknown>> }>(
+      `insert into users (email, name, status) values (?, ?, ?)
+       on conflict ((lower(email))) do update set
+         name = excluded.name,
+         status = case when ?::boolean then excluded.status else users.status end,
+         deleted_at = case when ?::boolean then null else users.deleted_at end,
+         version = users.version + 1,
+         updated_at = now()
+       returning ${COLUMNS.join(', ')}, (xmax = 0) as inserted`,
+      [valid.email, valid.name, valid.status, statusGiven, statusGiven],
+    );
+    const { inserted, ...row } = result.rows[0] ?? {};
+    return { user: User.fromDatabaseJson(row), created: inserted === true };
+  }
+
+  /**
+   * Inserts many users with chunked multi-row INSERTs in one transaction (a savepoint
+   * inside an outer one): all or none. Every row is validated before the first INSERT.
+   * @returns the number of rows inserted.
+   * @throws ValidationError for the first invalid row (keys `rows[i].field`, `rowIndex`);
+   *   UniqueViolationError with `rowIndex` for the first row whose email is already taken
+   *   (in the table or earlier in `rows`).
+   */
+  async insertMany(rows: readonly NewUser[], executor?: Executor): Promise<number> {
+    if (!Array.isArray(rows)) throw fieldError('rows', 'must be an array', 'type');
+    const valid = rows.map((row, i) => validateNewUser(row, i));
+    if (valid.length === 0) return 0;
+    return this.#ex(executor).transaction(async (trx) => {
+      for (let start = 0; start < valid.length; start += this.#chunkSize) {
+        const chunk = valid.slice(start, start + this.#chunkSize);
+        // DO NOTHING + RETURNING tells exactly which row conflicted; the throw rolls back.
+        const returned: Array<{ email: string }> = await trx('users')
+          .insert(chunk)
+          .onConflict()
+          .ignore()
+          .returning('email');
+        if (returned.length !== chunk.length) throw rowUniqueViolation(start + firstSkipped(chunk, returned));
+      }
+      return valid.length;
+    });
+  }
+
+  /**
+   * Bulk load through `COPY ... FROM STDIN` (the fast path for large imports): rows are
+   * validated as they stream, all or none are written, and an async iterable is consumed
+   * with backpressure, never held whole. See `copyUsersIn` for the error contract.
+   * @returns the number of rows written.
+   */
+  async copyIn(rows: UserRows, executor?: Executor): Promise<number> {
+    return copyUsersIn(this.#ex(executor), rows);
+  }
+
+  #ex(explicit?: Executor): Executor {
+    return executorFor(this.#knex, explicit);
+  }
+
+  /** Names the statement so pg prepares it once per connection (the SQL text never varies). */
+  #named<Q extends Knex.QueryBuilder>(query: Q, name: string): Q {
+    if (this.#prepared) void query.options({ name });
+    return query;
+  }
+}
+
+function toUser(row: unknown): User | undefined {
+  return typeof row === 'object' && row !== null ? User.fromDatabaseJson(row) : undefined;
+}
+
+function throwNotFound(): never {
+  throw new NotFoundError({ modelClass: User, message: 'User not found.' });
+}
+
+function checkStatus(status: unknown): UserStatus | null {
+  if (status === undefined) return null;
+  if ((USER_STATUSES as readonly unknown[]).includes(status)) return status as UserStatus;
+  throw fieldError('status', `must be one of ${USER_STATUSES.join(', ')}`, 'enum');
+}
+
+function statusFilter<Q extends Knex.QueryBuilder>(query: Q, status: UserStatus | null): Q {
+  return (status === null ? query.whereNull('deleted_at') : query.where('status', status)) as Q;
+}
+
+function assertSearchString(field: string, value: unknown): asserts value is string {
+  if (typeof value !== 'string') throw fieldError(field, 'must be a string', 'type');
+  if (value.includes('\u0000')) throw fieldError(field, 'must not contain NUL (U+0000) characters', 'noNul');
+}
+
+/** Index in `chunk` of the first row ON CONFLICT DO NOTHING skipped (rows insert in order). */
+function firstSkipped(chunk: readonly ValidNewUser[], returned: ReadonlyArray<{ email: string }>): number {
+  const left = new Map<string, number>();
+  for (const { email } of returned) left.set(email, (left.get(email) ?? 0) + 1);
+  for (const [i, row] of chunk.entries()) {
+    const n = left.get(row.email) ?? 0;
+    if (n === 0) return i;
+    left.set(row.email, n - 1);
+  }
+  return chunk.length - 1;
+}
