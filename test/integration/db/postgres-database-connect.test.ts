@@ -166,7 +166,11 @@ describe('PostgresDatabase', () => {
       expect(password).to.have.length.greaterThan(3);
       expect(db.config.password).to.equal(password);
       const builder = db.driver()('pg_class').select('relname');
-      const conn = await db.driver().client.acquireConnection();
+      const client = db.driver().client as {
+        acquireConnection(): Promise<unknown>;
+        releaseConnection(c: unknown): Promise<void>;
+      };
+      const conn = await client.acquireConnection();
       try {
         for (const shown of [
           inspect(db, { depth: 6 }),
@@ -178,7 +182,7 @@ describe('PostgresDatabase', () => {
         ])
           expect(shown).not.to.include(password);
       } finally {
-        await db.driver().client.releaseConnection(conn);
+        await client.releaseConnection(conn);
       }
     });
   });

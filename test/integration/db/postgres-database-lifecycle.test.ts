@@ -64,7 +64,7 @@ describe('PostgresDatabase lifecycle', () => {
           .raw('select 1')
           .then(() => 'ran'),
       );
-      const refusedTx = await settle(db.withTransaction(async () => 'ran'));
+      const refusedTx = await settle(db.withTransaction(() => Promise.resolve('ran')));
       await disconnecting;
       expect(Date.now() - started).to.be.at.least(800);
       expect(await sleeping).to.deep.equal({ ok: true, value: 'slept' });
