@@ -88,8 +88,10 @@ export class PgConnectionOpener {
     });
     let connected = false;
     client.on('error', (err) => {
-      client.__knex__disposed = err;
-      if (!connected) return; // connect() rejects with it
+      // pg emits twice for one death (the server's 57P01, then "terminated unexpectedly"): log once.
+      const first = !client.__knex__disposed;
+      client.__knex__disposed ??= err;
+      if (!connected || !first) return; // before connect, connect() rejects with it
       this.#logger.warn(
         { err: describeError(err), pid: (client as { processID?: number }).processID },
         'database connection broke; it is discarded and the pool opens a new one',

@@ -61,7 +61,9 @@ describe('PostgresDatabase resilience (dedicated server)', function () {
     await ds.server.stop();
     const { db, metrics } = make({ maxRetries: 40, retryDelay: 100, maxRetryDelay: 300 });
     const starting = new Promise<void>((resolve, reject) => {
-      setTimeout(() => ds.server.start().then(resolve, reject), 1_000);
+      setTimeout(() => {
+        ds.server.start().then(resolve, reject);
+      }, 1_000);
     });
     const started = Date.now();
     try {
