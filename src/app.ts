@@ -1,13 +1,18 @@
 import type { FastifyInstance } from 'fastify';
+import knexFactory from 'knex';
 import type { AppConfig, PostgresConfig } from './config/app-config.js';
 import { CircuitBreaker } from './db/circuit-breaker.js';
 import { EmbeddedServer, PostgresDatabase, TxManager, type Database } from './db/index.js';
+import { knexMigrationConfig, migratorConfig } from './db/migrations-config.js';
 import { attachQueryLogger } from './db/query-logger.js';
 import { HealthLoop } from './health/health-loop.js';
 import { HealthService } from './health/health-service.js';
 import { buildServer } from './http/server.js';
 import type { Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
+import { UserRepository } from './users/user-repository.js';
+import { registerUserRoutes } from './users/user-routes.js';
+import { UserService } from './users/user-service.js';
 
 /** Optional collaborators of {@link startService}; tests pass their own. */
 export interface StartOptions {
@@ -50,8 +55,9 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
     const embedded = await startEmbedded(cfg, logger);
     if (embedded) cleanups.unshift(() => embedded.stop());
     const pgCfg: PostgresConfig = embedded
-      ? { ...cfg.database.postgres, host: '127.0.0.1' }
+      ? withHost(cfg.database.postgres, '127.0.0.1')
       : cfg.database.postgres;
+    if (cfg.database.migrateOnStart) await migrate(cfg, logger);
 
     const breaker = new CircuitBreaker(cfg.database.breaker, logger, metrics);
     const db = new PostgresDatabase(pgCfg, logger, {
@@ -62,19 +68,35 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
     cleanups.unshift(() => db.close());
     attachQueryLogger(db.driver(), logger, cfg.log, metrics);
     await db.connect();
-    const _tx = new TxManager(db, logger);
+    const tx = new TxManager(db, logger);
+    const users = new UserService({
+      users: new UserRepository(db.driver(), { preparedStatements: pgCfg.preparedStatements }),
+      tx,
+      breaker,
+    });
 
     const healthLoop = new HealthLoop(db, {
       intervalMs: cfg.database.postgres.healthCheckInterval,
       logger,
       breaker,
     });
-    const health = new HealthService({ db, loop: healthLoop, breaker });
+    const health = new HealthService({
+      db,
+      loop: healthLoop,
+      breaker,
+      migrationStatus: () => migrationStatus(db),
+    });
     await healthLoop.checkNow();
     healthLoop.start();
     cleanups.unshift(() => healthLoop.stop());
 
-    const app = buildServer({ server: cfg.server, logger, health, metrics });
+    const app = buildServer({
+      server: cfg.server,
+      logger,
+      health,
+      metrics,
+      routes: [(a) => registerUserRoutes(a, users, { maxImportRowBytes: cfg.server.bodyLimit })],
+    });
     await app.listen({ host: cfg.server.host, port: cfg.server.port });
     const url = serverUrl(app);
     logger.info({ url }, `listening on ${url}`);
@@ -101,6 +123,40 @@ async function startEmbedded(cfg: AppConfig, logger: Logger): Promise<EmbeddedSe
   });
   await server.start();
   return server;
+}
+
+/** A copy of `pg` with another host; keeps the password (non-enumerable on loaded configs). */
+function withHost(pg: PostgresConfig, host: string): PostgresConfig {
+  const copy = { ...pg, host };
+  Object.defineProperty(copy, 'password', { value: pg.password, enumerable: false });
+  return copy;
+}
+
+/** Runs pending migrations with the migration credentials and lock_timeout, then closes. */
+async function migrate(cfg: AppConfig, logger: Logger): Promise<void> {
+  const log = logger.child({ component: 'migrations' });
+  const knex = knexFactory(knexMigrationConfig(cfg));
+  try {
+    const [batch, applied] = (await knex.migrate.latest()) as [number, string[]];
+    if (applied.length) log.info({ batch, applied }, 'migrations applied');
+    else log.info('schema is up to date');
+  } finally {
+    await knex.destroy();
+  }
+}
+
+/** Applied and pending migrations, from knex's bookkeeping table and the migrations directory. */
+async function migrationStatus(db: Database): Promise<unknown> {
+  const [completed, pending] = (await db.driver().migrate.list(migratorConfig())) as [
+    Array<{ name: string }>,
+    Array<{ file: string }>,
+  ];
+  return {
+    applied: completed.length,
+    pending: pending.length,
+    latest: completed.at(-1)?.name ?? null,
+    pendingNames: pending.map((p) => p.file),
+  };
 }
 
 function serverUrl(app: FastifyInstance): string {

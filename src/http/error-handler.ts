@@ -18,7 +18,12 @@ import {
   UniqueViolationError,
   ValidationError,
 } from '../db/index.js';
-import { BadRequestError, PreconditionRequiredError, type FieldProblem } from './request-errors.js';
+import {
+  BadRequestError,
+  ImportRowError,
+  PreconditionRequiredError,
+  type FieldProblem,
+} from './request-errors.js';
 
 /** The JSON body of every error response. Never carries SQL text, a stack or a secret. */
 export interface ErrorBody {
@@ -62,6 +67,12 @@ const FASTIFY_CLIENT_ERRORS: Record<string, [number, string, string]> = {
  */
 export function errorResponse(err: unknown, requestId?: string): ErrorResponse {
   const r = classify(err);
+  const line = lineOf(err);
+  if (line !== undefined && r.status < 500 && r.line === undefined) {
+    // A bulk-import row error (the route attached the row's line): say which row.
+    r.line = line;
+    r.message = `Import row on line ${line}: ${r.message}`;
+  }
   const body: ErrorBody = { statusCode: r.status, code: r.code, message: r.message };
   if (requestId) body.requestId = requestId;
   if (r.fields) body.fields = r.fields;
@@ -91,7 +102,7 @@ function classify(err: unknown): Classified {
   }
   if (err instanceof BadRequestError)
     return { status: 400, code: err.code, message: err.message, fields: [...err.fields] };
-  if (isImportRowError(err))
+  if (err instanceof ImportRowError)
     return {
       status: 400,
       code: 'IMPORT_ROW_INVALID',
@@ -144,6 +155,11 @@ function classify(err: unknown): Classified {
   return { status: 500, code: 'INTERNAL', message: 'Internal server error.' };
 }
 
+function lineOf(err: unknown): number | undefined {
+  const line = (err as { line?: unknown } | null)?.line;
+  return typeof line === 'number' && Number.isInteger(line) && line > 0 ? line : undefined;
+}
+
 function unavailable(code: string, message: string, retryAfterS = DEFAULT_RETRY_AFTER_S): Classified {
   return { status: 503, code, message, retryAfterS: Math.max(1, retryAfterS) };
 }
@@ -185,29 +201,26 @@ function modelFields(err: ValidationError): FieldProblem[] {
   return Object.entries(data as Record<string, unknown>).map(([key, issues]) => {
     const first: unknown = Array.isArray(issues) ? issues[0] : undefined;
     const message = (first as { message?: unknown } | undefined)?.message;
-    return { field: `body.${key}`, message: typeof message === 'string' ? message : 'is invalid' };
+    // Bulk-load errors key fields as `rows[<index>].email`; the line number says which row.
+    const field = key.replace(/^rows\[\d+\]\.?/, '') || 'row';
+    return { field: `body.${field}`, message: typeof message === 'string' ? message : 'is invalid' };
   });
 }
 
 function uniqueFields(err: InstanceType<typeof UniqueViolationError>): FieldProblem[] | undefined {
   const columns = (err as { columns?: string[] }).columns ?? [];
   // Column names are part of our schema, not user data; values are never echoed.
-  return columns.length
-    ? columns.map((c) => ({ field: `body.${camel(c)}`, message: 'is already taken' }))
+  // An expression index reports its expression (`lower(email)`): name the column inside it.
+  const names = columns
+    .map((c) => /([A-Za-z_][A-Za-z0-9_]*)\)*$/.exec(c)?.[1])
+    .filter((c) => c !== undefined);
+  return names.length
+    ? names.map((c) => ({ field: `body.${camel(c)}`, message: 'is already taken' }))
     : undefined;
 }
 
 function camel(s: string): string {
   return s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
-/** Duck-typed so the HTTP layer does not import the users feature. */
-function isImportRowError(err: unknown): err is Error & { line: number; fields: FieldProblem[] } {
-  return (
-    err instanceof Error &&
-    (err as { code?: unknown }).code === 'IMPORT_ROW_INVALID' &&
-    typeof (err as { line?: unknown }).line === 'number'
-  );
 }
 
 const CONNECTION_CODES = new Set([

@@ -22,3 +22,16 @@ export class BadRequestError extends AppError {
 export class PreconditionRequiredError extends AppError {
   readonly code = 'PRECONDITION_REQUIRED';
 }
+
+/** A row of a bulk import is malformed or invalid; `line` is where it starts (1-based). */
+export class ImportRowError extends AppError {
+  readonly code = 'IMPORT_ROW_INVALID';
+  readonly line: number;
+  readonly fields: readonly FieldProblem[];
+
+  constructor(line: number, problem: string, fields: readonly FieldProblem[] = [], options?: ErrorOptions) {
+    super(`Import row on line ${line} ${problem}.`, options);
+    this.line = line;
+    this.fields = fields;
+  }
+}

@@ -1,0 +1,207 @@
+import { StringDecoder } from 'node:string_decoder';
+import { ImportRowError } from './request-errors.js';
+
+/** Where each streamed row started, kept compactly (one entry per change of `line - row`). */
+export class RowLines {
+  // Parallel arrays of breakpoints: from row `rows[i]` on, line = row + offsets[i].
+  readonly #rows: number[] = [];
+  readonly #offsets: number[] = [];
+  #count = 0;
+
+  /** Records that the next row starts on `line` (1-based). */
+  push(line: number): void {
+    const offset = line - this.#count;
+    if (this.#offsets.at(-1) !== offset) {
+      this.#rows.push(this.#count);
+      this.#offsets.push(offset);
+    }
+    this.#count += 1;
+  }
+
+  /** Rows recorded so far. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** The 1-based line where the 0-based row `index` started, or undefined if never seen. */
+  lineOf(index: number): number | undefined {
+    if (!Number.isInteger(index) || index < 0 || index >= this.#count) return undefined;
+    let lo = 0;
+    let hi = this.#rows.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.#rows[mid]! <= index) lo = mid;
+      else hi = mid - 1;
+    }
+    return index + this.#offsets[lo]!;
+  }
+}
+
+/** Formats accepted by {@link parseImportRows}. */
+export type ImportFormat = 'ndjson' | 'json-array';
+
+/**
+ * Parses a streamed request body into rows, one at a time, without holding the body:
+ * NDJSON (one JSON value per line; blank lines skipped) or one JSON array. Each row's
+ * 1-based starting line is recorded in `lines` before the row is yielded.
+ *
+ * @param maxRowBytes - a single row longer than this (characters) is refused, so one
+ *   endless line cannot exhaust memory.
+ * @throws ImportRowError naming the line of malformed JSON, of an oversized row, or of
+ *   anything after a JSON array's closing bracket.
+ */
+export async function* parseImportRows(
+  body: AsyncIterable<Buffer | string>,
+  format: ImportFormat,
+  lines: RowLines,
+  maxRowBytes: number,
+): AsyncGenerator<unknown> {
+  const scanner = format === 'ndjson' ? new NdjsonScanner(maxRowBytes) : new JsonArrayScanner(maxRowBytes);
+  const decoder = new StringDecoder('utf8');
+  for await (const chunk of body) {
+    const text = typeof chunk === 'string' ? chunk : decoder.write(chunk);
+    for (const row of scanner.feed(text)) {
+      lines.push(row.line);
+      yield row.value;
+    }
+  }
+  for (const row of scanner.feed(decoder.end(), true)) {
+    lines.push(row.line);
+    yield row.value;
+  }
+}
+
+interface ScannedRow {
+  line: number;
+  value: unknown;
+}
+
+function parseRow(text: string, line: number): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    // JSON.parse's message quotes the input; keep row content out of the response.
+    throw new ImportRowError(line, 'is not valid JSON');
+  }
+}
+
+class NdjsonScanner {
+  readonly #max: number;
+  #partial = '';
+  #line = 1;
+
+  constructor(maxRowBytes: number) {
+    this.#max = maxRowBytes;
+  }
+
+  *feed(text: string, end = false): Generator<ScannedRow> {
+    let start = 0;
+    for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
+      const piece = this.#partial + text.slice(start, nl);
+      this.#partial = '';
+      start = nl + 1;
+      if (piece.length > this.#max) throw new ImportRowError(this.#line, 'is larger than the row limit');
+      if (piece.trim() !== '') yield { line: this.#line, value: parseRow(piece, this.#line) };
+      this.#line += 1;
+    }
+    this.#partial += text.slice(start);
+    if (this.#partial.length > this.#max)
+      throw new ImportRowError(this.#line, 'is larger than the row limit');
+    if (end && this.#partial.trim() !== '') {
+      const piece = this.#partial;
+      this.#partial = '';
+      yield { line: this.#line, value: parseRow(piece, this.#line) };
+    }
+  }
+}
+
+/**
+ * An incremental splitter of one top-level JSON array into element texts: it tracks
+ * nesting depth and strings (with escapes) only; each element is then parsed by JSON.parse.
+ */
+class JsonArrayScanner {
+  readonly #max: number;
+  #state: 'before' | 'between' | 'element' | 'after' = 'before';
+  #parts: string[] = [];
+  #size = 0;
+  #depth = 0;
+  #inString = false;
+  #escaped = false;
+  #line = 1;
+  #elementLine = 1;
+  #elements = 0;
+
+  constructor(maxRowBytes: number) {
+    this.#max = maxRowBytes;
+  }
+
+  *feed(text: string, end = false): Generator<ScannedRow> {
+    let elementStart = this.#state === 'element' ? 0 : -1;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (this.#state === 'element') {
+        if (this.#inString) {
+          if (this.#escaped) this.#escaped = false;
+          else if (c === 0x5c /* \ */) this.#escaped = true;
+          else if (c === 0x22 /* " */) this.#inString = false;
+          else if (c === 0x0a) this.#line += 1;
+          continue;
+        }
+        if (c === 0x22) this.#inString = true;
+        else if (c === 0x5b /* [ */ || c === 0x7b /* { */) this.#depth += 1;
+        else if (c === 0x5d /* ] */ || c === 0x7d /* } */) {
+          if (this.#depth === 0) {
+            yield this.#finish(text.slice(elementStart, i));
+            this.#state = 'after';
+            continue;
+          }
+          this.#depth -= 1;
+        } else if (c === 0x2c /* , */ && this.#depth === 0) {
+          yield this.#finish(text.slice(elementStart, i));
+          this.#state = 'between';
+          continue;
+        } else if (c === 0x0a) this.#line += 1;
+        continue;
+      }
+      if (c === 0x0a) {
+        this.#line += 1;
+        continue;
+      }
+      if (c === 0x20 || c === 0x09 || c === 0x0d) continue;
+      if (this.#state === 'before') {
+        if (c !== 0x5b) throw new ImportRowError(this.#line, 'must be a JSON array of users');
+        this.#state = 'between';
+      } else if (this.#state === 'between') {
+        if (c === 0x5d && this.#elements === 0) {
+          this.#state = 'after';
+          continue;
+        }
+        if (c === 0x2c || c === 0x5d) throw new ImportRowError(this.#line, 'is not valid JSON');
+        this.#state = 'element';
+        this.#elementLine = this.#line;
+        elementStart = i;
+        i -= 1; // scan this character as part of the element
+      } else {
+        throw new ImportRowError(this.#line, 'has content after the end of the array');
+      }
+    }
+    if (this.#state === 'element') {
+      const rest = text.slice(elementStart);
+      this.#parts.push(rest);
+      this.#size += rest.length;
+      if (this.#size > this.#max) throw new ImportRowError(this.#elementLine, 'is larger than the row limit');
+    }
+    if (end && this.#state !== 'after')
+      throw new ImportRowError(this.#line, 'ends before the array is closed');
+  }
+
+  #finish(tail: string): ScannedRow {
+    const text = this.#parts.length ? this.#parts.join('') + tail : tail;
+    this.#parts = [];
+    this.#size = 0;
+    this.#depth = 0;
+    this.#elements += 1;
+    if (text.length > this.#max) throw new ImportRowError(this.#elementLine, 'is larger than the row limit');
+    return { line: this.#elementLine, value: parseRow(text, this.#elementLine) };
+  }
+}

@@ -1,0 +1,164 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ValidationError } from '../db/index.js';
+import { parseImportRows, RowLines, type ImportFormat } from '../http/import-rows.js';
+import { BadRequestError, PreconditionRequiredError } from '../http/request-errors.js';
+import type { NewUser, UserPatch } from './user-input.js';
+import type { User, UserStatus } from './user-model.js';
+import {
+  IMPORT_MEDIA_TYPES,
+  createUserBody,
+  importHeaders,
+  importResponse,
+  listUsersQuery,
+  patchUserBody,
+  patchUserHeaders,
+  userIdParams,
+  userPageResponse,
+  userResponse,
+} from './user-schemas.js';
+import type { UserService } from './user-service.js';
+
+type IdRequest = FastifyRequest<{ Params: { id: string } }>;
+
+/** Options of {@link registerUserRoutes}. */
+export interface UserRoutesOptions {
+  /** Largest single import row, characters (the server's `bodyLimit` is a good value). */
+  maxImportRowBytes: number;
+}
+
+/**
+ * Registers the users API:
+ *
+ * | Route | Success | Notes |
+ * |---|---|---|
+ * | `POST /users` | 201, `Location`, `ETag` | body `{ email, name, status? }` |
+ * | `GET /users/:id` | 200, `ETag: "<version>"` | |
+ * | `GET /users?status=&limit=&cursor=` | 200 `{ items, nextCursor }` | keyset pages |
+ * | `PATCH /users/:id` | 200, `ETag` | `If-Match: "<version>"` required (428 without, 412 stale) |
+ * | `DELETE /users/:id` | 204 | soft delete |
+ * | `POST /users/import` | 201 `{ imported }` | NDJSON or a JSON array, streamed, all-or-nothing |
+ *
+ * Every error goes to the one error handler (statuses live there).
+ */
+export function registerUserRoutes(app: FastifyInstance, users: UserService, opts: UserRoutesOptions): void {
+  app.post<{ Body: NewUser }>(
+    '/users',
+    { schema: { body: createUserBody, response: { 201: userResponse } } },
+    async (request, reply) => {
+      const user = await users.create(request.body);
+      return withVersion(reply.code(201).header('location', `/users/${user.id}`), user).send(user);
+    },
+  );
+
+  app.get(
+    '/users/:id',
+    { schema: { params: userIdParams, response: { 200: userResponse } } },
+    async (request: IdRequest, reply) => {
+      const user = await users.get(request.params.id);
+      return withVersion(reply, user).send(user);
+    },
+  );
+
+  app.get<{ Querystring: { status?: UserStatus; limit?: string; cursor?: string } }>(
+    '/users',
+    { schema: { querystring: listUsersQuery, response: { 200: userPageResponse } } },
+    async (request) => {
+      const { status, limit, cursor } = request.query;
+      try {
+        return await users.list({ status, limit: limit === undefined ? undefined : Number(limit), cursor });
+      } catch (err) {
+        // The only user input that reaches the repository here is in the query string.
+        if (err instanceof ValidationError) throw new BadRequestError('Query is invalid.', queryFields(err));
+        throw err;
+      }
+    },
+  );
+
+  app.patch<{ Params: { id: string }; Body: UserPatch }>(
+    '/users/:id',
+    {
+      schema: {
+        params: userIdParams,
+        headers: patchUserHeaders,
+        body: patchUserBody,
+        response: { 200: userResponse },
+      },
+    },
+    async (request, reply) => {
+      const version = expectedVersion(request.headers['if-match']);
+      const user = await users.update(request.params.id, request.body, version);
+      return withVersion(reply, user).send(user);
+    },
+  );
+
+  app.delete('/users/:id', { schema: { params: userIdParams } }, async (request: IdRequest, reply) => {
+    await users.remove(request.params.id);
+    return reply.code(204).send();
+  });
+
+  // Its own scope: JSON and NDJSON bodies arrive as the raw stream (no buffering, no body
+  // limit on the whole; `maxImportRowBytes` bounds each row instead).
+  void app.register((scope: FastifyInstance, _opts: object, done: () => void) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser(Object.keys(IMPORT_MEDIA_TYPES), (_request, payload, parsed) =>
+      parsed(null, payload),
+    );
+    scope.post(
+      '/users/import',
+      { schema: { headers: importHeaders, response: { 201: importResponse } } },
+      async (request, reply) => {
+        const format = importFormat(request.headers['content-type']);
+        const lines = new RowLines();
+        const body = request.body as AsyncIterable<Buffer>;
+        try {
+          const imported = await users.import(parseImportRows(body, format, lines, opts.maxImportRowBytes));
+          return reply.code(201).send({ imported });
+        } catch (err) {
+          throw withLine(err, lines);
+        }
+      },
+    );
+    done();
+  });
+}
+
+function withVersion(reply: FastifyReply, user: User): FastifyReply {
+  return reply.header('etag', `"${user.version}"`);
+}
+
+/** The version an `If-Match` header carries: `"3"`, `W/"3"` or `3`. */
+function expectedVersion(header: string | undefined): number {
+  if (header === undefined || header.trim() === '') {
+    throw new PreconditionRequiredError('If-Match with the version (ETag) you last read is required.');
+  }
+  const m = /^\s*(?:W\/)?"?([1-9][0-9]{0,9})"?\s*$/.exec(header);
+  const version = m?.[1] === undefined ? NaN : Number(m[1]);
+  if (!Number.isSafeInteger(version) || version > 2_147_483_647) {
+    throw new BadRequestError('If-Match must carry one version, e.g. "3".', [
+      { field: 'headers.if-match', message: 'must be a version number such as "3"' },
+    ]);
+  }
+  return version;
+}
+
+function importFormat(contentType: string | undefined): ImportFormat {
+  const media = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  return IMPORT_MEDIA_TYPES[media as keyof typeof IMPORT_MEDIA_TYPES] ?? 'ndjson';
+}
+
+/** Attaches the 1-based body line of the row a bulk-load error names (`rowIndex`) as `line`. */
+function withLine(err: unknown, lines: RowLines): unknown {
+  const rowIndex = (err as { rowIndex?: unknown } | null)?.rowIndex;
+  if (typeof rowIndex !== 'number') return err;
+  const line = lines.lineOf(rowIndex);
+  return line === undefined ? err : Object.assign(err as object, { line });
+}
+
+function queryFields(err: ValidationError): Array<{ field: string; message: string }> {
+  const data = (err as { data?: unknown }).data;
+  return Object.entries((data ?? {}) as Record<string, unknown>).map(([key, issues]) => {
+    const first: unknown = Array.isArray(issues) ? issues[0] : undefined;
+    const message = (first as { message?: unknown } | undefined)?.message;
+    return { field: `query.${key}`, message: typeof message === 'string' ? message : 'is invalid' };
+  });
+}
