@@ -1,42 +1,316 @@
-// SKELETON: the transaction-manager work replaces this file (see issue 3).
+import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Knex } from 'knex';
-import type { Database, TxOptions } from './database.js';
+import type { ForeignConnectionGuardMode, TransactionConfig } from '../config/app-config.js';
 import type { Logger } from '../observability/logger.js';
-import { transactionContext, currentTransaction } from './tx-context.js';
+import { Metrics, type RetryReason, type TxOutcome } from '../observability/metrics.js';
+import { classifyError, isTransient } from './classify-error.js';
+import type { Database, TxOptions } from './database.js';
+import {
+  CommitUnknownError,
+  TransactionStateError,
+  TransactionTimeoutError,
+  TxOptionsError,
+} from './errors.js';
+import { acquireOwn, installForeignConnectionGuard } from './foreign-connection-guard.js';
+import { runWithRetry } from './retry-policy.js';
+import { translateError } from './translate-error.js';
+import { isTransactionEnded, transactionContext, currentTransaction } from './tx-context.js';
+import { CommitAbortedError, handleOf, RootTx, type RootTxDeps } from './tx-handle.js';
+import {
+  DEFAULT_TX_DEFAULTS,
+  joinConflicts,
+  resolveTxOptions,
+  type ResolvedTxOptions,
+} from './tx-options.js';
+import { SavepointTx } from './tx-savepoint.js';
 
+/** Optional collaborators and defaults of a TxManager. */
+export interface TxManagerOptions {
+  /** Retry/timeout defaults and the foreign-connection guard mode (config `database.transactions`). */
+  transactions?: Partial<TransactionConfig>;
+  /** Where counters go; a private `Metrics` when absent. */
+  metrics?: Metrics;
+}
+
+/** After the deadline, cancel + ROLLBACK get this long before the caller is told, ms. */
+const TIMEOUT_GRACE_MS = 150;
+
+type TxFn<T> = (trx: Knex.Transaction) => Promise<T>;
+
+/**
+ * The transaction manager: runs callbacks in transactions with isolation level, read-only,
+ * deferrable, a deadline that cancels on the server, retry of transient failures, savepoint
+ * nesting and an ambient transaction (see the README's "Transactions" section).
+ *
+ * Defaults: 3 attempts, backoff 20 ms base / 1 s cap (full jitter), no timeout, guard 'warn'.
+ * It relies only on `db.driver()` (knex) and works with any `Database` built on knex + pg.
+ *
+ * ```ts
+ * const tx = new TxManager(db, logger, { transactions: config.database.transactions });
+ * const id = await tx.withTransaction(async (trx) => {
+ *   const [row] = await trx('accounts').insert({ owner: 'ada' }).returning('id');
+ *   return row.id;
+ * }, { isolationLevel: 'serializable', timeoutMs: 2_000 });
+ * ```
+ */
 export class TxManager {
   readonly #db: Database;
   readonly #logger: Logger;
+  readonly #metrics: Metrics;
+  readonly #defaults: typeof DEFAULT_TX_DEFAULTS;
+  readonly #guardMode: ForeignConnectionGuardMode;
+  #guarded: Knex | undefined;
 
-  constructor(db: Database, logger: Logger) {
+  constructor(db: Database, logger: Logger, options: TxManagerOptions = {}) {
     this.#db = db;
-    this.#logger = logger;
+    this.#logger = logger.child({ component: 'tx-manager' });
+    this.#metrics = options.metrics ?? new Metrics();
+    const t = options.transactions ?? {};
+    this.#defaults = {
+      maxAttempts: t.maxAttempts ?? DEFAULT_TX_DEFAULTS.maxAttempts,
+      baseDelay: t.baseDelay ?? DEFAULT_TX_DEFAULTS.baseDelay,
+      maxDelay: t.maxDelay ?? DEFAULT_TX_DEFAULTS.maxDelay,
+      defaultTimeout: t.defaultTimeout ?? DEFAULT_TX_DEFAULTS.defaultTimeout,
+    };
+    this.#guardMode = t.foreignConnectionGuard ?? 'warn';
   }
 
-  async withTransaction<T>(fn: (trx: Knex.Transaction) => Promise<T>, _opts: TxOptions = {}): Promise<T> {
-    const ambient = currentTransaction();
-    if (ambient) return fn(ambient);
-    return this.#db.driver().transaction((trx) => transactionContext.run(trx, () => fn(trx)));
+  /** The counters this manager updates (started, ended by outcome, retries by reason, errors). */
+  get metrics(): Metrics {
+    return this.#metrics;
   }
 
-  withReadOnlyTransaction<T>(fn: (trx: Knex.Transaction) => Promise<T>, opts: TxOptions = {}): Promise<T> {
+  /**
+   * Runs `fn` in a transaction and commits when it resolves; rolls back and rethrows when it
+   * throws. The callback may run more than once: transient failures (40001, 40P01, a
+   * connection lost before COMMIT, a lost COMMIT the server says aborted) re-run it with
+   * backoff, at the outermost transaction only. `propagation` decides what happens inside an
+   * ambient transaction: 'required' joins it, 'nested' opens a savepoint, 'requiresNew' runs
+   * on another connection. Inside `fn`, `current()` returns `trx`.
+   *
+   * A callback returning a non-promise is fine (its value is committed). A knex builder that is
+   * never awaited never runs (builders are lazy); a query started but not awaited is waited
+   * for before COMMIT, and if it failed, COMMIT answers ROLLBACK and this rejects.
+   *
+   * @throws TxOptionsError before any connection is taken; the callback's own error unchanged
+   *   (driver errors translated: objection's constraint classes for 23xxx,
+   *   `SerializationError`, `ReadOnlyTransactionError`, `ConnectionError`...);
+   *   `TransactionTimeoutError`; `CommitUnknownError`; `TransactionAbortedError` when COMMIT
+   *   answered ROLLBACK; `TransactionStateError` when joining with incompatible options.
+   */
+  async withTransaction<T>(fn: TxFn<T>, opts: TxOptions = {}): Promise<T> {
+    const o = resolveTxOptions(opts, this.#defaults);
+    const ambient = transactionContext.getStore();
+    if (!ambient || o.propagation === 'requiresNew') return this.#topLevel(fn, o);
+    if (isTransactionEnded(ambient))
+      throw new TransactionStateError(
+        'The ambient transaction has already ended; await the work inside its callback.',
+      );
+    const parent = handleOf(ambient);
+    if (
+      parent &&
+      ['isolationLevel', 'readOnly', 'deferrable', 'timeoutMs'].some((k) =>
+        o.explicit.has(k as keyof TxOptions),
+      )
+    ) {
+      const conflicts = joinConflicts(await parent.root.traits(), o, performance.now());
+      if (conflicts.length > 0)
+        throw new TransactionStateError(`Cannot join the ambient transaction: ${conflicts.join('; ')}.`);
+    }
+    if (o.propagation === 'required') return fn(ambient);
+    if (!parent) return ambient.transaction((trx) => transactionContext.run(trx, () => fn(trx)));
+    const sp = await SavepointTx.begin(parent);
+    let result: T;
+    try {
+      result = await transactionContext.run(sp.trx, () => invoke(fn, sp.trx));
+    } catch (err) {
+      await sp.rollback(err);
+      throw err;
+    }
+    await sp.commit();
+    return result;
+  }
+
+  /**
+   * `withTransaction` with `readOnly: true`: a write rejects with `ReadOnlyTransactionError`.
+   * @throws TxOptionsError when `opts.readOnly` is false.
+   */
+  withReadOnlyTransaction<T>(fn: TxFn<T>, opts: TxOptions = {}): Promise<T> {
+    if (opts.readOnly === false)
+      return Promise.reject(new TxOptionsError('withReadOnlyTransaction() cannot take readOnly: false.'));
     return this.withTransaction(fn, { ...opts, readOnly: true });
   }
 
-  withTimeout<T>(
-    timeoutMs: number,
-    fn: (trx: Knex.Transaction) => Promise<T>,
-    opts: TxOptions = {},
-  ): Promise<T> {
+  /**
+   * `withTransaction` bounded by `timeoutMs` (acquire, statements, COMMIT and retries): at the
+   * deadline the running statement is cancelled on the server, the transaction rolls back, the
+   * connection returns to the pool, and this rejects with `TransactionTimeoutError` within
+   * about timeoutMs + 150 ms; the handle then refuses every statement.
+   */
+  withTimeout<T>(timeoutMs: number, fn: TxFn<T>, opts: TxOptions = {}): Promise<T> {
     return this.withTransaction(fn, { ...opts, timeoutMs });
   }
 
-  async beginTx(_opts: TxOptions = {}): Promise<Knex.Transaction> {
-    this.#logger.debug('beginTx');
-    return this.#db.driver().transaction();
-  }
-
+  /** The ambient transaction of this async call chain, if any and not yet ended. */
   current(): Knex.Transaction | undefined {
     return currentTransaction();
   }
+
+  /**
+   * Explicit style (the seed's BeginTx): a new transaction on its own connection (or, with
+   * `propagation: 'nested'` inside an ambient transaction, a savepoint). The caller must call
+   * `commit()` or `rollback()`. `commit()` rejects when COMMIT fails (stock knex resolves
+   * undefined there) with the same translated errors as `withTransaction`. No retry, no ambient
+   * context. With `timeoutMs`, the transaction rolls back at the deadline by itself.
+   * @throws TxOptionsError for invalid options.
+   */
+  async beginTx(opts: TxOptions = {}): Promise<Knex.Transaction> {
+    const o = resolveTxOptions(opts, this.#defaults);
+    const ambient = currentTransaction();
+    const parent = ambient && handleOf(ambient);
+    const handle =
+      o.propagation === 'nested' && parent
+        ? await SavepointTx.begin(parent)
+        : await this.#begin(o, performance.now());
+    const trx = handle.trx;
+    let ending: Promise<void> | undefined;
+    const commit = (): Promise<void> =>
+      (ending ??= handle.commit().catch((err: unknown) => {
+        throw translateError(err);
+      }));
+    const rollback = (): Promise<void> => (ending ??= handle.rollback());
+    Object.assign(trx, { commit, rollback });
+    return trx;
+  }
+
+  async #topLevel<T>(fn: TxFn<T>, o: ResolvedTxOptions): Promise<T> {
+    const started = performance.now();
+    const deadline = o.timeoutMs === undefined ? undefined : started + o.timeoutMs;
+    const isolation = o.isolationLevel ?? 'default';
+    let attempts = 0;
+    try {
+      const result = await runWithRetry(
+        (attempt) => {
+          attempts = attempt;
+          return this.#attempt(fn, o, started);
+        },
+        {
+          ...o.retry,
+          shouldRetry: (err, delayMs) => {
+            if (deadline !== undefined && performance.now() + delayMs >= deadline) return false;
+            return err instanceof CommitUnknownError ? o.idempotent : isTransient(err);
+          },
+          onRetry: ({ attempt, delayMs, error }) => {
+            const reason = retryReason(error);
+            this.#metrics.txRetries.inc({ reason });
+            const { sqlState } = classifyError(error);
+            this.#logger.warn(
+              { attempt, delayMs, reason, sqlState, isolation },
+              'transaction failed transiently; retrying',
+            );
+          },
+        },
+      );
+      this.#ended('committed', isolation, started);
+      return result;
+    } catch (err) {
+      const outcome = outcomeOf(err, o);
+      this.#ended(outcome, isolation, started);
+      this.#metrics.errors.inc({ class: classifyError(err).kind });
+      if (outcome === 'retry_exhausted' || outcome === 'commit_unknown') {
+        const { kind, sqlState } = classifyError(err);
+        this.#logger.error(
+          { attempts, reason: kind, sqlState, isolation },
+          'transaction failed after every attempt',
+        );
+      }
+      throw translateError(err, { attempts });
+    }
+  }
+
+  async #attempt<T>(fn: TxFn<T>, o: ResolvedTxOptions, started: number): Promise<T> {
+    const tx = await this.#begin(o, started);
+    const trx = tx.trx;
+    const refuse = (): Promise<never> =>
+      Promise.reject(
+        new TransactionStateError(
+          'withTransaction() commits and rolls back by itself: return to commit, throw to roll back.',
+        ),
+      );
+    Object.assign(trx, { commit: refuse, rollback: refuse });
+    let result: T;
+    try {
+      const body = transactionContext.run(trx, () => invoke(fn, trx));
+      result = await Promise.race([body, tx.expiry.then(() => Promise.reject(tx.timeoutError()))]);
+    } catch (err) {
+      if (tx.expired || isOwnDeadline(err, o, started)) {
+        // Reject at the deadline (prisma#17245); cancel + ROLLBACK get a short grace to finish first.
+        await Promise.race([tx.rollback(tx.timeoutError()), delay(TIMEOUT_GRACE_MS)]);
+        throw err instanceof TransactionTimeoutError ? err : tx.timeoutError(err);
+      }
+      await tx.rollback(err);
+      throw err;
+    }
+    await tx.commit();
+    return result;
+  }
+
+  #begin(o: ResolvedTxOptions, started: number): Promise<RootTx> {
+    const knex = this.#db.driver();
+    if (this.#guarded !== knex) {
+      installForeignConnectionGuard(knex, this.#guardMode, this.#logger);
+      this.#guarded = knex;
+    }
+    const client = knex.client as { acquireConnection(): Promise<unknown> };
+    const deps: RootTxDeps = {
+      knex,
+      logger: this.#logger,
+      acquire: () => acquireOwn(() => client.acquireConnection()),
+    };
+    const tx = RootTx.begin(deps, {
+      isolationLevel: o.isolationLevel,
+      readOnly: o.readOnly,
+      deferrable: o.deferrable,
+      timeoutMs: o.timeoutMs,
+      deadline: o.timeoutMs === undefined ? undefined : started + o.timeoutMs,
+    });
+    return tx.then((t) => {
+      this.#metrics.txStarted.inc({ isolation: o.isolationLevel ?? 'default' });
+      return t;
+    });
+  }
+
+  #ended(outcome: TxOutcome, isolation: string, started: number): void {
+    this.#metrics.txEnded.inc({ outcome, isolation });
+    this.#metrics.txDuration.observe({ outcome }, (performance.now() - started) / 1000);
+  }
+}
+
+/** Calls `fn` so that a synchronous throw becomes a rejection and a plain value a resolution. */
+function invoke<T>(fn: TxFn<T>, trx: Knex.Transaction): Promise<T> {
+  return new Promise<T>((resolve) => resolve(fn(trx)));
+}
+
+/** A server-side 57014 that arrived just before our own timer: it is our deadline all the same. */
+function isOwnDeadline(err: unknown, o: ResolvedTxOptions, started: number): boolean {
+  return (
+    o.timeoutMs !== undefined &&
+    classifyError(err).sqlState === '57014' &&
+    performance.now() >= started + o.timeoutMs - 50
+  );
+}
+
+function retryReason(err: unknown): RetryReason {
+  if (err instanceof CommitAbortedError) return 'commit_aborted';
+  if (err instanceof CommitUnknownError) return 'commit_unknown';
+  const { kind } = classifyError(err);
+  return kind === 'serialization' || kind === 'deadlock' ? kind : 'connection';
+}
+
+function outcomeOf(err: unknown, o: ResolvedTxOptions): TxOutcome {
+  if (err instanceof TransactionTimeoutError) return 'timeout';
+  if (err instanceof CommitUnknownError) return 'commit_unknown';
+  if (o.retry.maxAttempts > 1 && isTransient(err)) return 'retry_exhausted';
+  return 'rolled_back';
 }

@@ -1,0 +1,485 @@
+import { performance } from 'node:perf_hooks';
+import type { Knex } from 'knex';
+import type { Logger } from '../observability/logger.js';
+import { sendCancelRequest } from './cancel-request.js';
+import { classifyError, isClientSideTimeout, sqlStateOf } from './classify-error.js';
+import { lookupCommitOutcome, type LookupConnection } from './commit-outcome.js';
+import type { IsolationLevel } from './database.js';
+import {
+  CommitUnknownError,
+  ConnectionError,
+  TransactionAbortedError,
+  TransactionStateError,
+  TransactionTimeoutError,
+} from './errors.js';
+import { markTransactionEnded } from './tx-context.js';
+import type { TxTraits } from './tx-options.js';
+import { StatementTracker, type InnerQuery, type RawResult } from './tx-statements.js';
+import type { SavepointTx } from './tx-savepoint.js';
+
+/** A pooled pg Client as knex holds it (the fields this module reads are pg's and knex's). */
+export interface PooledConnection {
+  processID?: number | null;
+  secretKey?: number | null;
+  host?: string;
+  port?: number;
+  __knex__disposed?: unknown;
+  __knexTxId?: string;
+  _queryable?: boolean;
+  _ending?: boolean;
+  end(): Promise<void>;
+}
+
+type KnexClient = {
+  releaseConnection(connection: unknown): Promise<void>;
+  acquireRawConnection(): Promise<unknown>;
+};
+
+/** What one top-level transaction needs from its manager. */
+export interface RootTxDeps {
+  knex: Knex;
+  logger: Logger;
+  /** Checks a connection out of the pool (past the foreign-connection guard). */
+  acquire(): Promise<unknown>;
+}
+
+/** The settings of one top-level transaction. */
+export interface RootTxSettings {
+  isolationLevel: IsolationLevel | undefined;
+  readOnly: boolean;
+  deferrable: boolean;
+  /** The caller's timeout, for messages. */
+  timeoutMs: number | undefined;
+  /** Absolute deadline on the performance.now() clock; undefined = none. */
+  deadline: number | undefined;
+}
+
+/** The connection was lost during COMMIT and the server says the transaction aborted: safe to re-run. */
+export class CommitAbortedError extends ConnectionError {}
+
+/** Bound on an out-of-band cancel (connect + answer), ms. */
+const CANCEL_TIMEOUT_MS = 500;
+/** Bound on ROLLBACK before the connection is given up as unknown and destroyed, ms. */
+const ROLLBACK_TIMEOUT_MS = 2_000;
+/** How long past the deadline a COMMIT may take before it is treated as lost, ms. */
+const COMMIT_GRACE_MS = 200;
+/** Bound on learning a lost COMMIT's outcome, ms. */
+const LOOKUP_TIMEOUT_MS = 5_000;
+/** statement_timeout runs this much past the deadline: the client-side cancel normally wins, the server's is the backstop. */
+const STATEMENT_SLACK_MS = 100;
+/** idle_in_transaction_session_timeout runs this much past the deadline: the client-side rollback should win. */
+const IDLE_SLACK_MS = 1_000;
+
+const handles = new WeakMap<object, RootTx | SavepointTx>();
+
+/** The manager's handle behind a transaction object, if TxManager started it. */
+export function handleOf(trx: Knex.Transaction): RootTx | SavepointTx | undefined {
+  return handles.get(trx);
+}
+
+/** @internal Used by SavepointTx to register itself. */
+export function registerHandle(trx: Knex.Transaction, handle: RootTx | SavepointTx): void {
+  handles.set(trx, handle);
+}
+
+const noop = (): void => {};
+
+/**
+ * One top-level transaction on one pool connection that this handle owns from acquire to
+ * release (drizzle#6023: acquire, BEGIN, body, COMMIT/ROLLBACK all end in one disposal).
+ * knex issues BEGIN (with isolation level / READ ONLY), COMMIT and ROLLBACK; the handle adds:
+ *
+ * - one deadline over acquire, setup, statements and COMMIT, with a transaction-local
+ *   `statement_timeout` and `idle_in_transaction_session_timeout` from the time left;
+ * - on expiry, a statement still running is cancelled on the server (CancelRequest), then
+ *   ROLLBACK; the handle refuses any further statement;
+ * - COMMIT owned: the xid is recorded first (read-write only), a failure at COMMIT rejects
+ *   (knex#3370), a ROLLBACK tag rejects, a lost COMMIT is resolved with pg_xact_status;
+ * - the connection goes back to the pool only when its state is known to be idle; otherwise it
+ *   is destroyed (pg#3399, drizzle#6114, PITFALLS "Observed here" #1).
+ */
+export class RootTx {
+  readonly #deps: RootTxDeps;
+  readonly #settings: RootTxSettings;
+  readonly #expiry: Promise<void>;
+  #fireExpiry: () => void = noop;
+  #timer: NodeJS.Timeout | undefined;
+  #expired = false;
+  #state: 'starting' | 'active' | 'committing' | 'rollingBack' | 'ended' = 'starting';
+  #conn: PooledConnection | undefined;
+  #trx: Knex.Transaction | undefined;
+  #tracker: StatementTracker | undefined;
+  #knexCommit: () => Promise<RawResult | undefined> = () => Promise.resolve(undefined);
+  #knexRollback: (err: unknown) => Promise<RawResult | undefined> = () => Promise.resolve(undefined);
+  #rollingBack: Promise<void> | undefined;
+  #isolation: IsolationLevel | undefined;
+
+  private constructor(deps: RootTxDeps, settings: RootTxSettings) {
+    this.#deps = deps;
+    this.#settings = settings;
+    this.#expiry = new Promise((resolve) => (this.#fireExpiry = resolve));
+    if (settings.deadline !== undefined) {
+      this.#timer = setTimeout(() => this.#onExpire(), Math.max(0, settings.deadline - performance.now()));
+    }
+  }
+
+  /**
+   * Acquires a connection and begins the transaction.
+   * @throws TransactionTimeoutError when the deadline passes first; the acquire or BEGIN
+   *   error otherwise (the connection, if any, is released or destroyed).
+   */
+  static async begin(deps: RootTxDeps, settings: RootTxSettings): Promise<RootTx> {
+    const tx = new RootTx(deps, settings);
+    try {
+      await tx.#begin();
+    } catch (err) {
+      if (tx.#trx) await tx.rollback(err);
+      else tx.#dispose(false, 'BEGIN failed');
+      throw tx.#expired ? tx.timeoutError(err) : err;
+    }
+    return tx;
+  }
+
+  async #begin(): Promise<void> {
+    const client = this.#client;
+    const conn = (await this.#race(
+      this.#deps.acquire(),
+      (late) => void client.releaseConnection(late),
+    )) as PooledConnection;
+    this.#conn = conn;
+    const { isolationLevel, readOnly, deferrable, deadline } = this.#settings;
+    const trx = await this.#race(
+      this.#deps.knex.transaction(null, {
+        connection: conn,
+        ...(isolationLevel ? { isolationLevel } : {}),
+        ...(readOnly ? { readOnly: true } : {}),
+      }),
+    );
+    this.#trx = trx;
+    trx.executionPromise?.catch(noop);
+    this.#knexCommit = trx.commit.bind(trx) as () => Promise<RawResult | undefined>;
+    this.#knexRollback = trx.rollback.bind(trx) as (err: unknown) => Promise<RawResult | undefined>;
+    this.#tracker = new StatementTracker(trx, conn, () => this.#refusal());
+    handles.set(trx, this);
+    // Still the transaction's first statement when BEGIN carried the isolation level: SET
+    // TRANSACTION must precede any query (knex's BEGIN has no DEFERRABLE).
+    if (deferrable) await this.#race(this.inner('set transaction deferrable'));
+    if (deadline !== undefined) {
+      const left = Math.max(1, Math.ceil(deadline - performance.now()));
+      // Transaction-local (set_config(..., true)): nothing stays on the pooled session.
+      await this.#race(
+        this.inner(
+          "select set_config('statement_timeout', ?, true), set_config('idle_in_transaction_session_timeout', ?, true)",
+          [`${left + STATEMENT_SLACK_MS}ms`, `${left + IDLE_SLACK_MS}ms`],
+        ),
+      );
+    }
+    if (this.#expired) throw this.timeoutError();
+    this.#state = 'active';
+  }
+
+  /** The knex transaction object the callback receives. */
+  get trx(): Knex.Transaction {
+    if (!this.#trx) throw new TransactionStateError('The transaction has not begun.');
+    return this.#trx;
+  }
+
+  /** This handle (the root of its own savepoints). */
+  get root(): RootTx {
+    return this;
+  }
+
+  /** Runs an internal statement on the connection (not refused, not counted). */
+  get inner(): InnerQuery {
+    if (!this.#tracker) throw new TransactionStateError('The transaction has not begun.');
+    return this.#tracker.inner;
+  }
+
+  /** The connection this transaction runs on. */
+  get connection(): PooledConnection | undefined {
+    return this.#conn;
+  }
+
+  /** True while statements may run. */
+  get usable(): boolean {
+    return this.#state === 'active' && !this.#expired;
+  }
+
+  /** True once the deadline has passed. */
+  get expired(): boolean {
+    return this.#expired;
+  }
+
+  /** Resolves at the deadline; never without one. */
+  get expiry(): Promise<void> {
+    return this.#expiry;
+  }
+
+  /** The error a caller gets for this transaction's deadline. */
+  timeoutError(cause?: unknown): TransactionTimeoutError {
+    return new TransactionTimeoutError(
+      this.#settings.timeoutMs ?? 0,
+      cause === undefined ? undefined : { cause },
+    );
+  }
+
+  /** What this transaction guarantees, for a call that wants to join it. */
+  async traits(): Promise<TxTraits> {
+    if (!this.#isolation) {
+      const explicit = this.#settings.isolationLevel;
+      const res = explicit
+        ? undefined
+        : await this.inner("select current_setting('transaction_isolation') as level");
+      this.#isolation = explicit ?? (res?.response?.rows?.[0]?.level as IsolationLevel);
+    }
+    const { readOnly, deferrable, deadline } = this.#settings;
+    return { isolationLevel: this.#isolation, readOnly, deferrable, deadline };
+  }
+
+  /**
+   * Commits. Waits for statements still in flight, records the xid (read-write only), sends
+   * COMMIT through knex and reads both its error (knex#3370) and its command tag.
+   * @throws the COMMIT's error (40001, a deferred 23xxx: the transaction is rolled back);
+   *   TransactionAbortedError when COMMIT answered ROLLBACK; CommitAbortedError when the
+   *   connection was lost during COMMIT and the server says it aborted; CommitUnknownError
+   *   when that cannot be learned; TransactionTimeoutError at the deadline.
+   */
+  async commit(): Promise<void> {
+    if (!this.usable) throw this.#refusal() ?? new TransactionStateError('The transaction is not active.');
+    this.#state = 'committing';
+    const tracker = this.#tracker!;
+    let recorded: { xid: string | null; aborted: boolean };
+    try {
+      await this.#race(tracker.settled());
+      recorded = this.#settings.readOnly
+        ? { xid: null, aborted: false }
+        : await this.#race(this.#recordXid());
+    } catch (err) {
+      await this.rollback(err);
+      throw this.#expired ? this.timeoutError(err) : err;
+    }
+    let res: RawResult | undefined;
+    try {
+      res = await this.#raceCommit(async () => {
+        const r = await this.#knexCommit();
+        await this.trx.executionPromise;
+        return r;
+      });
+    } catch (err) {
+      if (err instanceof CommitDeadline || classifyError(err).kind === 'connection') {
+        this.#dispose(false, 'connection lost during COMMIT');
+        return this.#resolveLostCommit(recorded, err instanceof CommitDeadline ? undefined : err);
+      }
+      this.#dispose(true, 'COMMIT failed'); // the server answered: the transaction is over, the session idle
+      throw err;
+    }
+    this.#dispose(true, 'committed');
+    if (res?.response?.command === 'ROLLBACK')
+      throw new TransactionAbortedError(
+        'COMMIT was answered with ROLLBACK: a statement had failed earlier, so nothing was written.',
+        tracker.firstError === undefined ? undefined : { cause: tracker.firstError },
+      );
+  }
+
+  async #recordXid(): Promise<{ xid: string | null; aborted: boolean }> {
+    try {
+      const res = await this.inner('select pg_current_xact_id_if_assigned()::text as xid');
+      return { xid: (res.response?.rows?.[0]?.xid as string | null) ?? null, aborted: false };
+    } catch (err) {
+      // 25P02: a swallowed failure aborted the transaction; COMMIT will say ROLLBACK.
+      if (sqlStateOf(err) === '25P02') return { xid: null, aborted: true };
+      throw err;
+    }
+  }
+
+  async #resolveLostCommit(
+    recorded: { xid: string | null; aborted: boolean },
+    cause: unknown,
+  ): Promise<void> {
+    const { xid, aborted } = recorded;
+    const logger = this.#deps.logger;
+    if (xid === null) {
+      // No xid: nothing was written, so there is nothing to lose. Under serializable, COMMIT
+      // may still have failed the read-only-anomaly check, so the result is not trusted.
+      if (!aborted && this.#settings.isolationLevel !== 'serializable') return;
+      if (this.#expired) throw this.timeoutError(cause);
+      throw new CommitAbortedError('The connection was lost at COMMIT of a transaction that wrote nothing.', {
+        cause,
+      });
+    }
+    const outcome = await lookupCommitOutcome({
+      open: () => this.#client.acquireRawConnection() as Promise<LookupConnection>,
+      xid,
+      ...(this.#conn?.processID ? { pid: this.#conn.processID } : {}),
+      timeoutMs: LOOKUP_TIMEOUT_MS,
+    });
+    logger.warn({ xid, outcome }, 'connection lost during COMMIT; outcome looked up with pg_xact_status');
+    if (outcome === 'committed') return;
+    if (outcome === 'aborted') {
+      if (this.#expired) throw this.timeoutError(cause);
+      throw new CommitAbortedError(
+        'The connection was lost during COMMIT; the transaction was rolled back.',
+        { cause },
+      );
+    }
+    throw new CommitUnknownError(
+      'The connection was lost during COMMIT and its outcome could not be learned.',
+      {
+        xid,
+        cause,
+      },
+    );
+  }
+
+  /**
+   * Rolls back and releases the connection, or destroys it when its state is unknown (lost,
+   * a failed cancel, a failed or slow ROLLBACK). A statement still running (the deadline, a
+   * client-side timeout, a floating query) is cancelled on the server first. Never throws;
+   * idempotent.
+   */
+  rollback(cause?: unknown): Promise<void> {
+    if (this.#state === 'ended') return Promise.resolve();
+    this.#rollingBack ??= this.#rollback(cause);
+    return this.#rollingBack;
+  }
+
+  async #rollback(cause: unknown): Promise<void> {
+    this.#state = 'rollingBack';
+    if (this.#trx) markTransactionEnded(this.#trx);
+    const conn = this.#conn;
+    const tracker = this.#tracker;
+    if (!conn || !tracker || isBroken(conn) || classifyError(cause).kind === 'connection')
+      return this.#dispose(false, 'connection lost');
+    if (tracker.serverMayBeBusy || isClientSideTimeout(cause)) {
+      if (!(await this.#cancel(conn))) return this.#dispose(false, 'cancel failed');
+    }
+    let healthy = false;
+    try {
+      const res = await withTimeout(this.#knexRollback(cause), ROLLBACK_TIMEOUT_MS);
+      healthy = res?.response?.command === 'ROLLBACK';
+    } catch {
+      // ROLLBACK failed or hung: the connection's state is unknown (healthy stays false).
+    }
+    this.#dispose(healthy, 'ROLLBACK failed or timed out');
+  }
+
+  async #cancel(conn: PooledConnection): Promise<boolean> {
+    const { processID, secretKey, host, port } = conn;
+    if (!processID || secretKey === null || secretKey === undefined || !host || !port) return false;
+    try {
+      await sendCancelRequest({ host, port, processID, secretKey }, CANCEL_TIMEOUT_MS);
+      return true;
+    } catch (err) {
+      this.#deps.logger.warn({ err: { message: (err as Error).message } }, 'cancel request failed');
+      return false;
+    }
+  }
+
+  #dispose(healthy: boolean, reason: string): void {
+    clearTimeout(this.#timer);
+    this.#state = 'ended';
+    if (this.#trx) markTransactionEnded(this.#trx);
+    const conn = this.#conn;
+    this.#conn = undefined;
+    if (!conn) return;
+    delete conn.__knexTxId;
+    if (!healthy || isBroken(conn)) {
+      // knex's pool drops a connection marked disposed when it is next acquired.
+      conn.__knex__disposed ??= `destroyed by TxManager: ${reason}`;
+      conn.end().catch(noop);
+      this.#deps.logger.debug({ reason }, 'transaction connection destroyed');
+    }
+    this.#client.releaseConnection(conn).catch(noop);
+  }
+
+  #onExpire(): void {
+    this.#expired = true;
+    if (this.#trx && this.#state !== 'committing') markTransactionEnded(this.#trx);
+    // Nobody may be waiting (an explicit beginTx handle): roll back now, not when the caller returns.
+    if (this.#state === 'active') void this.rollback(this.timeoutError());
+    this.#fireExpiry();
+  }
+
+  #refusal(): Error | undefined {
+    if (this.#expired && this.#state !== 'committing')
+      return new TransactionStateError(
+        'The transaction timed out and was rolled back; this statement was not sent.',
+        {
+          cause: this.timeoutError(),
+        },
+      );
+    if (this.#state === 'starting' || this.#state === 'active' || this.#state === 'committing')
+      return undefined;
+    return new TransactionStateError('The transaction has already ended; this statement was not sent.');
+  }
+
+  get #client(): KnexClient {
+    return this.#deps.knex.client as KnexClient;
+  }
+
+  /** Settles with `p`, or rejects with the timeout error at the deadline (a late value goes to `onLate`). */
+  #race<T>(p: Promise<T>, onLate?: (value: T) => void): Promise<T> {
+    if (this.#settings.deadline === undefined) return p;
+    return new Promise<T>((resolve, reject) => {
+      let lost = false;
+      void this.#expiry.then(() => {
+        lost = true;
+        reject(this.timeoutError());
+      });
+      p.then(
+        (value) => (lost ? onLate?.(value) : resolve(value)),
+        (err: Error) => {
+          if (!lost) reject(err);
+        },
+      );
+    });
+  }
+
+  /** Like #race, with COMMIT_GRACE_MS more: a COMMIT cut off at the deadline counts as lost. */
+  #raceCommit<T>(run: () => Promise<T>): Promise<T> {
+    const p = run();
+    if (this.#settings.deadline === undefined) return p;
+    return new Promise<T>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      let settled = false;
+      void this.#expiry.then(() => {
+        if (!settled) timer = setTimeout(() => reject(new CommitDeadline()), COMMIT_GRACE_MS);
+      });
+      p.then(
+        (value) => {
+          settled = true;
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (err: Error) => {
+          settled = true;
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+  }
+}
+
+/** COMMIT did not answer by the deadline (plus grace). */
+class CommitDeadline extends Error {}
+
+function isBroken(conn: PooledConnection): boolean {
+  return conn.__knex__disposed !== undefined || conn._queryable === false || conn._ending === true;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err: Error) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
