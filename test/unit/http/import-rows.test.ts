@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { parseImportRows, RowLines, type ImportFormat } from '../../../src/http/import-rows.js';
 import { ImportRowError } from '../../../src/http/request-errors.js';
 
-async function* chunksOf(text: string, size: number): AsyncGenerator<Buffer> {
+function* chunksOf(text: string, size: number): Generator<Buffer> {
   const bytes = Buffer.from(text, 'utf8');
   for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
 }
