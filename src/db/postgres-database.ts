@@ -87,13 +87,10 @@ export class PostgresDatabase implements Database {
     this.#gate.setOpen(true);
     this.#metrics.observePool(() => this.getConnectionStats());
     // Transactions have one implementation: TxManager. The database delegates to it.
-    const txOptions = { transactions: options.transactions, metrics: this.#metrics };
-    const TxManagerWithOptions = TxManager as unknown as new (
-      db: Database,
-      logger: Logger,
-      opts: typeof txOptions,
-    ) => TxManager;
-    this.#tx = new TxManagerWithOptions(this, this.#logger, txOptions);
+    this.#tx = new TxManager(this, this.#logger, {
+      ...(options.transactions ? { transactions: options.transactions } : {}),
+      metrics: this.#metrics,
+    });
   }
 
   /** The configuration in use; `password` is non-enumerable, so printing or serialising it never shows it. */
