@@ -34,7 +34,8 @@ export interface ErrorClassification {
   sqlState?: string;
 }
 
-const SQLSTATE = /^[0-9A-Z]{5}$/;
+// SQLSTATE classes start with a digit or F, H, P, X; errno codes such as EPIPE must not match.
+const SQLSTATE = /^[0-9FHPX][0-9A-Z]{4}$/;
 
 /** Socket-level failures: the connection is gone, nothing after the last acknowledged COMMIT happened. */
 const CONNECTION_ERRNO = new Set([

@@ -1,4 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { sqlStateOf } from './classify-error.js';
 
 /** What became of a transaction whose COMMIT got no answer. */
 export type CommitOutcome = 'committed' | 'aborted' | 'unknown';
@@ -66,12 +67,7 @@ export async function lookupCommitOutcome(opts: CommitOutcomeOptions): Promise<C
       }
     } catch (err) {
       // The server answered with an error (say, an xid "in the future"): asking again will not help.
-      if (
-        conn &&
-        typeof (err as { code?: unknown }).code === 'string' &&
-        /^[0-9A-Z]{5}$/.test((err as { code: string }).code)
-      )
-        return 'unknown';
+      if (conn && sqlStateOf(err)) return 'unknown';
       // No connection (the server may be restarting): try again while time remains.
       await delay(Math.min(POLL_MS * 2, Math.max(0, left())));
     } finally {

@@ -41,6 +41,8 @@ export interface RootTxDeps {
   logger: Logger;
   /** Checks a connection out of the pool (past the foreign-connection guard). */
   acquire(): Promise<unknown>;
+  /** Bound on learning a lost COMMIT's outcome, ms. Default 5 s. */
+  commitLookupTimeoutMs?: number;
 }
 
 /** The settings of one top-level transaction. */
@@ -63,7 +65,7 @@ const CANCEL_TIMEOUT_MS = 500;
 const ROLLBACK_TIMEOUT_MS = 2_000;
 /** How long past the deadline a COMMIT may take before it is treated as lost, ms. */
 const COMMIT_GRACE_MS = 200;
-/** Bound on learning a lost COMMIT's outcome, ms. */
+/** Default bound on learning a lost COMMIT's outcome, ms. */
 const LOOKUP_TIMEOUT_MS = 5_000;
 /** statement_timeout runs this much past the deadline: the client-side cancel normally wins, the server's is the backstop. */
 const STATEMENT_SLACK_MS = 100;
@@ -311,7 +313,7 @@ export class RootTx {
       open: () => this.#client.acquireRawConnection() as Promise<LookupConnection>,
       xid,
       ...(this.#conn?.processID ? { pid: this.#conn.processID } : {}),
-      timeoutMs: LOOKUP_TIMEOUT_MS,
+      timeoutMs: this.#deps.commitLookupTimeoutMs ?? LOOKUP_TIMEOUT_MS,
     });
     logger.warn({ xid, outcome }, 'connection lost during COMMIT; outcome looked up with pg_xact_status');
     if (outcome === 'committed') return;

@@ -31,6 +31,8 @@ export interface TxManagerOptions {
   transactions?: Partial<TransactionConfig>;
   /** Where counters go; a private `Metrics` when absent. */
   metrics?: Metrics;
+  /** Bound on learning the outcome of a COMMIT whose connection was lost, ms. Default 5 s. */
+  commitLookupTimeoutMs?: number;
 }
 
 /** After the deadline, cancel + ROLLBACK get this long before the caller is told, ms. */
@@ -60,6 +62,7 @@ export class TxManager {
   readonly #metrics: Metrics;
   readonly #defaults: typeof DEFAULT_TX_DEFAULTS;
   readonly #guardMode: ForeignConnectionGuardMode;
+  readonly #lookupTimeoutMs: number | undefined;
   #guarded: Knex | undefined;
 
   constructor(db: Database, logger: Logger, options: TxManagerOptions = {}) {
@@ -74,6 +77,7 @@ export class TxManager {
       defaultTimeout: t.defaultTimeout ?? DEFAULT_TX_DEFAULTS.defaultTimeout,
     };
     this.#guardMode = t.foreignConnectionGuard ?? 'warn';
+    this.#lookupTimeoutMs = options.commitLookupTimeoutMs;
   }
 
   /** The counters this manager updates (started, ended by outcome, retries by reason, errors). */
