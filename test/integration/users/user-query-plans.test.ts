@@ -1,0 +1,136 @@
+import { expect } from 'chai';
+import knexFactory from 'knex';
+import pg from 'pg';
+import { UserRepository } from '../../../src/users/user-repository.js';
+import { useUserRepository } from './user-fixture.js';
+
+interface SentQuery {
+  sql: string;
+  bindings: unknown[];
+}
+
+/** Runs `call` and returns the statements the repository sent (knex's 'query' event). */
+async function statementsOf(knex: import('knex').Knex, call: () => Promise<unknown>): Promise<SentQuery[]> {
+  const sent: SentQuery[] = [];
+  const listener = (q: { sql: string; bindings?: unknown[] }) =>
+    sent.push({ sql: q.sql, bindings: q.bindings ?? [] });
+  knex.on('query', listener);
+  try {
+    await call();
+  } finally {
+    knex.off('query', listener);
+  }
+  return sent;
+}
+
+/** Every index named in an EXPLAIN (FORMAT JSON) plan. */
+function indexesIn(plan: unknown): string[] {
+  const found: string[] = [];
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) node.forEach(walk);
+    else if (node && typeof node === 'object') {
+      for (const [key, value] of Object.entries(node)) {
+        if (key === 'Index Name' && typeof value === 'string') found.push(value);
+        else walk(value);
+      }
+    }
+  };
+  walk(plan);
+  return found;
+}
+
+describe('UserRepository query plans', () => {
+  const fx = useUserRepository();
+  /**
+   * The plan of the one statement `call` sends. The table is tiny, so a sequential scan
+   * would win on cost; `enable_seqscan = off` (transaction-local) makes the planner show
+   * whether an index *can* serve the query, which is what these tests are about.
+   */
+  async function planOf(call: () => Promise<unknown>): Promise<{ sql: string; indexes: string[] }> {
+    const [stmt, ...rest] = await statementsOf(fx.knex(), call);
+    expect(rest, 'one statement').to.have.length(0);
+    if (!stmt) throw new Error('no statement sent');
+    const client = new pg.Client({ connectionString: fx.testDb().url });
+    await client.connect();
+    await client.query('begin');
+    try {
+      await client.query('set local enable_seqscan = off');
+      const { rows } = await client.query<{ 'QUERY PLAN': unknown }>(
+        `explain (format json) ${stmt.sql}`,
+        stmt.bindings,
+      );
+      return { sql: stmt.sql, indexes: indexesIn(rows[0]?.['QUERY PLAN']) };
+    } finally {
+      await client.end();
+    }
+  }
+
+  it('findByEmail uses the unique index on lower(email)', async () => {
+    const { indexes } = await planOf(() => fx.repo().findByEmail('Ada@Example.com'));
+    expect(indexes).to.deep.equal(['users_email_lower_key']);
+  });
+
+  it('findById uses the primary key', async () => {
+    const { indexes } = await planOf(() => fx.repo().findById('1'));
+    expect(indexes).to.deep.equal(['users_pkey']);
+  });
+
+  it('list with a status filter walks the (status, id) index, also after a cursor', async () => {
+    const first = await fx.repo().list({ status: 'active', limit: 1 });
+    expect((await planOf(() => fx.repo().list({ status: 'active', limit: 1 }))).indexes).to.deep.equal([
+      'users_status_id_idx',
+    ]);
+    const next = await planOf(() =>
+      fx.repo().list({ status: 'active', limit: 1, cursor: first.nextCursor ?? '' }),
+    );
+    expect(next.indexes).to.deep.equal(['users_status_id_idx']);
+  });
+
+  it('list without a filter walks the primary key in id order', async () => {
+    const { indexes } = await planOf(() => fx.repo().list({ order: 'desc' }));
+    expect(indexes).to.deep.equal(['users_pkey']);
+  });
+
+  it('count with a status filter uses the (status, id) index', async () => {
+    const { indexes } = await planOf(() => fx.repo().count({ status: 'suspended' }));
+    expect(indexes).to.deep.equal(['users_status_id_idx']);
+  });
+
+  describe('named prepared statements', () => {
+    /** Names in pg_prepared_statements of the connection `trx` runs on. */
+    async function preparedOn(trx: import('knex').Knex.Transaction): Promise<string[]> {
+      const result = await trx.raw<{ rows: Array<{ name: string }> }>(
+        'select name from pg_prepared_statements',
+      );
+      return result.rows.map((r) => r.name).sort();
+    }
+
+    it('runs findById and findByEmail as named statements, prepared once per connection', async () => {
+      const names = await fx.knex().transaction(async (trx) => {
+        for (let i = 0; i < 3; i++) {
+          expect((await fx.repo().findById('2', trx))?.email).to.equal('grace@example.com');
+          expect((await fx.repo().findByEmail('GRACE@example.com', trx))?.id).to.equal('2');
+          expect((await fx.repo().getById('1', trx)).id).to.equal('1');
+        }
+        return preparedOn(trx);
+      });
+      expect(names).to.deep.equal(['users_find_by_email', 'users_find_by_id']);
+    });
+
+    it('prepares nothing when preparedStatements is off (PgBouncer transaction mode)', async () => {
+      // A knex of its own: fresh connections on which nothing was prepared yet.
+      const knex = knexFactory({ client: 'pg', connection: fx.testDb().url, pool: { min: 0, max: 1 } });
+      try {
+        const unnamed = new UserRepository(knex, { preparedStatements: false });
+        const names = await knex.transaction(async (trx) => {
+          expect((await unnamed.findById('2', trx))?.id).to.equal('2');
+          expect((await unnamed.findByEmail('grace@example.com', trx))?.id).to.equal('2');
+          return preparedOn(trx);
+        });
+        expect(names).to.deep.equal([]);
+      } finally {
+        await knex.destroy();
+      }
+    });
+  });
+});
