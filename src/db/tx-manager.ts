@@ -271,6 +271,7 @@ export class TxManager {
       knex,
       logger: this.#logger,
       acquire: () => acquireOwn(() => client.acquireConnection()),
+      ...(this.#lookupTimeoutMs === undefined ? {} : { commitLookupTimeoutMs: this.#lookupTimeoutMs }),
     };
     const tx = RootTx.begin(deps, {
       isolationLevel: o.isolationLevel,

@@ -31,7 +31,7 @@ describe('translateError()', () => {
     const native = pgError('23505');
     const err = translateError(native);
     expect(err).to.be.instanceOf(UniqueViolationError);
-    expect((err as UniqueViolationError).table).to.equal('accounts');
+    expect(err).to.have.property('table', 'accounts');
     expect((err as Error).cause).to.equal(native);
   });
 

@@ -20,10 +20,9 @@ describe('runWithRetry()', () => {
     const at: number[] = [];
     const delays: number[] = [];
     const run = runWithRetry(
-      async (attempt) => {
+      (attempt) => {
         at.push(clock.now);
-        if (attempt <= failures) throw serializationFailure();
-        return attempt;
+        return attempt <= failures ? Promise.reject(serializationFailure()) : Promise.resolve(attempt);
       },
       {
         maxAttempts: opts.maxAttempts,
@@ -71,9 +70,9 @@ describe('runWithRetry()', () => {
   it('does not retry an error shouldRetry refuses', async () => {
     let calls = 0;
     const run = runWithRetry(
-      async () => {
+      () => {
         calls++;
-        throw new Error('business rule');
+        return Promise.reject(new Error('business rule'));
       },
       { maxAttempts: 5, baseDelayMs: 20, maxDelayMs: 100, shouldRetry: (err) => isTransient(err) },
     ).catch((err: unknown) => err);
@@ -86,9 +85,9 @@ describe('runWithRetry()', () => {
     const seen: number[] = [];
     let calls = 0;
     const run = runWithRetry(
-      async () => {
+      () => {
         calls++;
-        throw serializationFailure();
+        return Promise.reject(serializationFailure());
       },
       {
         maxAttempts: 5,
