@@ -68,7 +68,7 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
     cleanups.unshift(() => db.close());
     attachQueryLogger(db.driver(), logger, cfg.log, metrics);
     await db.connect();
-    const tx = new TxManager(db, logger);
+    const tx = new TxManager(db, logger, { transactions: cfg.database.transactions, metrics });
     const users = new UserService({
       users: new UserRepository(db.driver(), { preparedStatements: pgCfg.preparedStatements }),
       tx,

@@ -10,6 +10,7 @@ import type { BreakerConfig } from '../config/app-config.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { BreakerState, HealthReport } from './database.js';
+import { classifyError } from './classify-error.js';
 import { CircuitOpenError, ConnectionError } from './errors.js';
 
 const STATE_NAMES: Record<CircuitState, BreakerState> = {
@@ -117,32 +118,7 @@ export class CircuitBreaker {
   }
 }
 
-const CONNECTION_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-]);
-const CONNECTION_SQLSTATES = new Set(['57P01', '57P02', '57P03']);
-
-/**
- * True for failures that say "the database is unreachable", the only ones the breaker counts.
- * TODO(classify-error): replace with `classifyError(err).kind === 'connection'` when it lands.
- */
+/** True for failures that say "the database is unreachable", the only ones the breaker counts. */
 function isConnectionFailure(err: unknown): boolean {
-  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e instanceof ConnectionError) return true;
-    const code =
-      (e as { code?: unknown }).code ?? (e as { nativeError?: { code?: unknown } }).nativeError?.code;
-    if (
-      typeof code === 'string' &&
-      (CONNECTION_CODES.has(code) || CONNECTION_SQLSTATES.has(code) || code.startsWith('08'))
-    )
-      return true;
-    if (/Connection terminated|not queryable/i.test(e.message)) return true;
-  }
-  return false;
+  return classifyError(err).kind === 'connection';
 }

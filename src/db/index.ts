@@ -4,3 +4,4 @@ export { PostgresDatabase } from './postgres-database.js';
 export { TxManager } from './tx-manager.js';
 export { EmbeddedServer, type EmbeddedServerOptions } from './embedded-postgres.js';
 export { currentTransaction, executorFor } from './tx-context.js';
+export { classifyError, type ErrorClassification, type ErrorKind } from './classify-error.js';

@@ -17,6 +17,7 @@ import {
   TransactionTimeoutError,
   UniqueViolationError,
   ValidationError,
+  classifyError,
 } from '../db/index.js';
 import {
   BadRequestError,
@@ -151,7 +152,8 @@ function classify(err: unknown): Classified {
       code: err.code,
       message: 'The outcome of the write is unknown; check before retrying.',
     };
-  if (isRawConnectionFailure(err)) return unavailable('DATABASE_UNAVAILABLE', 'The database is unavailable.');
+  if (classifyError(err).kind === 'connection')
+    return unavailable('DATABASE_UNAVAILABLE', 'The database is unavailable.');
   return { status: 500, code: 'INTERNAL', message: 'Internal server error.' };
 }
 
@@ -221,23 +223,6 @@ function uniqueFields(err: InstanceType<typeof UniqueViolationError>): FieldProb
 
 function camel(s: string): string {
   return s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
-const CONNECTION_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-]);
-
-/** A driver-level connection failure that reached us untranslated. */
-function isRawConnectionFailure(err: unknown): boolean {
-  const code = (err as { code?: unknown; nativeError?: { code?: unknown } })?.code;
-  const native = (err as { nativeError?: { code?: unknown } })?.nativeError?.code;
-  const c = typeof code === 'string' ? code : typeof native === 'string' ? native : '';
-  return CONNECTION_CODES.has(c) || c.startsWith('08') || ['57P01', '57P02', '57P03'].includes(c);
 }
 
 /**

@@ -51,7 +51,7 @@ export type ImportFormat = 'ndjson' | 'json-array';
  *   anything after a JSON array's closing bracket.
  */
 export async function* parseImportRows(
-  body: AsyncIterable<Buffer | string>,
+  body: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
   format: ImportFormat,
   lines: RowLines,
   maxRowBytes: number,
