@@ -1,0 +1,102 @@
+import { expect } from 'chai';
+import pg from 'pg';
+import { useTestDatabase } from '../../support/test-database.js';
+import { parsePrometheusText, sampleValue, type Sample } from './prometheus-text.js';
+import { startTestService, testConfig, waitFor, type TestService } from './service-fixture.js';
+
+describe('GET /metrics counters', () => {
+  const db = useTestDatabase();
+  let svc: TestService;
+
+  before(async () => {
+    svc = await startTestService(testConfig(db().url));
+  });
+  after(async () => {
+    await svc?.stop();
+  });
+
+  const scrape = async (): Promise<Sample[]> => {
+    const res = await fetch(`${svc.url}/metrics`);
+    expect(res.status).to.equal(200);
+    return parsePrometheusText(await res.text());
+  };
+
+  const createUser = async (email: string): Promise<{ id: string; version: number }> => {
+    const res = await fetch(`${svc.url}/users`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email, name: 'Metrics' }),
+    });
+    expect(res.status).to.equal(201);
+    return (await res.json()) as { id: string; version: number };
+  };
+
+  it('counts committed and rolled-back transactions by isolation, and query durations', async () => {
+    const before = await scrape();
+    await createUser('metrics-commit@example.com');
+    const dup = await fetch(`${svc.url}/users`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'METRICS-COMMIT@example.com', name: 'Twin' }),
+    });
+    expect(dup.status).to.equal(409);
+    const after = await scrape();
+
+    const committed = { outcome: 'committed', isolation: 'repeatable read' };
+    const rolledBack = { outcome: 'rolled_back', isolation: 'repeatable read' };
+    expect(sampleValue(after, 'db_transactions_total', committed)).to.equal(
+      sampleValue(before, 'db_transactions_total', committed) + 1,
+    );
+    expect(sampleValue(after, 'db_transactions_total', rolledBack)).to.equal(
+      sampleValue(before, 'db_transactions_total', rolledBack) + 1,
+    );
+    expect(sampleValue(after, 'db_query_duration_seconds_count')).to.be.greaterThan(
+      sampleValue(before, 'db_query_duration_seconds_count'),
+    );
+  });
+
+  it('counts a retry after a forced serialization failure, and the retried PATCH succeeds', async () => {
+    const user = await createUser('metrics-retry@example.com');
+    const before = await scrape();
+
+    // Another session updates the row (without moving the version) and holds its lock, so the
+    // PATCH's repeatable-read UPDATE waits, then fails with 40001 once that session commits.
+    const other = new pg.Client({ connectionString: db().url });
+    await other.connect();
+    let patch: Promise<Response> | undefined;
+    try {
+      await other.query('begin');
+      await other.query('update users set name = name where id = $1', [user.id]);
+      patch = fetch(`${svc.url}/users/${user.id}`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/json', 'if-match': '"1"' },
+        body: JSON.stringify({ name: 'Retried' }),
+      });
+      await waitFor(
+        async () => {
+          const { rows } = await other.query<{ n: string }>(
+            `select count(*) as n from pg_stat_activity
+              where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
+          );
+          return Number(rows[0]!.n) === 1;
+        },
+        5_000,
+        'the PATCH to wait for the row lock',
+      );
+      await other.query('commit');
+    } finally {
+      await other.end();
+    }
+    const res = await patch!;
+    expect(res.status, await res.clone().text()).to.equal(200);
+    expect(await res.json()).to.include({ name: 'Retried', version: 2 });
+
+    const after = await scrape();
+    expect(sampleValue(after, 'db_transaction_retries_total', { reason: 'serialization' })).to.equal(
+      sampleValue(before, 'db_transaction_retries_total', { reason: 'serialization' }) + 1,
+    );
+    expect(sampleValue(after, 'db_transactions_started_total', { isolation: 'repeatable read' })).to.equal(
+      sampleValue(before, 'db_transactions_started_total', { isolation: 'repeatable read' }) + 2,
+    );
+  });
+});
