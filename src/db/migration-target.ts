@@ -1,0 +1,109 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import type { AppConfig } from '../config/app-config.js';
+import { EmbeddedServer } from './embedded-postgres.js';
+
+/** The server a CLI run migrates, and how to leave it as it was found. */
+export interface MigrationTarget {
+  /** The embedded server when no host is configured; undefined for a given server. */
+  embedded: EmbeddedServer | undefined;
+  /** Stops the embedded server if this run started it (a server found running stays up). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Makes the configured database reachable for a one-shot command (the knex CLI, a seed run).
+ * With a host configured it does nothing. With none (the embedded default) it starts the
+ * embedded server on `database.embedded.dataDir` and `database.postgres.port` unless one
+ * already runs there, and creates `database.postgres.name` if missing (the configured user
+ * is the embedded server's superuser).
+ *
+ * With `stopOnExit`, a server this call started is stopped when the process exits, and
+ * the exit waits (up to `shutdownWaitMs`) until it is gone: the knex CLI ends with
+ * `process.exit()`, so an `await` after the command would never run.
+ */
+export async function prepareMigrationTarget(
+  cfg: AppConfig,
+  opts: { stopOnExit?: boolean; shutdownWaitMs?: number } = {},
+): Promise<MigrationTarget> {
+  const pgCfg = cfg.database.postgres;
+  if (pgCfg.host !== '') return { embedded: undefined, stop: async () => {} };
+  const server = new EmbeddedServer({
+    dataDir: cfg.database.embedded.dataDir,
+    port: pgCfg.port,
+    username: pgCfg.username,
+    password: pgCfg.password,
+  });
+  await server.start();
+  if (opts.stopOnExit && server.startedByUs) {
+    const pid = postmasterPid(server.dataDir);
+    process.once('exit', () => {
+      // Synchronous up to the SIGINT (fast shutdown); then wait for the postmaster to go.
+      void server.stop();
+      if (pid !== undefined) waitForExit(server.dataDir, pid, opts.shutdownWaitMs ?? 15_000);
+    });
+  }
+  try {
+    await ensureDatabase(cfg);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return { embedded: server, stop: () => server.stop() };
+}
+
+async function ensureDatabase(cfg: AppConfig): Promise<void> {
+  const pgCfg = cfg.database.postgres;
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port: pgCfg.port,
+    user: pgCfg.username,
+    password: pgCfg.password,
+    database: 'postgres',
+    connectionTimeoutMillis: pgCfg.timeout,
+  });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [pgCfg.name]);
+    if (!rowCount) await client.query(`create database ${client.escapeIdentifier(pgCfg.name)}`);
+  } finally {
+    await client.end();
+  }
+}
+
+function postmasterPid(dataDir: string): number | undefined {
+  const file = path.join(dataDir, 'postmaster.pid');
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/**
+ * Blocks (an 'exit' handler cannot await) until the postmaster has shut down or `timeoutMs`
+ * passed. PostgreSQL removes postmaster.pid as the last step of a clean shutdown; the
+ * process itself lingers as a zombie (our child, unreaped while we block), so a liveness
+ * probe alone would wait out the whole timeout.
+ */
+function waitForExit(dataDir: string, pid: number, timeoutMs: number): void {
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until && existsSync(pidFile) && isRunning(pid)) Atomics.wait(sleeper, 0, 0, 25);
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    // Linux: state Z (zombie) or X (dead) means it has exited; elsewhere trust kill().
+    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return true;
+  }
+}
