@@ -1,0 +1,121 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import pino from 'pino';
+import { PostgresDatabase } from '../../../src/db/postgres-database.js';
+import { HealthRepository } from '../../../src/health/health-repository.js';
+import { adminQuery, createTestDatabase, type TestDatabase } from '../../support/test-database.js';
+
+const MIGRATION = '20250101000000_create_users.ts';
+
+describe('HealthRepository', () => {
+  let testDb: TestDatabase;
+  let db: PostgresDatabase;
+  let health: HealthRepository;
+
+  before(async () => {
+    testDb = await createTestDatabase();
+    db = new PostgresDatabase(testDb.config(), pino({ level: 'silent' }));
+    await db.connect();
+    health = new HealthRepository(db);
+  });
+
+  after(async () => {
+    await db?.close();
+    await testDb?.drop();
+  });
+
+  describe('ping()', () => {
+    it('returns the round-trip time in milliseconds', async () => {
+      const ms = await health.ping();
+      expect(ms).to.be.a('number').and.to.be.at.least(0);
+    });
+  });
+
+  describe('serverInfo()', () => {
+    it('describes the server, database and user', async () => {
+      const info = await health.serverInfo();
+      const { rows } = await adminQuery("select current_setting('server_version') as v");
+      expect(info).to.include({
+        version: (rows[0] as { v: string }).v,
+        inRecovery: false,
+        database: testDb.name,
+      });
+      expect(info.versionNum).to.be.at.least(100000);
+      expect(info.user).to.equal(testDb.config().username);
+    });
+  });
+
+  describe('migrationStatus()', () => {
+    it('reports every migration applied on a template-cloned database', async () => {
+      expect(await health.migrationStatus()).to.deep.equal({
+        applied: [MIGRATION],
+        pending: [],
+        latest: MIGRATION,
+        missingFiles: [],
+        upToDate: true,
+      });
+    });
+
+    it('reports a new file as pending and an applied migration without a file as missing', async () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'pgdl-migrations-'));
+      try {
+        writeFileSync(path.join(dir, '20990101000000_future.ts'), 'export {};');
+        writeFileSync(path.join(dir, 'README.md'), 'not a migration');
+        const status = await new HealthRepository(db, { migrationsDirectory: dir }).migrationStatus();
+        expect(status).to.deep.equal({
+          applied: [MIGRATION],
+          pending: ['20990101000000_future.ts'],
+          latest: MIGRATION,
+          missingFiles: [MIGRATION],
+          upToDate: false,
+        });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('reports everything pending on an empty database and creates nothing there', async () => {
+      const name = `pgdl_empty_${process.pid}`;
+      await adminQuery(`create database ${name}`);
+      const empty = new PostgresDatabase({ ...testDb.config(), name }, pino({ level: 'silent' }));
+      try {
+        await empty.connect();
+        const status = await new HealthRepository(empty).migrationStatus();
+        expect(status).to.include({ latest: null, upToDate: false });
+        expect(status.applied).to.deep.equal([]);
+        expect(status.pending).to.deep.equal([MIGRATION]);
+        const left = await empty
+          .driver()
+          .raw<{ rows: Array<{ t: string | null }> }>("select to_regclass('knex_migrations')::text as t");
+        expect(left.rows[0]?.t).to.equal(null);
+      } finally {
+        await empty.close();
+        await adminQuery(`drop database if exists ${name} with (force)`);
+      }
+    });
+
+    it('joins the transaction it is given', async () => {
+      const undo = new Error('undo');
+      const outcome = await db
+        .driver()
+        .transaction(async (trx) => {
+          await trx('knex_migrations').del();
+          expect((await health.migrationStatus(trx)).pending).to.deep.equal([MIGRATION]);
+          throw undo;
+        })
+        .catch((err: unknown) => err);
+      expect(outcome).to.equal(undo);
+      expect((await health.migrationStatus()).upToDate).to.equal(true);
+    });
+  });
+
+  describe('poolStats()', () => {
+    it('passes the database pool statistics through', () => {
+      const stats = health.poolStats();
+      expect(stats).to.have.keys(Object.keys(db.getConnectionStats()));
+      expect(stats.maxOpenConnections).to.equal(testDb.config().maxOpenConns);
+    });
+  });
+});
