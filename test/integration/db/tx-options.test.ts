@@ -12,7 +12,7 @@ const silent = pino({ level: 'silent' });
 type TarnView = {
   numUsed(): number;
   on(event: string, fn: () => void): void;
-  off(event: string, fn: () => void): void;
+  removeListener(event: string, fn: () => void): void;
 };
 const poolOf = (knex: Knex): TarnView => (knex.client as { pool: TarnView }).pool;
 
@@ -137,7 +137,7 @@ describe('TxManager options (real PostgreSQL)', () => {
         const begun = await tm.beginTx(opts).catch((e: unknown) => e);
         expect(begun).to.be.instanceOf(TxOptionsError);
       } finally {
-        pool.off('acquireRequest', onAcquire);
+        pool.removeListener('acquireRequest', onAcquire);
       }
       expect(ran).to.be.false;
       expect(acquires).to.equal(0);
