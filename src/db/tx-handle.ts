@@ -247,6 +247,7 @@ export class RootTx {
    *   when that cannot be learned; TransactionTimeoutError at the deadline.
    */
   async commit(): Promise<void> {
+    if (this.#expired) throw this.timeoutError();
     if (!this.usable) throw this.#refusal() ?? new TransactionStateError('The transaction is not active.');
     this.#state = 'committing';
     const tracker = this.#tracker!;
