@@ -5,3 +5,17 @@ export { TxManager } from './tx-manager.js';
 export { EmbeddedServer, type EmbeddedServerOptions } from './embedded-postgres.js';
 export { currentTransaction, executorFor } from './tx-context.js';
 export { classifyError, type ErrorClassification, type ErrorKind } from './classify-error.js';
+export { BaseModel } from './base-model.js';
+export {
+  knexMigrationConfig,
+  migratorConfig,
+  seederConfig,
+  assertSeedingAllowed,
+  MIGRATIONS_DIRECTORY,
+  MIGRATIONS_TABLE,
+  MIGRATION_LOAD_EXTENSIONS,
+  SEEDS_ROOT,
+  SEEDABLE_PROFILES,
+  type MigrationKnexConfig,
+} from './migrations-config.js';
+export { prepareMigrationTarget, type MigrationTarget } from './migration-target.js';

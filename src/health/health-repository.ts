@@ -1,13 +1,14 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Knex } from 'knex';
-import type { Database, PoolStats } from '../db/database.js';
 import {
   MIGRATION_LOAD_EXTENSIONS,
   MIGRATIONS_DIRECTORY,
   MIGRATIONS_TABLE,
-} from '../db/migrations-config.js';
-import { executorFor } from '../db/tx-context.js';
+  executorFor,
+  type Database,
+  type PoolStats,
+} from '../db/index.js';
 
 /** Where a repository call runs: an explicit knex or transaction. */
 type Executor = Knex | Knex.Transaction;

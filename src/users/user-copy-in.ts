@@ -3,7 +3,7 @@ import { finished } from 'node:stream/promises';
 import type { Knex } from 'knex';
 import type pg from 'pg';
 import { from as copyFrom, type CopyStreamQuery } from 'pg-copy-streams';
-import { CheckViolationError, UniqueViolationError } from '../db/errors.js';
+import { CheckViolationError, UniqueViolationError } from '../db/index.js';
 import { validateNewUser, withRowIndex, type ValidNewUser } from './user-input.js';
 
 /** Rows of a bulk load: an array, any iterable, or an async iterable (a stream of objects). */

@@ -1,4 +1,4 @@
-import { UniqueViolationError, ValidationError } from '../db/errors.js';
+import { UniqueViolationError, ValidationError } from '../db/index.js';
 import { User, type WritableUserStatus } from './user-model.js';
 
 /** What `create`, `upsertByEmail`, `insertMany` and `copyIn` accept. `status` defaults to `active`. */

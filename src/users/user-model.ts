@@ -1,5 +1,5 @@
 import type { JSONSchema } from 'objection';
-import { BaseModel } from '../db/base-model.js';
+import { BaseModel } from '../db/index.js';
 
 /** Every status a user row can have (the table's CHECK constraint says the same). */
 export const USER_STATUSES = ['active', 'suspended', 'deleted'] as const;

@@ -1,7 +1,6 @@
 import type { Knex } from 'knex';
 import { raw, type PartialModelObject } from 'objection';
-import { NotFoundError, OptimisticLockError } from '../db/errors.js';
-import { executorFor } from '../db/tx-context.js';
+import { NotFoundError, OptimisticLockError, executorFor } from '../db/index.js';
 import { copyUsersIn, type UserRows } from './user-copy-in.js';
 import { LIST_ORDERS, UserCursorCodec, type ListOrder } from './user-cursor.js';
 import {
