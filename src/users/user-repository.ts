@@ -2,16 +2,15 @@ import type { Knex } from 'knex';
 import { raw, type PartialModelObject } from 'objection';
 import { NotFoundError, OptimisticLockError, executorFor } from '../db/index.js';
 import { copyUsersIn, type UserRows } from './user-copy-in.js';
+import { insertUsersInChunks } from './user-insert-many.js';
 import { LIST_ORDERS, UserCursorCodec, type ListOrder } from './user-cursor.js';
 import {
   fieldError,
   isUserId,
-  rowUniqueViolation,
   validateNewUser,
   validatePatch,
   type NewUser,
   type UserPatch,
-  type ValidNewUser,
 } from './user-input.js';
 import { EMAIL_MAX_LENGTH, USER_STATUSES, User, type UserStatus } from './user-model.js';
 
@@ -27,7 +26,7 @@ export interface UserRepositoryOptions {
   preparedStatements?: boolean;
   /** Signs list cursors with HMAC-SHA256 so any edit is detected; default none (validated only). */
   cursorSecret?: string;
-  /** Rows per multi-row INSERT in `insertMany`; default 1000 (3 bind values each). */
+  /** Rows per multi-row INSERT in `insertMany`, 1..20000 (3 bind values each, under pg's 65535); default 1000. */
   insertChunkSize?: number;
 }
 
@@ -76,11 +75,15 @@ export class UserRepository {
   readonly #cursors: UserCursorCodec;
   readonly #chunkSize: number;
 
+  /** @throws RangeError when `insertChunkSize` is out of range. */
   constructor(knex: Knex, opts: UserRepositoryOptions = {}) {
     this.#knex = knex;
     this.#prepared = opts.preparedStatements ?? true;
     this.#cursors = new UserCursorCodec(opts.cursorSecret);
     this.#chunkSize = opts.insertChunkSize ?? 1000;
+    if (!Number.isInteger(this.#chunkSize) || this.#chunkSize < 1 || this.#chunkSize > 20_000) {
+      throw new RangeError('insertChunkSize must be an integer from 1 to 20000.');
+    }
   }
 
   /**
@@ -261,19 +264,7 @@ export class UserRepository {
     if (!Array.isArray(rows)) throw fieldError('rows', 'must be an array', 'type');
     const valid = rows.map((row, i) => validateNewUser(row, i));
     if (valid.length === 0) return 0;
-    return this.#ex(executor).transaction(async (trx) => {
-      for (let start = 0; start < valid.length; start += this.#chunkSize) {
-        const chunk = valid.slice(start, start + this.#chunkSize);
-        // DO NOTHING + RETURNING tells exactly which row conflicted; the throw rolls back.
-        const returned: Array<{ email: string }> = await trx('users')
-          .insert(chunk)
-          .onConflict()
-          .ignore()
-          .returning('email');
-        if (returned.length !== chunk.length) throw rowUniqueViolation(start + firstSkipped(chunk, returned));
-      }
-      return valid.length;
-    });
+    return insertUsersInChunks(this.#ex(executor), valid, this.#chunkSize);
   }
 
   /**
@@ -318,16 +309,4 @@ function statusFilter<Q extends Knex.QueryBuilder>(query: Q, status: UserStatus 
 function assertSearchString(field: string, value: unknown): asserts value is string {
   if (typeof value !== 'string') throw fieldError(field, 'must be a string', 'type');
   if (value.includes('\u0000')) throw fieldError(field, 'must not contain NUL (U+0000) characters', 'noNul');
-}
-
-/** Index in `chunk` of the first row ON CONFLICT DO NOTHING skipped (rows insert in order). */
-function firstSkipped(chunk: readonly ValidNewUser[], returned: ReadonlyArray<{ email: string }>): number {
-  const left = new Map<string, number>();
-  for (const { email } of returned) left.set(email, (left.get(email) ?? 0) + 1);
-  for (const [i, row] of chunk.entries()) {
-    const n = left.get(row.email) ?? 0;
-    if (n === 0) return i;
-    left.set(row.email, n - 1);
-  }
-  return chunk.length - 1;
 }

@@ -214,6 +214,23 @@ describe('UserRepository bulk loads', () => {
       expect((await rejection(fx.repo().insertMany(exact))).rowIndex).to.equal(9);
     });
 
+    it('names the later row when its twin sits in an earlier chunk', async () => {
+      const small = new UserRepository(fx.knex(), { insertChunkSize: 10 });
+      const rows = bulkArray('chunks', 25, (i) =>
+        i === 23 ? { email: 'bulk-chunks-3@example.com', name: 'Twin' } : undefined,
+      );
+      const before = await fingerprint(fx.knex());
+      expect((await rejection(small.insertMany(rows))).rowIndex).to.equal(23);
+      expect(await fingerprint(fx.knex())).to.equal(before);
+      expect(await small.insertMany(bulkArray('chunks', 25))).to.equal(25);
+    });
+
+    it('refuses a chunk size that pg could not bind', () => {
+      for (const insertChunkSize of [0, -1, 1.5, 20_001]) {
+        expect(() => new UserRepository(fx.knex(), { insertChunkSize })).to.throw(RangeError);
+      }
+    });
+
     it('returns 0 for no rows and rejects a non-array', async () => {
       expect(await fx.repo().insertMany([])).to.equal(0);
       const err = await rejection(fx.repo().insertMany('rows' as unknown as NewUser[]));
