@@ -6,16 +6,23 @@ import { ForeignConnectionError } from './errors.js';
 import { currentTransaction } from './tx-context.js';
 
 const ownAcquire = new AsyncLocalStorage<true>();
-const GUARD = Symbol('pgdl.foreignConnectionGuard');
+const INSTALLED = Symbol('pgdl.foreignConnectionGuard');
+const guards = new WeakMap<Knex.Transaction, { mode: ForeignConnectionGuardMode; logger: Logger }>();
 
-type GuardedClient = {
-  acquireConnection(): Promise<unknown>;
-  [GUARD]?: { mode: ForeignConnectionGuardMode; logger: Logger };
-};
+type GuardedClient = { acquireConnection(): Promise<unknown>; [INSTALLED]?: true };
 
 /** Runs `acquire` as the transaction manager's own checkout, which the guard lets through. */
 export function acquireOwn<T>(acquire: () => Promise<T>): Promise<T> {
   return ownAcquire.run(true, acquire);
+}
+
+/** Sets how the guard treats second checkouts made while `trx` is the ambient transaction. */
+export function guardTransaction(
+  trx: Knex.Transaction,
+  mode: ForeignConnectionGuardMode,
+  logger: Logger,
+): void {
+  guards.set(trx, { mode, logger });
 }
 
 /**
@@ -24,37 +31,31 @@ export function acquireOwn<T>(acquire: () => Promise<T>): Promise<T> {
  * outside the transaction (it cannot see its uncommitted rows, and commits on its own), and on
  * a small pool it waits for a slot the transaction itself holds: a self-deadlock.
  *
- * - 'off': nothing. 'warn': logs at warn with the acquiring stack, then proceeds.
+ * Per transaction (`guardTransaction`, set by the manager that began it):
+ * - 'off': nothing. 'warn': logs at warn with the acquiring stack, then proceeds (the stack ends
+ *   in knex's runner: knex starts a query from a thenable job, which drops the caller's frames).
  * - 'error': rejects the query with `ForeignConnectionError` before it waits for a slot.
  *
  * The manager's own checkouts (`requiresNew`, `beginTx`) pass through `acquireOwn`. Installed
- * once per knex client by wrapping `client.acquireConnection` (every builder, `knex.raw`,
- * `knex.transaction()` and objection query acquires there); calling it again changes the mode.
+ * once per knex client by wrapping `client.acquireConnection`, where every builder, `knex.raw`,
+ * `knex.transaction()` and objection query acquires.
  */
-export function installForeignConnectionGuard(
-  knex: Knex,
-  mode: ForeignConnectionGuardMode,
-  logger: Logger,
-): void {
+export function installForeignConnectionGuard(knex: Knex): void {
   const client = knex.client as GuardedClient;
-  const existing = client[GUARD];
-  if (existing) {
-    existing.mode = mode;
-    existing.logger = logger;
-    return;
-  }
-  const state = { mode, logger };
-  client[GUARD] = state;
+  if (client[INSTALLED]) return;
+  client[INSTALLED] = true;
   const acquire = client.acquireConnection.bind(client);
   client.acquireConnection = () => {
-    if (state.mode !== 'off' && !ownAcquire.getStore() && currentTransaction()) {
-      if (state.mode === 'error')
+    const trx = ownAcquire.getStore() ? undefined : currentTransaction();
+    const guard = trx && guards.get(trx);
+    if (guard && guard.mode !== 'off') {
+      if (guard.mode === 'error')
         return Promise.reject(
           new ForeignConnectionError(
             'A query inside a transaction asked for a second pool connection; run it on the transaction (trx) instead.',
           ),
         );
-      state.logger.warn(
+      guard.logger.warn(
         { stack: new Error('acquired here').stack },
         'a query inside a transaction took a second pool connection: it runs outside the transaction (knex#1171)',
       );

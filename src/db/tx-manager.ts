@@ -12,7 +12,7 @@ import {
   TransactionTimeoutError,
   TxOptionsError,
 } from './errors.js';
-import { acquireOwn, installForeignConnectionGuard } from './foreign-connection-guard.js';
+import { acquireOwn, guardTransaction, installForeignConnectionGuard } from './foreign-connection-guard.js';
 import { runWithRetry } from './retry-policy.js';
 import { translateError } from './translate-error.js';
 import { isTransactionEnded, transactionContext, currentTransaction } from './tx-context.js';
@@ -125,6 +125,7 @@ export class TxManager {
     if (o.propagation === 'required') return fn(ambient);
     if (!parent) return ambient.transaction((trx) => transactionContext.run(trx, () => fn(trx)));
     const sp = await SavepointTx.begin(parent);
+    guardTransaction(sp.trx, this.#guardMode, this.#logger);
     let result: T;
     try {
       result = await transactionContext.run(sp.trx, () => invoke(fn, sp.trx));
@@ -263,7 +264,7 @@ export class TxManager {
   #begin(o: ResolvedTxOptions, started: number): Promise<RootTx> {
     const knex = this.#db.driver();
     if (this.#guarded !== knex) {
-      installForeignConnectionGuard(knex, this.#guardMode, this.#logger);
+      installForeignConnectionGuard(knex);
       this.#guarded = knex;
     }
     const client = knex.client as { acquireConnection(): Promise<unknown> };
@@ -282,6 +283,7 @@ export class TxManager {
     });
     return tx.then((t) => {
       this.#metrics.txStarted.inc({ isolation: o.isolationLevel ?? 'default' });
+      guardTransaction(t.trx, this.#guardMode, this.#logger);
       return t;
     });
   }
