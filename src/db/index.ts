@@ -19,3 +19,6 @@ export {
   type MigrationKnexConfig,
 } from './migrations-config.js';
 export { prepareMigrationTarget, type MigrationTarget } from './migration-target.js';
+export { isTransient } from './classify-error.js';
+export { translateError } from './translate-error.js';
+export type { TxManagerOptions } from './tx-manager.js';
