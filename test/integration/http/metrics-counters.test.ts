@@ -87,7 +87,7 @@ describe('GET /metrics counters', () => {
     } finally {
       await other.end();
     }
-    const res = await patch!;
+    const res = await patch;
     expect(res.status, await res.clone().text()).to.equal(200);
     expect(await res.json()).to.include({ name: 'Retried', version: 2 });
 
