@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import type { Knex } from 'knex';
 import type { Logger } from '../observability/logger.js';
 import { sendCancelRequest } from './cancel-request.js';
@@ -14,6 +13,7 @@ import {
 } from './errors.js';
 import { markTransactionEnded } from './tx-context.js';
 import type { TxTraits } from './tx-options.js';
+import { TxDeadline, withTimeout } from './tx-deadline.js';
 import { StatementTracker, type InnerQuery, type RawResult } from './tx-statements.js';
 import type { SavepointTx } from './tx-savepoint.js';
 
@@ -103,10 +103,7 @@ const noop = (): void => {};
 export class RootTx {
   readonly #deps: RootTxDeps;
   readonly #settings: RootTxSettings;
-  readonly #expiry: Promise<void>;
-  #fireExpiry: () => void = noop;
-  #timer: NodeJS.Timeout | undefined;
-  #expired = false;
+  readonly #deadline: TxDeadline;
   #state: 'starting' | 'active' | 'committing' | 'rollingBack' | 'ended' = 'starting';
   #conn: PooledConnection | undefined;
   #trx: Knex.Transaction | undefined;
@@ -119,10 +116,7 @@ export class RootTx {
   private constructor(deps: RootTxDeps, settings: RootTxSettings) {
     this.#deps = deps;
     this.#settings = settings;
-    this.#expiry = new Promise((resolve) => (this.#fireExpiry = resolve));
-    if (settings.deadline !== undefined) {
-      this.#timer = setTimeout(() => this.#onExpire(), Math.max(0, settings.deadline - performance.now()));
-    }
+    this.#deadline = new TxDeadline(settings.deadline, () => this.#onExpire());
   }
 
   /**
@@ -137,7 +131,7 @@ export class RootTx {
     } catch (err) {
       if (tx.#trx) await tx.rollback(err);
       else tx.#dispose(false, 'BEGIN failed');
-      throw tx.#expired ? tx.timeoutError(err) : err;
+      throw tx.#deadline.expired ? tx.timeoutError(err) : err;
     }
     return tx;
   }
@@ -149,7 +143,7 @@ export class RootTx {
       (late) => void client.releaseConnection(late),
     )) as PooledConnection;
     this.#conn = conn;
-    const { isolationLevel, readOnly, deferrable, deadline } = this.#settings;
+    const { isolationLevel, readOnly, deferrable } = this.#settings;
     const trx = await this.#race(
       this.#deps.knex.transaction(null, {
         connection: conn,
@@ -166,8 +160,8 @@ export class RootTx {
     // Still the transaction's first statement when BEGIN carried the isolation level: SET
     // TRANSACTION must precede any query (knex's BEGIN has no DEFERRABLE).
     if (deferrable) await this.#race(this.inner('set transaction deferrable'));
-    if (deadline !== undefined) {
-      const left = Math.max(1, Math.ceil(deadline - performance.now()));
+    const left = this.#deadline.remainingMs();
+    if (left !== undefined) {
       // Transaction-local (set_config(..., true)): nothing stays on the pooled session.
       await this.#race(
         this.inner(
@@ -176,7 +170,7 @@ export class RootTx {
         ),
       );
     }
-    if (this.#expired) throw this.timeoutError();
+    if (this.#deadline.expired) throw this.timeoutError();
     this.#state = 'active';
   }
 
@@ -204,17 +198,17 @@ export class RootTx {
 
   /** True while statements may run. */
   get usable(): boolean {
-    return this.#state === 'active' && !this.#expired;
+    return this.#state === 'active' && !this.#deadline.expired;
   }
 
   /** True once the deadline has passed. */
   get expired(): boolean {
-    return this.#expired;
+    return this.#deadline.expired;
   }
 
   /** Resolves at the deadline; never without one. */
   get expiry(): Promise<void> {
-    return this.#expiry;
+    return this.#deadline.expiry;
   }
 
   /** The error a caller gets for this transaction's deadline. */
@@ -247,7 +241,7 @@ export class RootTx {
    *   when that cannot be learned; TransactionTimeoutError at the deadline.
    */
   async commit(): Promise<void> {
-    if (this.#expired) throw this.timeoutError();
+    if (this.#deadline.expired) throw this.timeoutError();
     if (!this.usable) throw this.#refusal() ?? new TransactionStateError('The transaction is not active.');
     this.#state = 'committing';
     const tracker = this.#tracker!;
@@ -259,15 +253,16 @@ export class RootTx {
         : await this.#race(this.#recordXid());
     } catch (err) {
       await this.rollback(err);
-      throw this.#expired ? this.timeoutError(err) : err;
+      throw this.#deadline.expired ? this.timeoutError(err) : err;
     }
     let res: RawResult | undefined;
     try {
-      res = await this.#raceCommit(async () => {
+      const committing = (async () => {
         const r = await this.#knexCommit();
         await this.trx.executionPromise;
         return r;
-      });
+      })();
+      res = await this.#deadline.raceWithGrace(committing, COMMIT_GRACE_MS, () => new CommitDeadline());
     } catch (err) {
       if (err instanceof CommitDeadline || classifyError(err).kind === 'connection') {
         this.#dispose(false, 'connection lost during COMMIT');
@@ -305,7 +300,7 @@ export class RootTx {
       // No xid: nothing was written, so there is nothing to lose. Under serializable, COMMIT
       // may still have failed the read-only-anomaly check, so the result is not trusted.
       if (!aborted && this.#settings.isolationLevel !== 'serializable') return;
-      if (this.#expired) throw this.timeoutError(cause);
+      if (this.#deadline.expired) throw this.timeoutError(cause);
       throw new CommitAbortedError('The connection was lost at COMMIT of a transaction that wrote nothing.', {
         cause,
       });
@@ -319,7 +314,7 @@ export class RootTx {
     logger.warn({ xid, outcome }, 'connection lost during COMMIT; outcome looked up with pg_xact_status');
     if (outcome === 'committed') return;
     if (outcome === 'aborted') {
-      if (this.#expired) throw this.timeoutError(cause);
+      if (this.#deadline.expired) throw this.timeoutError(cause);
       throw new CommitAbortedError(
         'The connection was lost during COMMIT; the transaction was rolled back.',
         { cause },
@@ -379,7 +374,7 @@ export class RootTx {
   }
 
   #dispose(healthy: boolean, reason: string): void {
-    clearTimeout(this.#timer);
+    this.#deadline.clear();
     this.#state = 'ended';
     if (this.#trx) markTransactionEnded(this.#trx);
     const conn = this.#conn;
@@ -396,15 +391,13 @@ export class RootTx {
   }
 
   #onExpire(): void {
-    this.#expired = true;
     if (this.#trx && this.#state !== 'committing') markTransactionEnded(this.#trx);
     // Nobody may be waiting (an explicit beginTx handle): roll back now, not when the caller returns.
     if (this.#state === 'active') void this.rollback(this.timeoutError());
-    this.#fireExpiry();
   }
 
   #refusal(): Error | undefined {
-    if (this.#expired && this.#state !== 'committing')
+    if (this.#deadline.expired && this.#state !== 'committing')
       return new TransactionStateError(
         'The transaction timed out and was rolled back; this statement was not sent.',
         {
@@ -420,47 +413,8 @@ export class RootTx {
     return this.#deps.knex.client as KnexClient;
   }
 
-  /** Settles with `p`, or rejects with the timeout error at the deadline (a late value goes to `onLate`). */
   #race<T>(p: Promise<T>, onLate?: (value: T) => void): Promise<T> {
-    if (this.#settings.deadline === undefined) return p;
-    return new Promise<T>((resolve, reject) => {
-      let lost = false;
-      void this.#expiry.then(() => {
-        lost = true;
-        reject(this.timeoutError());
-      });
-      p.then(
-        (value) => (lost ? onLate?.(value) : resolve(value)),
-        (err: Error) => {
-          if (!lost) reject(err);
-        },
-      );
-    });
-  }
-
-  /** Like #race, with COMMIT_GRACE_MS more: a COMMIT cut off at the deadline counts as lost. */
-  #raceCommit<T>(run: () => Promise<T>): Promise<T> {
-    const p = run();
-    if (this.#settings.deadline === undefined) return p;
-    return new Promise<T>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      let settled = false;
-      void this.#expiry.then(() => {
-        if (!settled) timer = setTimeout(() => reject(new CommitDeadline()), COMMIT_GRACE_MS);
-      });
-      p.then(
-        (value) => {
-          settled = true;
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (err: Error) => {
-          settled = true;
-          clearTimeout(timer);
-          reject(err);
-        },
-      );
-    });
+    return this.#deadline.race(p, () => this.timeoutError(), onLate);
   }
 }
 
@@ -469,20 +423,4 @@ class CommitDeadline extends Error {}
 
 function isBroken(conn: PooledConnection): boolean {
   return conn.__knex__disposed !== undefined || conn._queryable === false || conn._ending === true;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (err: Error) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
 }
