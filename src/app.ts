@@ -8,6 +8,7 @@ import { knexMigrationConfig, migratorConfig } from './db/migrations-config.js';
 import { attachQueryLogger } from './db/query-logger.js';
 import { HealthLoop } from './health/health-loop.js';
 import { HealthService } from './health/health-service.js';
+import { currentRequestFields } from './http/request-context.js';
 import { buildServer } from './http/server.js';
 import type { Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -65,7 +66,7 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
       breaker,
     });
     cleanups.unshift(() => db.close());
-    attachQueryLogger(db.driver(), logger, cfg.log, metrics);
+    attachQueryLogger(db.driver(), logger, cfg.log, metrics, currentRequestFields);
     await db.connect();
     const tx = new TxManager(db, logger, { transactions: cfg.database.transactions, metrics });
     const users = new UserService({

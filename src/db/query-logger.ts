@@ -29,6 +29,8 @@ export type QueryLogConfig = Pick<LogConfig, 'queryBindings' | 'slowQueryThresho
  *   syntax for type integer: "..."`) are logged only when `queryBindings` is true: they
  *   carry personal data and secrets.
  * - Every statement's duration feeds `metrics.queryDuration` (seconds).
+ * - `context()` adds fields to every line (the composition root passes the current HTTP
+ *   request's `{ reqId }`); the database layer itself knows nothing of requests.
  *
  * @returns a function that detaches the listeners.
  */
@@ -37,13 +39,18 @@ export function attachQueryLogger(
   logger: Logger,
   cfg: QueryLogConfig,
   metrics?: Metrics,
+  context?: () => Record<string, unknown> | undefined,
 ): () => void {
   const log = logger.child({ component: 'query' });
   // Start times by query uid; an entry lives from 'query' to its response or error.
   const started = new Map<string, number>();
 
   const fieldsOf = (q: QueryEvent, durationMs: number): Record<string, unknown> => {
-    const fields: Record<string, unknown> = { sql: q.sql, durationMs: Math.round(durationMs * 100) / 100 };
+    const fields: Record<string, unknown> = {
+      ...context?.(),
+      sql: q.sql,
+      durationMs: Math.round(durationMs * 100) / 100,
+    };
     if (q.__knexTxId) fields.txId = q.__knexTxId;
     if (cfg.queryBindings && q.bindings?.length) fields.bindings = q.bindings;
     return fields;

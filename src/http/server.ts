@@ -7,6 +7,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { installErrorHandler } from './error-handler.js';
 import { registerHealthRoutes } from './health-routes.js';
 import { registerMetricsRoutes } from './metrics-routes.js';
+import { requestContext } from './request-context.js';
 
 /** What the HTTP layer needs from the layers below. */
 export interface ServerDeps {
@@ -54,6 +55,11 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     },
   });
   app.removeContentTypeParser('text/plain');
+  // Callback style on purpose: `run(store, done)` makes every later hook and the handler
+  // run inside the store (an async hook would leave it behind).
+  app.addHook('onRequest', (request, _reply, done) => {
+    requestContext.run({ reqId: String(request.id) }, done);
+  });
   app.addHook('onSend', async (request, reply) => {
     void reply.header('x-request-id', String(request.id));
     // A response finished while draining closes its connection, so the server can close.
