@@ -184,7 +184,9 @@ export class TxManager {
       (ending ??= handle.commit().catch((err: unknown) => {
         throw translateError(err);
       }));
-    const rollback = (): Promise<void> => (ending ??= handle.rollback());
+    // After commit() (failed or not) there is nothing left to roll back: a no-op, so the usual
+    // `catch { await trx.rollback() }` does not throw the commit error a second time.
+    const rollback = (): Promise<void> => (ending ? ending.catch(() => {}) : (ending = handle.rollback()));
     Object.assign(trx, { commit, rollback });
     return trx;
   }
