@@ -4,7 +4,7 @@ import type { Knex } from 'knex';
 import type pg from 'pg';
 import { from as copyFrom, type CopyStreamQuery } from 'pg-copy-streams';
 import { CheckViolationError, UniqueViolationError } from '../db/index.js';
-import { validateNewUser, withRowIndex, type ValidNewUser } from './user-input.js';
+import { fieldError, validateNewUser, withRowIndex, type ValidNewUser } from './user-input.js';
 
 /** Rows of a bulk load: an array, any iterable, or an async iterable (a stream of objects). */
 export type UserRows = Iterable<unknown> | AsyncIterable<unknown>;
@@ -29,9 +29,11 @@ const WRITE_BATCH_BYTES = 64 * 1024;
  * taken from the server's "COPY users, line N" context. Rows are consumed as they come,
  * with socket backpressure, so an async iterable is never held in memory whole.
  *
- * @returns the number of rows written.
+ * @returns the number of rows written (0 for no rows).
+ * @throws ValidationError on `rows` when it is not iterable.
  */
 export async function copyUsersIn(executor: Knex | Knex.Transaction, rows: UserRows): Promise<number> {
+  if (!isIterable(rows)) throw fieldError('rows', 'must be an iterable or async iterable of users', 'type');
   return executor.transaction(async (trx) => {
     // Inside a transaction knex hands out the transaction's own connection.
     const client = trx.client as ConnectionSource;
@@ -80,6 +82,12 @@ async function copyRows(conn: pg.PoolClient, rows: UserRows): Promise<number> {
     throw translate(err);
   }
   return stream.rowCount;
+}
+
+function isIterable(value: unknown): value is UserRows {
+  return (
+    typeof value === 'object' && value !== null && (Symbol.iterator in value || Symbol.asyncIterator in value)
+  );
 }
 
 /** One line of COPY text format: tab-separated, with backslash, tab, CR and LF escaped. */

@@ -157,6 +157,13 @@ describe('UserRepository bulk loads', () => {
       }
     });
 
+    it('returns 0 for no rows and rejects something that is not iterable', async () => {
+      expect(await fx.repo().copyIn([])).to.equal(0);
+      expect(await fx.repo().copyIn(bulkRows('none', 0))).to.equal(0);
+      const err = await rejection(fx.repo().copyIn(42 as unknown as NewUser[]));
+      expect((err as ValidationError).data).to.have.all.keys('rows');
+    });
+
     it('maps a row the database CHECK rejects to CheckViolationError with its row index', async () => {
       // Bypasses model validation on purpose to prove the database is the last line.
       const err = await rejection(
