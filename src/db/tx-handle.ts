@@ -1,6 +1,5 @@
 import type { Knex } from 'knex';
 import type { Logger } from '../observability/logger.js';
-import { sendCancelRequest } from './cancel-request.js';
 import { classifyError, isClientSideTimeout, sqlStateOf } from './classify-error.js';
 import { lookupCommitOutcome, type LookupConnection } from './commit-outcome.js';
 import type { IsolationLevel } from './database.js';
@@ -13,22 +12,10 @@ import {
 } from './errors.js';
 import { markTransactionEnded } from './tx-context.js';
 import type { TxTraits } from './tx-options.js';
+import { TxConnection, type PooledConnection } from './tx-connection.js';
 import { TxDeadline, withTimeout } from './tx-deadline.js';
 import { StatementTracker, type InnerQuery, type RawResult } from './tx-statements.js';
 import type { SavepointTx } from './tx-savepoint.js';
-
-/** A pooled pg Client as knex holds it (the fields this module reads are pg's and knex's). */
-export interface PooledConnection {
-  processID?: number | null;
-  secretKey?: number | null;
-  host?: string;
-  port?: number;
-  __knex__disposed?: unknown;
-  __knexTxId?: string;
-  _queryable?: boolean;
-  _ending?: boolean;
-  end(): Promise<void>;
-}
 
 type KnexClient = {
   releaseConnection(connection: unknown): Promise<void>;
@@ -105,7 +92,7 @@ export class RootTx {
   readonly #settings: RootTxSettings;
   readonly #deadline: TxDeadline;
   #state: 'starting' | 'active' | 'committing' | 'rollingBack' | 'ended' = 'starting';
-  #conn: PooledConnection | undefined;
+  #conn: TxConnection | undefined;
   #trx: Knex.Transaction | undefined;
   #tracker: StatementTracker | undefined;
   #knexCommit: () => Promise<RawResult | undefined> = () => Promise.resolve(undefined);
@@ -142,7 +129,7 @@ export class RootTx {
       this.#deps.acquire(),
       (late) => void client.releaseConnection(late),
     )) as PooledConnection;
-    this.#conn = conn;
+    this.#conn = new TxConnection(conn, (c) => client.releaseConnection(c), this.#deps.logger);
     const { isolationLevel, readOnly, deferrable } = this.#settings;
     const trx = await this.#race(
       this.#deps.knex.transaction(null, {
@@ -193,7 +180,7 @@ export class RootTx {
 
   /** The connection this transaction runs on. */
   get connection(): PooledConnection | undefined {
-    return this.#conn;
+    return this.#conn?.raw;
   }
 
   /** True while statements may run. */
@@ -346,10 +333,10 @@ export class RootTx {
     if (this.#trx) markTransactionEnded(this.#trx);
     const conn = this.#conn;
     const tracker = this.#tracker;
-    if (!conn || !tracker || isBroken(conn) || classifyError(cause).kind === 'connection')
+    if (!conn || !tracker || conn.broken || classifyError(cause).kind === 'connection')
       return this.#dispose(false, 'connection lost');
     if (tracker.serverMayBeBusy || isClientSideTimeout(cause)) {
-      if (!(await this.#cancel(conn))) return this.#dispose(false, 'cancel failed');
+      if (!(await conn.cancelRunning(CANCEL_TIMEOUT_MS))) return this.#dispose(false, 'cancel failed');
     }
     let healthy = false;
     try {
@@ -361,33 +348,12 @@ export class RootTx {
     this.#dispose(healthy, 'ROLLBACK failed or timed out');
   }
 
-  async #cancel(conn: PooledConnection): Promise<boolean> {
-    const { processID, secretKey, host, port } = conn;
-    if (!processID || secretKey === null || secretKey === undefined || !host || !port) return false;
-    try {
-      await sendCancelRequest({ host, port, processID, secretKey }, CANCEL_TIMEOUT_MS);
-      return true;
-    } catch (err) {
-      this.#deps.logger.warn({ err: { message: (err as Error).message } }, 'cancel request failed');
-      return false;
-    }
-  }
-
   #dispose(healthy: boolean, reason: string): void {
     this.#deadline.clear();
     this.#state = 'ended';
     if (this.#trx) markTransactionEnded(this.#trx);
-    const conn = this.#conn;
-    this.#conn = undefined;
-    if (!conn) return;
-    delete conn.__knexTxId;
-    if (!healthy || isBroken(conn)) {
-      // knex's pool drops a connection marked disposed when it is next acquired.
-      conn.__knex__disposed ??= `destroyed by TxManager: ${reason}`;
-      conn.end().catch(noop);
-      this.#deps.logger.debug({ reason }, 'transaction connection destroyed');
-    }
-    this.#client.releaseConnection(conn).catch(noop);
+    // Kept after release: a lost COMMIT's lookup still needs the backend's pid.
+    this.#conn?.release(healthy, reason);
   }
 
   #onExpire(): void {
@@ -420,7 +386,3 @@ export class RootTx {
 
 /** COMMIT did not answer by the deadline (plus grace). */
 class CommitDeadline extends Error {}
-
-function isBroken(conn: PooledConnection): boolean {
-  return conn.__knex__disposed !== undefined || conn._queryable === false || conn._ending === true;
-}
