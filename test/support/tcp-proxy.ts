@@ -6,7 +6,10 @@ export type CommitAction =
   | 'cut-after-forward'
   /** Drop COMMIT and cut both sides: the server sees its client vanish mid-transaction and aborts. */
   | 'cut-before-forward'
-  /** Swallow COMMIT and everything after it, keeping both sockets open (a network partition). */
+  /**
+   * Swallow COMMIT and everything after it (a network partition): the server side stays open
+   * even after the client gives up, so the backend sits idle in its transaction until ended.
+   */
   | 'blackhole';
 
 interface Link {
@@ -88,7 +91,9 @@ export class TcpProxy {
       if (!link.blackholed) client.write(chunk);
     });
     const drop = (): void => this.#cut(link);
-    client.on('error', drop).on('close', drop);
+    // In a partition the server never learns that the client went away: its side stays open.
+    const clientGone = (): void => (link.blackholed ? void client.destroy() : this.#cut(link));
+    client.on('error', clientGone).on('close', clientGone);
     server.on('error', drop).on('close', drop);
   }
 

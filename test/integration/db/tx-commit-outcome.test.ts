@@ -168,7 +168,8 @@ describe('TxManager: connection lost while COMMIT is in flight (TCP proxy)', () 
   });
 
   it('rejects with TransactionTimeoutError when COMMIT vanishes into a partition past the deadline and the server aborted', async () => {
-    const tm = new TxManager(pdb, pino({ level: 'silent' }), { commitLookupTimeoutMs: 3_000 });
+    const { logger, lines } = capturingLogger();
+    const tm = new TxManager(pdb, logger, { commitLookupTimeoutMs: 3_000 });
     proxy.onNextCommit('blackhole');
     const started = performance.now();
     const err = await tm
@@ -178,6 +179,8 @@ describe('TxManager: connection lost while COMMIT is in flight (TCP proxy)', () 
       .catch((e: unknown) => e);
     expect(err).to.be.instanceOf(TransactionTimeoutError);
     expect(performance.now() - started).to.be.lessThan(3_000);
+    // The backend never saw COMMIT nor its client leave: "in progress" until the lookup ended it.
+    expect(lookedUp(lines)).to.deep.equal(['aborted']);
     expect(await rowsWithId(5)).to.equal(0);
   });
 });
