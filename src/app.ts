@@ -2,11 +2,17 @@ import type { FastifyInstance } from 'fastify';
 import knexFactory from 'knex';
 import pg from 'pg';
 import type { AppConfig, PostgresConfig } from './config/app-config.js';
-import { CircuitBreaker } from './db/circuit-breaker.js';
-import { EmbeddedServer, PostgresDatabase, TxManager, type Database } from './db/index.js';
-import { knexMigrationConfig, migratorConfig } from './db/migrations-config.js';
-import { attachQueryLogger } from './db/query-logger.js';
+import {
+  CircuitBreaker,
+  EmbeddedServer,
+  PostgresDatabase,
+  TxManager,
+  attachQueryLogger,
+  knexMigrationConfig,
+  type Database,
+} from './db/index.js';
 import { HealthLoop } from './health/health-loop.js';
+import { HealthRepository } from './health/health-repository.js';
 import { HealthService } from './health/health-service.js';
 import { currentRequestFields } from './http/request-context.js';
 import { buildServer } from './http/server.js';
@@ -80,11 +86,12 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
       logger,
       breaker,
     });
+    const healthRepository = new HealthRepository(db);
     const health = new HealthService({
       db,
       loop: healthLoop,
       breaker,
-      migrationStatus: () => migrationStatus(db),
+      migrationStatus: () => healthRepository.migrationStatus(),
     });
     await healthLoop.checkNow();
     healthLoop.start();
@@ -187,20 +194,6 @@ async function migrate(cfg: AppConfig, logger: Logger): Promise<void> {
   } finally {
     await knex.destroy();
   }
-}
-
-/** Applied and pending migrations, from knex's bookkeeping table and the migrations directory. */
-async function migrationStatus(db: Database): Promise<unknown> {
-  const [completed, pending] = (await db.driver().migrate.list(migratorConfig())) as [
-    Array<{ name: string }>,
-    Array<{ file: string }>,
-  ];
-  return {
-    applied: completed.length,
-    pending: pending.length,
-    latest: completed.at(-1)?.name ?? null,
-    pendingNames: pending.map((p) => p.file),
-  };
 }
 
 function serverUrl(app: FastifyInstance): string {

@@ -22,3 +22,5 @@ export { prepareMigrationTarget, type MigrationTarget } from './migration-target
 export { isTransient } from './classify-error.js';
 export { translateError } from './translate-error.js';
 export type { TxManagerOptions } from './tx-manager.js';
+export { CircuitBreaker } from './circuit-breaker.js';
+export { attachQueryLogger, type QueryLogConfig } from './query-logger.js';

@@ -1,5 +1,4 @@
-import type { Database, HealthReport } from '../db/index.js';
-import type { CircuitBreaker } from '../db/circuit-breaker.js';
+import type { CircuitBreaker, Database, HealthReport } from '../db/index.js';
 import type { Logger } from '../observability/logger.js';
 
 /** Settings and collaborators of a {@link HealthLoop}. */

@@ -1,5 +1,4 @@
-import type { CircuitBreaker } from '../db/circuit-breaker.js';
-import type { TxManager, TxOptions } from '../db/index.js';
+import type { CircuitBreaker, TxManager, TxOptions } from '../db/index.js';
 import type { NewUser, UserPatch } from './user-input.js';
 import type { User, UserStatus } from './user-model.js';
 import type { UserPage, UserRepository } from './user-repository.js';
