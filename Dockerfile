@@ -33,6 +33,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY config ./config
+# Read (never run) by /health's migration status: applied vs. files on disk.
+COPY migrations ./migrations
 USER node
 EXPOSE 8080
 # Liveness only (touches no database); orchestrators should use /readyz for traffic.
