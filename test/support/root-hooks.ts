@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { startTestServer, type TestServer } from './pg-server.js';
-import { TEMPLATE_DATABASE } from './test-database.js';
+import { TEMPLATE_DATABASE, dropFinishedDatabases } from './test-database.js';
 import { prepareTemplate } from './template.js';
 
 let server: TestServer | undefined;
@@ -31,6 +31,7 @@ export async function mochaGlobalSetup(): Promise<void> {
 }
 
 export async function mochaGlobalTeardown(): Promise<void> {
+  await dropFinishedDatabases();
   await server?.stop();
   server = undefined;
 }

@@ -43,25 +43,37 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
+/** Databases whose suites have finished, dropped by `dropFinishedDatabases()`. */
+const finished: TestDatabase[] = [];
+
 /**
- * Mocha helper: a fresh database for the enclosing `describe`, dropped after it.
+ * Mocha helper: a fresh database for the enclosing `describe`.
  * ```ts
  * const db = useTestDatabase();
  * it('...', () => { const cfg = db().config({ maxOpenConns: 2 }); ... });
  * ```
+ * The drop is deferred to the next suite's start (and the end of the run): mocha runs a
+ * describe's `after` hooks in the order they were registered, so dropping here would run
+ * before the suite's own `after` that closes its pools.
  */
 export function useTestDatabase(): () => TestDatabase {
   let current: TestDatabase | undefined;
   before(async () => {
+    await dropFinishedDatabases();
     current = await createTestDatabase();
   });
-  after(async () => {
-    await current?.drop();
+  after(() => {
+    if (current) finished.push(current);
   });
   return () => {
     if (!current) throw new Error('useTestDatabase(): the database exists only inside hooks and tests');
     return current;
   };
+}
+
+/** Drops the databases of suites that have finished (their pools are closed by now). */
+export async function dropFinishedDatabases(): Promise<void> {
+  for (const db of finished.splice(0)) await db.drop();
 }
 
 /** Test defaults for every PostgresConfig key; the URL supplies where and who. */
