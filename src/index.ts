@@ -1,0 +1,94 @@
+/**
+ * The public API of the data layer. Names exported here are a contract (ARCHITECTURE.md):
+ * tests outside this repository call them. Shapes may grow; names and meanings do not change
+ * without a note in the README.
+ */
+
+// Configuration
+export {
+  loadConfig,
+  ConfigError,
+  redactConfig,
+  parseDuration,
+  ENV_VARS,
+  SSL_MODES,
+  LOG_LEVELS,
+  FOREIGN_CONNECTION_GUARD_MODES,
+} from './config/index.js';
+
+// Observability
+export { createLogger, scrubSecrets, REDACT_PATHS } from './observability/logger.js';
+export { Metrics } from './observability/metrics.js';
+
+// Database layer
+export {
+  PostgresDatabase,
+  TxManager,
+  EmbeddedServer,
+  CircuitBreaker,
+  BaseModel,
+  currentTransaction,
+  executorFor,
+  classifyError,
+  isTransient,
+  translateError,
+  prepareMigrationTarget,
+  ISOLATION_LEVELS,
+  PROPAGATIONS,
+  BREAKER_STATES,
+} from './db/index.js';
+export {
+  ConnectionError,
+  DatabaseClosedError,
+  TransactionTimeoutError,
+  CommitUnknownError,
+  ReadOnlyTransactionError,
+  CircuitOpenError,
+  PoolExhaustedError,
+  OptimisticLockError,
+  SerializationError,
+  StatementTimeoutError,
+  TransactionStateError,
+  TransactionAbortedError,
+  TxOptionsError,
+  ForeignConnectionError,
+  UniqueViolationError,
+  ForeignKeyViolationError,
+  NotNullViolationError,
+  CheckViolationError,
+  ConstraintViolationError,
+  DataError,
+  DBError,
+  ValidationError,
+  NotFoundError,
+} from './db/index.js';
+export { AppError } from './app-error.js';
+
+// Features
+export { User, USER_STATUSES, WRITABLE_USER_STATUSES } from './users/user-model.js';
+export { UserRepository, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX } from './users/user-repository.js';
+export { UserService } from './users/user-service.js';
+export { HealthRepository } from './health/health-repository.js';
+export { startService } from './app.js';
+
+export type * from './config/app-config.js';
+export type { LoadConfigOptions } from './config/index.js';
+export type { Logger } from './observability/logger.js';
+export type {
+  Database,
+  TxOptions,
+  RetryOptions,
+  IsolationLevel,
+  Propagation,
+  PoolStats,
+  HealthReport,
+  BreakerState,
+  ErrorClassification,
+  ErrorKind,
+  TxManagerOptions,
+} from './db/index.js';
+export type { UserStatus } from './users/user-model.js';
+export type { UserRepositoryOptions, ListUsersOptions, UserPage, Executor } from './users/user-repository.js';
+export type { NewUser, UserPatch } from './users/user-input.js';
+export type { ServerInfo, MigrationStatus, HealthRepositoryOptions } from './health/health-repository.js';
+export type { StartOptions, RunningService } from './app.js';
