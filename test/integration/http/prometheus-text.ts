@@ -24,12 +24,25 @@ export function parsePrometheusText(text: string): Sample[] {
     const labels: Record<string, string> = {};
     for (const l of (m[2] ?? '').matchAll(LABEL)) labels[l[1]!] = l[2]!;
     const raw = m[3]!;
-    const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw);
-    if (Number.isNaN(value) && raw !== 'NaN')
-      throw new Error(`line ${i + 1} has a non-numeric value: ${line}`);
-    samples.push({ name: m[1]!, labels, value });
+    samples.push({ name: m[1]!, labels, value: parseValue(raw, i + 1, line) });
   }
   return samples;
+}
+
+/**
+ * A sample value as Prometheus reads it (Go's strconv.ParseFloat): decimal or exponent
+ * notation, or NaN / Inf in any letter case (prom-client writes an empty event-loop
+ * histogram's mean as "Nan").
+ */
+function parseValue(raw: string, lineNo: number, line: string): number {
+  const special = /^([+-]?)(nan|inf|infinity)$/i.exec(raw);
+  if (special) {
+    if (special[2]!.toLowerCase() === 'nan') return NaN;
+    return special[1] === '-' ? -Infinity : Infinity;
+  }
+  const value = Number(raw);
+  if (Number.isNaN(value)) throw new Error(`line ${lineNo} has a non-numeric value: ${line}`);
+  return value;
 }
 
 /** The value of one sample (labels must match exactly those given); 0 when absent. */
