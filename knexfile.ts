@@ -24,10 +24,9 @@ const OFFLINE_COMMANDS = new Set(['migrate:make', 'seed:make', 'init']);
 export default async function knexfile(): Promise<Knex.Config> {
   const argv = process.argv.slice(2);
   const cfg = loadConfig({ profile: cliEnv(argv) });
-  if (!argv.some((arg) => OFFLINE_COMMANDS.has(arg))) {
-    await prepareMigrationTarget(cfg, { stopOnExit: true });
-  }
-  return knexMigrationConfig(cfg);
+  if (argv.some((arg) => OFFLINE_COMMANDS.has(arg))) return knexMigrationConfig(cfg);
+  const target = await prepareMigrationTarget(cfg, { stopOnExit: true });
+  return knexMigrationConfig(target.config);
 }
 
 /** The value of knex's `--env NAME` / `--env=NAME` option, if given. */

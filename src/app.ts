@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import knexFactory from 'knex';
-import pg from 'pg';
-import type { AppConfig, PostgresConfig } from './config/app-config.js';
+import type { AppConfig } from './config/app-config.js';
 import {
   CircuitBreaker,
   EmbeddedServer,
@@ -9,6 +8,7 @@ import {
   TxManager,
   attachQueryLogger,
   knexMigrationConfig,
+  prepareMigrationTarget,
   type Database,
 } from './db/index.js';
 import { HealthLoop } from './health/health-loop.js';
@@ -60,8 +60,9 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
   const metrics = opts.metrics ?? new Metrics({ defaultMetrics: true });
   const cleanups: Array<() => Promise<void>> = [];
   try {
-    const { cfg: effective, embedded } = await startEmbedded(cfg, logger);
-    if (embedded) cleanups.unshift(() => embedded.stop());
+    const target = await prepareMigrationTarget(cfg, { logger });
+    const { config: effective, embedded } = target;
+    cleanups.unshift(() => target.stop());
     const pgCfg = effective.database.postgres;
     if (cfg.database.migrateOnStart) await migrate(effective, logger);
 
@@ -115,71 +116,6 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
   } catch (err) {
     for (const cleanup of cleanups) await cleanup().catch(() => undefined);
     throw err;
-  }
-}
-
-/**
- * Password of the embedded development server when none is configured: PostgreSQL refuses
- * empty passwords, and the server only listens on loopback. Set `DB_PASSWORD` to use another.
- */
-export const EMBEDDED_FALLBACK_PASSWORD = 'postgres';
-
-/**
- * With no host configured, starts the embedded server (or reuses one already running on the
- * data dir), creates the configured database if missing, and returns the config to connect
- * with (host 127.0.0.1, the fallback password when none is set). Otherwise returns `cfg` as is.
- */
-async function startEmbedded(
-  cfg: AppConfig,
-  logger: Logger,
-): Promise<{ cfg: AppConfig; embedded: EmbeddedServer | undefined }> {
-  const given = cfg.database.postgres;
-  if (given.host) return { cfg, embedded: undefined };
-  const password = given.password || EMBEDDED_FALLBACK_PASSWORD;
-  const server = new EmbeddedServer({
-    dataDir: cfg.database.embedded.dataDir,
-    port: given.port,
-    username: given.username,
-    password,
-    logger,
-  });
-  await server.start();
-  const postgres = withSecret({ ...given, host: '127.0.0.1' }, password);
-  try {
-    await ensureDatabase(postgres, logger);
-  } catch (err) {
-    await server.stop();
-    throw err;
-  }
-  return { cfg: { ...cfg, database: { ...cfg.database, postgres } }, embedded: server };
-}
-
-/** A copy with `password` set non-enumerable (as loadConfig does), so printing it never shows it. */
-function withSecret(pg: PostgresConfig, password: string): PostgresConfig {
-  const copy = { ...pg };
-  Object.defineProperty(copy, 'password', { value: password, enumerable: false });
-  return copy;
-}
-
-/** Creates `pg.name` on the embedded server (whose superuser is the configured user) if missing. */
-async function ensureDatabase(cfg: PostgresConfig, logger: Logger): Promise<void> {
-  const client = new pg.Client({
-    host: cfg.host,
-    port: cfg.port,
-    user: cfg.username,
-    password: cfg.password,
-    database: 'postgres',
-    connectionTimeoutMillis: cfg.timeout,
-  });
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [cfg.name]);
-    if (rowCount) return;
-    await client.query(`create database ${client.escapeIdentifier(cfg.name)}`);
-    logger.info({ database: cfg.name }, 'created the embedded database');
-  } finally {
-    await client.end();
   }
 }
 

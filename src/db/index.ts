@@ -24,3 +24,4 @@ export { translateError } from './translate-error.js';
 export type { TxManagerOptions } from './tx-manager.js';
 export { CircuitBreaker } from './circuit-breaker.js';
 export { attachQueryLogger, type QueryLogConfig } from './query-logger.js';
+export { EMBEDDED_FALLBACK_PASSWORD } from './migration-target.js';

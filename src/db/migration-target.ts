@@ -1,11 +1,23 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import type { AppConfig } from '../config/app-config.js';
+import type { AppConfig, PostgresConfig } from '../config/app-config.js';
+import type { Logger } from '../observability/logger.js';
 import { EmbeddedServer } from './embedded-postgres.js';
+
+/**
+ * Password of the embedded development server when none is configured: PostgreSQL refuses
+ * empty passwords, and the server only listens on loopback. Set `DB_PASSWORD` to use another.
+ */
+export const EMBEDDED_FALLBACK_PASSWORD = 'postgres';
 
 /** The server a CLI run migrates, and how to leave it as it was found. */
 export interface MigrationTarget {
+  /**
+   * The config to connect with: `cfg` itself for a given server; for the embedded one, host
+   * 127.0.0.1 and the fallback password when none is set (still non-enumerable).
+   */
+  config: AppConfig;
   /** The embedded server when no host is configured; undefined for a given server. */
   embedded: EmbeddedServer | undefined;
   /** Stops the embedded server if this run started it (a server found running stays up). */
@@ -25,15 +37,18 @@ export interface MigrationTarget {
  */
 export async function prepareMigrationTarget(
   cfg: AppConfig,
-  opts: { stopOnExit?: boolean; shutdownWaitMs?: number } = {},
+  opts: { stopOnExit?: boolean; shutdownWaitMs?: number; logger?: Logger } = {},
 ): Promise<MigrationTarget> {
-  const pgCfg = cfg.database.postgres;
-  if (pgCfg.host !== '') return { embedded: undefined, stop: async () => {} };
+  const given = cfg.database.postgres;
+  if (given.host !== '') return { config: cfg, embedded: undefined, stop: async () => {} };
+  const pgCfg = withSecret({ ...given, host: '127.0.0.1' }, given.password || EMBEDDED_FALLBACK_PASSWORD);
+  const config: AppConfig = { ...cfg, database: { ...cfg.database, postgres: pgCfg } };
   const server = new EmbeddedServer({
     dataDir: cfg.database.embedded.dataDir,
     port: pgCfg.port,
     username: pgCfg.username,
     password: pgCfg.password,
+    logger: opts.logger,
   });
   await server.start();
   if (opts.stopOnExit && server.startedByUs) {
@@ -45,18 +60,25 @@ export async function prepareMigrationTarget(
     });
   }
   try {
-    await ensureDatabase(cfg);
+    await ensureDatabase(pgCfg, opts.logger);
   } catch (err) {
     await server.stop();
     throw err;
   }
-  return { embedded: server, stop: () => server.stop() };
+  return { config, embedded: server, stop: () => server.stop() };
 }
 
-async function ensureDatabase(cfg: AppConfig): Promise<void> {
-  const pgCfg = cfg.database.postgres;
+/** A copy with `password` set non-enumerable (as loadConfig does), so printing it never shows it. */
+function withSecret(pgCfg: PostgresConfig, password: string): PostgresConfig {
+  const copy = { ...pgCfg };
+  Object.defineProperty(copy, 'password', { value: password, enumerable: false });
+  return copy;
+}
+
+/** Creates the configured database on the embedded server (whose superuser is the configured user) if missing. */
+async function ensureDatabase(pgCfg: PostgresConfig, logger: Logger | undefined): Promise<void> {
   const client = new pg.Client({
-    host: '127.0.0.1',
+    host: pgCfg.host,
     port: pgCfg.port,
     user: pgCfg.username,
     password: pgCfg.password,
@@ -67,7 +89,9 @@ async function ensureDatabase(cfg: AppConfig): Promise<void> {
   await client.connect();
   try {
     const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [pgCfg.name]);
-    if (!rowCount) await client.query(`create database ${client.escapeIdentifier(pgCfg.name)}`);
+    if (rowCount) return;
+    await client.query(`create database ${client.escapeIdentifier(pgCfg.name)}`);
+    logger?.info({ database: pgCfg.name }, 'created the embedded database');
   } finally {
     await client.end();
   }

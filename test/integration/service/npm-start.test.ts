@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { EMBEDDED_FALLBACK_PASSWORD } from '../../../src/app.js';
+import { EMBEDDED_FALLBACK_PASSWORD } from '../../../src/db/migration-target.js';
 import { freePort } from '../../support/free-port.js';
 import { waitFor } from '../http/service-fixture.js';
 import { memoryOf, postChunks, startServiceProcess, type ServiceProcess } from './service-process.js';
