@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import pg from 'pg';
 import type { AppConfig, PostgresConfig } from '../config/app-config.js';
 import type { Logger } from '../observability/logger.js';
 import { EmbeddedServer } from './embedded-postgres.js';
+import { withPgClient } from './with-pg-client.js';
 
 /**
  * Password of the embedded development server when none is configured: PostgreSQL refuses
@@ -77,24 +77,20 @@ function withSecret(pgCfg: PostgresConfig, password: string): PostgresConfig {
 
 /** Creates the configured database on the embedded server (whose superuser is the configured user) if missing. */
 async function ensureDatabase(pgCfg: PostgresConfig, logger: Logger | undefined): Promise<void> {
-  const client = new pg.Client({
+  const server = {
     host: pgCfg.host,
     port: pgCfg.port,
     user: pgCfg.username,
     password: pgCfg.password,
     database: 'postgres',
     connectionTimeoutMillis: pgCfg.timeout,
-  });
-  client.on('error', () => {});
-  await client.connect();
-  try {
+  };
+  await withPgClient(server, async (client) => {
     const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [pgCfg.name]);
     if (rowCount) return;
     await client.query(`create database ${client.escapeIdentifier(pgCfg.name)}`);
     logger?.info({ database: pgCfg.name }, 'created the embedded database');
-  } finally {
-    await client.end();
-  }
+  });
 }
 
 function postmasterPid(dataDir: string): number | undefined {

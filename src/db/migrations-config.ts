@@ -2,10 +2,11 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { Knex } from 'knex';
-import pg, { type ClientConfig } from 'pg';
+import type { ClientConfig } from 'pg';
 import type { AppConfig } from '../config/app-config.js';
 import { pgClientConfig } from './pg-connection-config.js';
 import { isTlsRefused, sslOptions } from './ssl-options.js';
+import { withPgClient } from './with-pg-client.js';
 
 /*
  * Migration and seed settings shared by `knexfile.ts` (the stock knex CLI), the app's
@@ -105,17 +106,13 @@ export function knexMigrationConfig(cfg: AppConfig): MigrationKnexConfig {
   };
 }
 
+/** Whether the server completes a TLS handshake (sslMode=prefer's probe); other failures throw. */
 async function acceptsTls(base: ClientConfig, password: string, ssl: ConnectionOptions): Promise<boolean> {
-  const client = new pg.Client({ ...base, password, ssl });
-  client.on('error', () => {});
   try {
-    await client.connect();
-    return true;
+    return await withPgClient({ ...base, password, ssl }, () => Promise.resolve(true));
   } catch (err) {
     if (isTlsRefused(err)) return false;
     throw err;
-  } finally {
-    await client.end().catch(() => {});
   }
 }
 

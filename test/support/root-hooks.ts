@@ -1,4 +1,4 @@
-import pg from 'pg';
+import { withPgClient } from '../../src/db/with-pg-client.js';
 import { startTestServer, type TestServer } from './pg-server.js';
 import { TEMPLATE_DATABASE, dropFinishedDatabases } from './test-database.js';
 import { prepareTemplate } from './template.js';
@@ -16,14 +16,10 @@ export function testServer(): TestServer {
 export async function mochaGlobalSetup(): Promise<void> {
   const started = Date.now();
   server = await startTestServer();
-  const admin = new pg.Client({ connectionString: server.adminUrl });
-  await admin.connect();
-  try {
+  await withPgClient(server.adminUrl, async (admin) => {
     await admin.query(`drop database if exists ${TEMPLATE_DATABASE} with (force)`);
     await admin.query(`create database ${TEMPLATE_DATABASE}`);
-  } finally {
-    await admin.end();
-  }
+  });
   const templateUrl = new URL(server.adminUrl);
   templateUrl.pathname = `/${TEMPLATE_DATABASE}`;
   await prepareTemplate(templateUrl.toString());

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import type { PostgresConfig } from '../../src/config/app-config.js';
+import { queryOnce } from './query-once.js';
 import { testServer } from './root-hooks.js';
 
 /** Name of the template every suite database is cloned from. */
@@ -18,13 +19,7 @@ export interface TestDatabase {
 
 /** Runs one statement on the server's maintenance database. */
 export async function adminQuery(sql: string, values?: unknown[]): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: testServer().adminUrl });
-  await client.connect();
-  try {
-    return await client.query(sql, values);
-  } finally {
-    await client.end();
-  }
+  return queryOnce(testServer().adminUrl, sql, values);
 }
 
 /** Creates a fresh database from the template (migrated and seeded once per run). */

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import pg from 'pg';
 import type { PostgresConfig } from '../../../src/config/app-config.js';
 import { PostgresDatabase } from '../../../src/db/postgres-database.js';
 import { Metrics } from '../../../src/observability/metrics.js';
 import { startDedicatedServer, type DedicatedServer } from '../../support/embedded-test-server.js';
+import { queryOnce } from '../../support/query-once.js';
 import { postgresConfigFromUrl } from '../../support/test-database.js';
 import {
   captureLogger,
@@ -96,17 +96,12 @@ describe('PostgresDatabase resilience (dedicated server)', function () {
     const { db, log } = make({ maxOpenConns: 3, maxIdleConns: 3 });
     await db.connect();
     const victims = await fillPool(db, 3);
-    const admin = new pg.Client({ connectionString: ds.url() });
-    await admin.connect();
-    try {
-      const { rows } = await admin.query<{ killed: boolean }>(
-        'select pg_terminate_backend(pid) as killed from unnest($1::int[]) as pid',
-        [victims],
-      );
-      expect(rows.every((r) => r.killed)).to.equal(true);
-    } finally {
-      await admin.end();
-    }
+    const { rows } = await queryOnce<{ killed: boolean }>(
+      ds.url(),
+      'select pg_terminate_backend(pid) as killed from unnest($1::int[]) as pid',
+      [victims],
+    );
+    expect(rows.every((r) => r.killed)).to.equal(true);
     await waitFor(() => brokenWarnings(log) === 3, 2_000);
     const next = await pid(db);
     expect(victims).not.to.include(next);

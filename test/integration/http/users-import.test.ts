@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import pg from 'pg';
+import { queryOnce } from '../../support/query-once.js';
 import { useTestDatabase } from '../../support/test-database.js';
 import { startTestService, testConfig, type TestService } from './service-fixture.js';
 
@@ -16,14 +16,8 @@ describe('POST /users/import', () => {
   });
 
   async function userCount(): Promise<number> {
-    const client = new pg.Client({ connectionString: db().url });
-    await client.connect();
-    try {
-      const { rows } = await client.query<{ n: string }>('select count(*) as n from users');
-      return Number(rows[0]!.n);
-    } finally {
-      await client.end();
-    }
+    const { rows } = await queryOnce<{ n: string }>(db().url, 'select count(*) as n from users');
+    return Number(rows[0]!.n);
   }
 
   function users(n: number): Array<{ email: string; name: string }> {
@@ -51,16 +45,10 @@ describe('POST /users/import', () => {
     const rows = users(3).map((u) => ({ ...u, email: `  ${u.email.toUpperCase()}` }));
     const res = await post(JSON.stringify(rows, null, 2), 'application/json');
     expect(res.status, await res.clone().text()).to.equal(201);
-    const client = new pg.Client({ connectionString: db().url });
-    await client.connect();
-    try {
-      const { rows: stored } = await client.query('select email from users where email = $1', [
-        rows[0]!.email.trim().toLowerCase(),
-      ]);
-      expect(stored).to.have.length(1);
-    } finally {
-      await client.end();
-    }
+    const { rows: stored } = await queryOnce(db().url, 'select email from users where email = $1', [
+      rows[0]!.email.trim().toLowerCase(),
+    ]);
+    expect(stored).to.have.length(1);
   });
 
   it('rejects the whole import with the line number of an invalid row', async () => {

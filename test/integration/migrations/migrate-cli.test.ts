@@ -5,9 +5,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import pg from 'pg';
 import { EmbeddedServer } from '../../../src/db/embedded-postgres.js';
 import { freePort } from '../../support/free-port.js';
+import { queryOnce } from '../../support/query-once.js';
 import { testServer } from '../../support/root-hooks.js';
 import { adminQuery } from '../../support/test-database.js';
 
@@ -50,16 +50,11 @@ function expectOk(result: CliResult): CliResult {
 }
 
 async function usersTableExists(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ t: string | null }>(
-      "select to_regclass('public.users')::text as t",
-    );
-    return rows[0]?.t === 'users';
-  } finally {
-    await client.end();
-  }
+  const { rows } = await queryOnce<{ t: string | null }>(
+    url,
+    "select to_regclass('public.users')::text as t",
+  );
+  return rows[0]?.t === 'users';
 }
 
 /** The CLI round trip the README promises, against whatever `env` points at. */
@@ -131,13 +126,7 @@ describe('knex migrate CLI (knexfile.ts)', function () {
 
     it('refuses while a stale migration lock is held, and runs again after migrate:unlock', async () => {
       expectOk(await knexCli(['migrate:rollback', '--all'], env));
-      const client = new pg.Client({ connectionString: url.toString() });
-      await client.connect();
-      try {
-        await client.query('update knex_migrations_lock set is_locked = 1');
-      } finally {
-        await client.end();
-      }
+      await queryOnce(url.toString(), 'update knex_migrations_lock set is_locked = 1');
       const locked = await knexCli(['migrate:latest'], env);
       expect(locked.code).to.equal(1);
       expect(locked.stderr).to.contain('Migration table is already locked');
@@ -153,14 +142,8 @@ describe('knex migrate CLI (knexfile.ts)', function () {
       const viaFlag = await knexCli(['seed:run', '--env', 'production'], env);
       expect(viaFlag.stderr).to.contain('Refusing to seed the "production" profile');
       expectOk(await knexCli(['seed:run'], { ...production, SEED_FORCE: '1' }));
-      const client = new pg.Client({ connectionString: url.toString() });
-      await client.connect();
-      try {
-        const count = await client.query<{ n: string }>('select count(*) as n from users');
-        expect(count.rows[0]?.n).to.equal('1000');
-      } finally {
-        await client.end();
-      }
+      const count = await queryOnce<{ n: string }>(url.toString(), 'select count(*) as n from users');
+      expect(count.rows[0]?.n).to.equal('1000');
     });
   });
 

@@ -2,9 +2,9 @@ import { expect } from 'chai';
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { EMBEDDED_FALLBACK_PASSWORD } from '../../../src/db/migration-target.js';
 import { freePort } from '../../support/free-port.js';
+import { queryOnce } from '../../support/query-once.js';
 import { waitFor } from '../http/service-fixture.js';
 import { memoryOf, postChunks, startServiceProcess, type ServiceProcess } from './service-process.js';
 
@@ -75,20 +75,15 @@ describe('npm start (the service as a process)', function () {
   });
 
   async function userCount(): Promise<number> {
-    const client = new pg.Client({
+    const server = {
       host: '127.0.0.1',
       port: dbPort,
       user: 'app',
       password: EMBEDDED_FALLBACK_PASSWORD,
       database: 'app',
-    });
-    await client.connect();
-    try {
-      const { rows } = await client.query<{ n: string }>('select count(*) as n from users');
-      return Number(rows[0]!.n);
-    } finally {
-      await client.end();
-    }
+    };
+    const { rows } = await queryOnce<{ n: string }>(server, 'select count(*) as n from users');
+    return Number(rows[0]!.n);
   }
 
   async function startAndWaitReady(): Promise<string> {

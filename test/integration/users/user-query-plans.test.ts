@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import knexFactory from 'knex';
-import pg from 'pg';
+import { withPgClient } from '../../../src/db/with-pg-client.js';
 import { UserRepository } from '../../../src/users/user-repository.js';
 import { useUserRepository } from './user-fixture.js';
 
@@ -50,19 +50,16 @@ describe('UserRepository query plans', () => {
     const [stmt, ...rest] = await statementsOf(fx.knex(), call);
     expect(rest, 'one statement').to.have.length(0);
     if (!stmt) throw new Error('no statement sent');
-    const client = new pg.Client({ connectionString: fx.testDb().url });
-    await client.connect();
-    await client.query('begin');
-    try {
+    // Ending the client ends its transaction too: nothing of the setting outlives the plan.
+    return withPgClient(fx.testDb().url, async (client) => {
+      await client.query('begin');
       await client.query('set local enable_seqscan = off');
       const { rows } = await client.query<{ 'QUERY PLAN': unknown }>(
         `explain (format json) ${stmt.sql}`,
         stmt.bindings,
       );
       return { sql: stmt.sql, indexes: indexesIn(rows[0]?.['QUERY PLAN']) };
-    } finally {
-      await client.end();
-    }
+    });
   }
 
   it('findByEmail uses the unique index on lower(email)', async () => {
