@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AppConfig, PostgresConfig } from '../config/app-config.js';
+import { hidePassword } from '../config/hide-password.js';
 import type { Logger } from '../observability/logger.js';
 import { EmbeddedServer } from './embedded-postgres.js';
 import { withPgClient } from './with-pg-client.js';
@@ -41,7 +42,8 @@ export async function prepareMigrationTarget(
 ): Promise<MigrationTarget> {
   const given = cfg.database.postgres;
   if (given.host !== '') return { config: cfg, embedded: undefined, stop: async () => {} };
-  const pgCfg = withSecret({ ...given, host: '127.0.0.1' }, given.password || EMBEDDED_FALLBACK_PASSWORD);
+  // The spread copy has no password (loadConfig's is hidden): hide it again on the copy.
+  const pgCfg = hidePassword({ ...given, host: '127.0.0.1' }, given.password || EMBEDDED_FALLBACK_PASSWORD);
   const config: AppConfig = { ...cfg, database: { ...cfg.database, postgres: pgCfg } };
   const server = new EmbeddedServer({
     dataDir: cfg.database.embedded.dataDir,
@@ -66,13 +68,6 @@ export async function prepareMigrationTarget(
     throw err;
   }
   return { config, embedded: server, stop: () => server.stop() };
-}
-
-/** A copy with `password` set non-enumerable (as loadConfig does), so printing it never shows it. */
-function withSecret(pgCfg: PostgresConfig, password: string): PostgresConfig {
-  const copy = { ...pgCfg };
-  Object.defineProperty(copy, 'password', { value: password, enumerable: false });
-  return copy;
 }
 
 /** Creates the configured database on the embedded server (whose superuser is the configured user) if missing. */

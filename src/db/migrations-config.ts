@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Knex } from 'knex';
 import type { ClientConfig } from 'pg';
 import type { AppConfig } from '../config/app-config.js';
+import { hidePassword } from '../config/hide-password.js';
 import { pgClientConfig } from './pg-connection-config.js';
 import { isTlsRefused, sslOptions } from './ssl-options.js';
 import { withPgClient } from './with-pg-client.js';
@@ -92,9 +93,7 @@ export function knexMigrationConfig(cfg: AppConfig): MigrationKnexConfig {
     connection: async () => {
       // sslMode=prefer: probe once; a server without TLS gets plain connections from then on.
       if (plan.fallbackToPlain && ssl !== false && !(await acceptsTls(base, password, ssl))) ssl = false;
-      const conn = { ...base, ssl };
-      Object.defineProperty(conn, 'password', { value: password, enumerable: false });
-      return conn as Knex.PgConnectionConfig;
+      return hidePassword({ ...base, ssl }, password) as Knex.PgConnectionConfig;
     },
     pool: { min: 0, max: 2 },
     acquireConnectionTimeout: pgCfg.timeout,

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import knexFactory, { type Knex } from 'knex';
 import type { PostgresConfig, TransactionConfig } from '../config/app-config.js';
+import { hidePassword } from '../config/hide-password.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { connectWithRetry } from './connect-with-retry.js';
@@ -295,10 +296,8 @@ function isQueryable(connection: unknown): boolean {
   return !c._ending && c._queryable !== false;
 }
 
-/** A frozen copy whose `password` is non-enumerable (kept out of inspect and JSON, as pg-pool does). */
+/** A frozen copy whose `password` is hidden (kept out of inspect and JSON, as pg-pool does). */
 function redactedCopy(cfg: PostgresConfig): Readonly<PostgresConfig> {
-  const { password: _password, ...rest } = cfg;
-  const copy = { ...rest } as PostgresConfig;
-  Object.defineProperty(copy, 'password', { value: cfg.password, enumerable: false });
-  return Object.freeze(copy);
+  const { password, ...rest } = cfg;
+  return Object.freeze(hidePassword(rest, password));
 }
