@@ -3,9 +3,10 @@ import { expect } from 'chai';
 import { ConnectionError } from '../../../src/db/errors.js';
 import { PostgresDatabase } from '../../../src/db/postgres-database.js';
 import { Metrics } from '../../../src/observability/metrics.js';
+import { captureLogger, WARN } from '../../support/capture-logger.js';
 import { freePort } from '../../support/free-port.js';
 import { adminQuery, useTestDatabase } from '../../support/test-database.js';
-import { captureLogger, connectAttempts, WARN } from './postgres-database-helpers.js';
+import { connectAttempts } from './postgres-database-helpers.js';
 
 describe('PostgresDatabase', () => {
   const testDb = useTestDatabase();
@@ -61,7 +62,7 @@ describe('PostgresDatabase', () => {
       expect(err.hint).to.match(/DB_HOST and DB_PORT/);
       expect(await connectAttempts(metrics, 'retry')).to.equal(2);
       expect(await connectAttempts(metrics, 'failure')).to.equal(1);
-      const warnings = log.lines().filter((l) => l.level === WARN && /retrying/.test(l.msg));
+      const warnings = log.lines.filter((l) => l.level === WARN && /retrying/.test(l.msg));
       expect(warnings.map((l) => l.attempt)).to.deep.equal([1, 2]);
     });
 
@@ -125,7 +126,7 @@ describe('PostgresDatabase', () => {
       const { db, log } = make({ sslMode: 'prefer' });
       await db.connect();
       expect(await sslInUse(db)).to.equal(false);
-      expect(log.lines().some((l) => /does not offer TLS/.test(l.msg))).to.equal(true);
+      expect(log.lines.some((l) => /does not offer TLS/.test(l.msg))).to.equal(true);
       expect((await db.health()).status).to.equal('up');
     });
 

@@ -3,8 +3,9 @@ import { expect } from 'chai';
 import type { PostgresConfig } from '../../../src/config/app-config.js';
 import { ConnectionError, DatabaseClosedError } from '../../../src/db/errors.js';
 import { PostgresDatabase, type PostgresDatabaseOptions } from '../../../src/db/postgres-database.js';
+import { captureLogger } from '../../support/capture-logger.js';
 import { useTestDatabase } from '../../support/test-database.js';
-import { captureLogger, waitFor } from './postgres-database-helpers.js';
+import { waitFor } from './postgres-database-helpers.js';
 
 /** A TCP server that accepts connections and never answers (a stalled server or network). */
 async function startBlackhole(): Promise<{ port: number; sockets: Set<net.Socket>; close(): Promise<void> }> {

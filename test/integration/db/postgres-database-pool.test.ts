@@ -4,8 +4,9 @@ import type { Knex } from 'knex';
 import { PoolExhaustedError } from '../../../src/db/errors.js';
 import { PostgresDatabase, type PostgresDatabaseOptions } from '../../../src/db/postgres-database.js';
 import type { PostgresConfig } from '../../../src/config/app-config.js';
+import { captureLogger } from '../../support/capture-logger.js';
 import { useTestDatabase } from '../../support/test-database.js';
-import { captureLogger, waitFor } from './postgres-database-helpers.js';
+import { waitFor } from './postgres-database-helpers.js';
 
 const backendPid = async (q: Knex | Knex.Transaction): Promise<number> => {
   const { rows } = await q.raw<{ rows: Array<{ pid: number }> }>('select pg_backend_pid() as pid');

@@ -2,16 +2,11 @@ import { expect } from 'chai';
 import type { PostgresConfig } from '../../../src/config/app-config.js';
 import { PostgresDatabase } from '../../../src/db/postgres-database.js';
 import { Metrics } from '../../../src/observability/metrics.js';
+import { captureLogger, WARN, type CapturedLogger } from '../../support/capture-logger.js';
 import { startDedicatedServer, type DedicatedServer } from '../../support/embedded-test-server.js';
 import { queryOnce } from '../../support/query-once.js';
 import { postgresConfigFromUrl } from '../../support/test-database.js';
-import {
-  captureLogger,
-  connectAttempts,
-  waitFor,
-  WARN,
-  type CapturedLogger,
-} from './postgres-database-helpers.js';
+import { connectAttempts, waitFor } from './postgres-database-helpers.js';
 
 describe('PostgresDatabase resilience (dedicated server)', function () {
   this.timeout(60_000);
@@ -45,7 +40,7 @@ describe('PostgresDatabase resilience (dedicated server)', function () {
     return pids;
   };
   const brokenWarnings = (log: CapturedLogger): number =>
-    log.lines().filter((l) => l.level === WARN && /connection broke/.test(l.msg)).length;
+    log.lines.filter((l) => l.level === WARN && /connection broke/.test(l.msg)).length;
 
   before(async () => {
     ds = await startDedicatedServer();

@@ -14,9 +14,9 @@ import { expect } from 'chai';
 import type { PostgresConfig } from '../../../src/config/app-config.js';
 import { ConnectionError } from '../../../src/db/errors.js';
 import { PostgresDatabase } from '../../../src/db/postgres-database.js';
+import { captureLogger } from '../../support/capture-logger.js';
 import { startDedicatedServer, type DedicatedServer } from '../../support/embedded-test-server.js';
 import { postgresConfigFromUrl } from '../../support/test-database.js';
-import { captureLogger } from './postgres-database-helpers.js';
 
 /** A CA, and a server certificate it signed for the name "localhost" only. */
 function makeCertificates(dir: string): { ca: string; otherCa: string; cert: string; key: string } {

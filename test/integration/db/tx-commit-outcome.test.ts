@@ -6,35 +6,15 @@ import { CommitUnknownError, TransactionTimeoutError } from '../../../src/db/err
 import { PostgresDatabase } from '../../../src/db/postgres-database.js';
 import { TxManager } from '../../../src/db/tx-manager.js';
 import { Metrics } from '../../../src/observability/metrics.js';
+import { captureLogger } from '../../support/capture-logger.js';
+import { metricValue } from '../../support/metric-value.js';
 import { TcpProxy } from '../../support/tcp-proxy.js';
 import { useTestDatabase } from '../../support/test-database.js';
-
-/** A pino logger whose lines land in `lines` (parsed). */
-function capturingLogger(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const logger = pino(
-    { level: 'debug' },
-    { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
-  );
-  return { logger, lines };
-}
 
 const lookedUp = (lines: Array<Record<string, unknown>>) =>
   lines
     .filter((l) => l.msg === 'connection lost during COMMIT; outcome looked up with pg_xact_status')
     .map((l) => l.outcome);
-
-async function counted(
-  metric: { get(): Promise<{ values: Array<{ value: number; labels: object }> }> },
-  labels: object = {},
-): Promise<number> {
-  const { values } = await metric.get();
-  return values
-    .filter((v) =>
-      Object.entries(labels).every(([k, want]) => (v.labels as Record<string, unknown>)[k] === want),
-    )
-    .reduce((sum, v) => sum + v.value, 0);
-}
 
 describe('TxManager: connection lost while COMMIT is in flight (TCP proxy)', () => {
   const db = useTestDatabase();
@@ -80,7 +60,7 @@ describe('TxManager: connection lost while COMMIT is in flight (TCP proxy)', () 
   });
 
   it('returns success when the server committed before the link was cut, and the row exists once', async () => {
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = captureLogger();
     const tm = new TxManager(pdb, logger);
     let calls = 0;
     proxy.onNextCommit('cut-after-forward');
@@ -97,7 +77,7 @@ describe('TxManager: connection lost while COMMIT is in flight (TCP proxy)', () 
 
   it('retries when the server never got COMMIT and aborted, and the row exists once', async () => {
     const metrics = new Metrics();
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = captureLogger();
     const tm = new TxManager(pdb, logger, { metrics });
     let calls = 0;
     proxy.onNextCommit('cut-before-forward');
@@ -108,7 +88,7 @@ describe('TxManager: connection lost while COMMIT is in flight (TCP proxy)', () 
     expect(calls).to.equal(2);
     expect(lookedUp(lines)).to.deep.equal(['aborted']);
     expect(await rowsWithId(2)).to.equal(1);
-    expect(await counted(metrics.txRetries, { reason: 'commit_aborted' })).to.equal(1);
+    expect(await metricValue(metrics.txRetries, { reason: 'commit_aborted' })).to.equal(1);
   });
 
   it('rejects with CommitUnknownError and does not retry when the outcome cannot be looked up', async () => {
@@ -125,7 +105,7 @@ describe('TxManager: connection lost while COMMIT is in flight (TCP proxy)', () 
     expect(err).to.be.instanceOf(CommitUnknownError);
     expect((err as CommitUnknownError).xid).to.match(/^\d+$/);
     expect(calls).to.equal(1);
-    expect(await counted(metrics.txEnded, { outcome: 'commit_unknown' })).to.equal(1);
+    expect(await metricValue(metrics.txEnded, { outcome: 'commit_unknown' })).to.equal(1);
     // It had in fact committed: a blind retry would have written it twice (or failed on the key).
     expect(await rowsWithId(3)).to.equal(1);
   });
@@ -151,7 +131,7 @@ describe('TxManager: connection lost while COMMIT is in flight (TCP proxy)', () 
     }
     expect(calls).to.equal(2);
     expect(await rowsWithId(4)).to.equal(1);
-    expect(await counted(metrics.txRetries, { reason: 'commit_unknown' })).to.equal(1);
+    expect(await metricValue(metrics.txRetries, { reason: 'commit_unknown' })).to.equal(1);
   });
 
   it('treats a read-only transaction cut at COMMIT as done: it wrote nothing', async () => {
@@ -168,7 +148,7 @@ describe('TxManager: connection lost while COMMIT is in flight (TCP proxy)', () 
   });
 
   it('rejects with TransactionTimeoutError when COMMIT vanishes into a partition past the deadline and the server aborted', async () => {
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = captureLogger();
     const tm = new TxManager(pdb, logger, { commitLookupTimeoutMs: 3_000 });
     proxy.onNextCommit('blackhole');
     const started = performance.now();

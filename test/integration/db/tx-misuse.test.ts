@@ -9,19 +9,10 @@ import {
 } from '../../../src/db/errors.js';
 import { PostgresDatabase } from '../../../src/db/postgres-database.js';
 import { TxManager } from '../../../src/db/tx-manager.js';
+import { captureLogger } from '../../support/capture-logger.js';
 import { adminQuery, useTestDatabase } from '../../support/test-database.js';
 
 const silent = pino({ level: 'silent' });
-
-/** A pino logger whose lines land in `lines` (parsed). */
-function capturingLogger(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const logger = pino(
-    { level: 'debug' },
-    { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
-  );
-  return { logger, lines };
-}
 
 describe('TxManager misuse (real PostgreSQL)', () => {
   const db = useTestDatabase();
@@ -169,7 +160,7 @@ describe('TxManager misuse (real PostgreSQL)', () => {
     });
 
     it("logs the second checkout at warn with its stack in 'warn' mode, and lets it run", async () => {
-      const { logger, lines } = capturingLogger();
+      const { logger, lines } = captureLogger();
       const warned = new TxManager(pdb, logger, { transactions: { foreignConnectionGuard: 'warn' } });
       await warned.withTransaction(async () => {
         await knex('items').select('id');
@@ -182,7 +173,7 @@ describe('TxManager misuse (real PostgreSQL)', () => {
     });
 
     it("says nothing about queries outside any transaction, nor inside one begun by a manager in 'off' mode", async () => {
-      const { logger, lines } = capturingLogger();
+      const { logger, lines } = captureLogger();
       const warned = new TxManager(pdb, logger, { transactions: { foreignConnectionGuard: 'warn' } });
       const quiet = new TxManager(pdb, logger, { transactions: { foreignConnectionGuard: 'off' } });
       await warned.withTransaction((trx) => trx.raw('select 1'));

@@ -5,29 +5,9 @@ import { SerializationError, UniqueViolationError } from '../../../src/db/errors
 import { PostgresDatabase } from '../../../src/db/postgres-database.js';
 import { TxManager } from '../../../src/db/tx-manager.js';
 import { Metrics } from '../../../src/observability/metrics.js';
+import { captureLogger } from '../../support/capture-logger.js';
+import { metricValue } from '../../support/metric-value.js';
 import { adminQuery, useTestDatabase } from '../../support/test-database.js';
-
-/** A pino logger whose lines land in `lines` (parsed). */
-function capturingLogger(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const logger = pino(
-    { level: 'debug' },
-    { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
-  );
-  return { logger, lines };
-}
-
-async function counted(
-  metric: { get(): Promise<{ values: Array<{ value: number; labels: object }> }> },
-  labels: object = {},
-): Promise<number> {
-  const { values } = await metric.get();
-  return values
-    .filter((v) =>
-      Object.entries(labels).every(([k, want]) => (v.labels as Record<string, unknown>)[k] === want),
-    )
-    .reduce((sum, v) => sum + v.value, 0);
-}
 
 describe('TxManager retry (real PostgreSQL)', () => {
   const db = useTestDatabase();
@@ -82,7 +62,7 @@ describe('TxManager retry (real PostgreSQL)', () => {
     });
 
     it('retries 20 concurrent transfers until every one commits, and the balance rule holds', async () => {
-      const { logger, lines } = capturingLogger();
+      const { logger, lines } = captureLogger();
       const metrics = new Metrics();
       const tm = new TxManager(pdb, logger, { metrics });
       const seen = await Promise.all(
@@ -98,12 +78,12 @@ describe('TxManager retry (real PostgreSQL)', () => {
         await knex.raw<{ rows: Array<{ total: number }> }>('select sum(balance)::int as total from accounts')
       ).rows as [{ total: number }];
       expect(total).to.equal(0);
-      const retries = await counted(metrics.txRetries);
+      const retries = await metricValue(metrics.txRetries);
       expect(retries).to.be.greaterThan(0);
-      expect(await counted(metrics.txRetries, { reason: 'serialization' })).to.equal(retries);
-      expect(await counted(metrics.txEnded, { outcome: 'committed', isolation: 'serializable' })).to.equal(
-        20,
-      );
+      expect(await metricValue(metrics.txRetries, { reason: 'serialization' })).to.equal(retries);
+      expect(
+        await metricValue(metrics.txEnded, { outcome: 'committed', isolation: 'serializable' }),
+      ).to.equal(20);
       const warns = lines.filter((l) => l.msg === 'transaction failed transiently; retrying');
       expect(warns).to.have.length(retries);
       for (const w of warns) {
@@ -117,7 +97,7 @@ describe('TxManager retry (real PostgreSQL)', () => {
         expect(w.delayMs).to.be.a('number');
         expect(JSON.stringify(w)).not.to.match(/bindings|balance/);
       }
-      expect(lines.filter((l) => (l.level as number) >= 50)).to.deep.equal([]);
+      expect(lines.filter((l) => l.level >= 50)).to.deep.equal([]);
     });
 
     it('fails some transfers with SerializationError when retry is off, and the rule still holds', async () => {
@@ -168,7 +148,7 @@ describe('TxManager retry (real PostgreSQL)', () => {
     const attempts = await Promise.all([lockBoth(1, 2), lockBoth(2, 1)]);
     expect([...attempts].sort()).to.deep.equal([1, 2]);
     expect(await knex('locks').orderBy('id').pluck('v')).to.deep.equal([2, 2]);
-    expect(await counted(metrics.txRetries, { reason: 'deadlock' })).to.equal(1);
+    expect(await metricValue(metrics.txRetries, { reason: 'deadlock' })).to.equal(1);
   });
 
   it('retries a serialization failure raised by COMMIT itself (knex#3370)', async () => {
@@ -197,7 +177,7 @@ describe('TxManager retry (real PostgreSQL)', () => {
       );
       expect(calls).to.equal(2);
       expect(commitErrors).to.deep.equal(['40001']);
-      expect(await counted(metrics.txRetries, { reason: 'serialization' })).to.equal(1);
+      expect(await metricValue(metrics.txRetries, { reason: 'serialization' })).to.equal(1);
       expect(await knex('dots').orderBy('k').pluck('k')).to.deep.equal([1, 2]);
     } finally {
       knex.off('query-error', onError);
@@ -219,7 +199,7 @@ describe('TxManager retry (real PostgreSQL)', () => {
     });
     expect(calls).to.equal(2);
     expect(await knex('items').count({ n: '*' })).to.deep.equal([{ n: '1' }]);
-    expect(await counted(metrics.txRetries, { reason: 'connection' })).to.equal(1);
+    expect(await metricValue(metrics.txRetries, { reason: 'connection' })).to.equal(1);
   });
 
   it('runs a unique violation exactly once and rejects with UniqueViolationError', async () => {
@@ -236,12 +216,12 @@ describe('TxManager retry (real PostgreSQL)', () => {
       .catch((e: unknown) => e);
     expect(err).to.be.instanceOf(UniqueViolationError);
     expect(calls).to.equal(1);
-    expect(await counted(metrics.txRetries)).to.equal(0);
-    expect(await counted(metrics.txEnded, { outcome: 'rolled_back' })).to.equal(1);
+    expect(await metricValue(metrics.txRetries)).to.equal(0);
+    expect(await metricValue(metrics.txEnded, { outcome: 'rolled_back' })).to.equal(1);
   });
 
   it('gives up after maxAttempts with SerializationError, one warn per retry and one error line', async () => {
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = captureLogger();
     const metrics = new Metrics();
     const tm = new TxManager(pdb, logger, {
       metrics,
@@ -263,6 +243,6 @@ describe('TxManager retry (real PostgreSQL)', () => {
     const errors = lines.filter((l) => l.level === 50);
     expect(errors).to.have.length(1);
     expect(errors[0]).to.include({ attempts: 3, reason: 'serialization' });
-    expect(await counted(metrics.txEnded, { outcome: 'retry_exhausted' })).to.equal(1);
+    expect(await metricValue(metrics.txEnded, { outcome: 'retry_exhausted' })).to.equal(1);
   });
 });

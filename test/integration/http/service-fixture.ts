@@ -4,6 +4,7 @@ import type { AppConfig } from '../../../src/config/app-config.js';
 import { loadConfig } from '../../../src/config/index.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { Metrics } from '../../../src/observability/metrics.js';
+import type { LogLine } from '../../support/capture-logger.js';
 
 /** Deep-partial overrides of an AppConfig. */
 export type ConfigOverrides = {
@@ -36,9 +37,6 @@ export function testConfig(databaseUrl: string, overrides: ConfigOverrides = {})
   }
   return merged;
 }
-
-/** One parsed JSON log line. */
-export type LogLine = Record<string, unknown> & { level: number; msg: string };
 
 /** A service started in this process, with its log lines captured. */
 export interface TestService {

@@ -5,6 +5,7 @@ import { CircuitBreaker } from '../../../src/db/circuit-breaker.js';
 import { CircuitOpenError, ConnectionError, UniqueViolationError } from '../../../src/db/errors.js';
 import type { HealthReport } from '../../../src/db/database.js';
 import { Metrics } from '../../../src/observability/metrics.js';
+import { captureLogger } from '../../support/capture-logger.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -160,11 +161,7 @@ describe('CircuitBreaker', () => {
   });
 
   it('logs each transition once', async () => {
-    const lines: Array<{ msg: string; breaker: string }> = [];
-    const capture = pino(
-      { level: 'info' },
-      { write: (s: string) => lines.push(JSON.parse(s) as { msg: string; breaker: string }) },
-    );
+    const { logger: capture, lines } = captureLogger('info');
     const breaker = new CircuitBreaker({ threshold: 1, halfOpenAfter: 60_000 }, capture);
     await failWith(breaker, refused());
     await failWith(breaker, refused());

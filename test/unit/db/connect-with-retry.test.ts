@@ -4,6 +4,7 @@ import sinon from 'sinon';
 import { connectWithRetry, type ConnectRetryOptions } from '../../../src/db/connect-with-retry.js';
 import { ConnectionError } from '../../../src/db/errors.js';
 import { Metrics } from '../../../src/observability/metrics.js';
+import { metricValue } from '../../support/metric-value.js';
 
 const refused = (): Error =>
   Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
@@ -20,8 +21,7 @@ describe('connectWithRetry()', () => {
     random: () => 0.5,
     ...over,
   });
-  const counted = async (result: string): Promise<number> =>
-    (await metrics.connectAttempts.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+  const counted = (result: string): Promise<number> => metricValue(metrics.connectAttempts, { result });
 
   beforeEach(() => {
     clock = sinon.useFakeTimers();
