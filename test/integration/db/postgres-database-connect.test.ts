@@ -1,26 +1,17 @@
 import { inspect } from 'node:util';
 import { expect } from 'chai';
+import type { PostgresConfig } from '../../../src/config/app-config.js';
 import { ConnectionError } from '../../../src/db/errors.js';
-import { PostgresDatabase } from '../../../src/db/postgres-database.js';
-import { Metrics } from '../../../src/observability/metrics.js';
-import { captureLogger, WARN } from '../../support/capture-logger.js';
+import type { PostgresDatabase } from '../../../src/db/postgres-database.js';
+import { WARN } from '../../support/capture-logger.js';
 import { freePort } from '../../support/free-port.js';
 import { adminQuery, useTestDatabase } from '../../support/test-database.js';
-import { connectAttempts } from './postgres-database-helpers.js';
+import { connectAttempts, useDatabases } from './postgres-database-helpers.js';
 
 describe('PostgresDatabase', () => {
   const testDb = useTestDatabase();
-  const open: PostgresDatabase[] = [];
-  const make = (overrides: Parameters<ReturnType<typeof testDb>['config']>[0] = {}) => {
-    const log = captureLogger();
-    const metrics = new Metrics();
-    const db = new PostgresDatabase(testDb().config(overrides), log.logger, { metrics });
-    open.push(db);
-    return { db, log, metrics };
-  };
-  afterEach(async () => {
-    await Promise.all(open.splice(0).map((db) => db.close()));
-  });
+  const open = useDatabases();
+  const make = (overrides: Partial<PostgresConfig> = {}) => open(testDb().config(overrides));
 
   describe('connect()', () => {
     it('connects and proves the pool with a query', async () => {

@@ -2,10 +2,9 @@ import net from 'node:net';
 import { expect } from 'chai';
 import type { PostgresConfig } from '../../../src/config/app-config.js';
 import { ConnectionError, DatabaseClosedError } from '../../../src/db/errors.js';
-import { PostgresDatabase, type PostgresDatabaseOptions } from '../../../src/db/postgres-database.js';
-import { captureLogger } from '../../support/capture-logger.js';
+import type { PostgresDatabaseOptions } from '../../../src/db/postgres-database.js';
 import { useTestDatabase } from '../../support/test-database.js';
-import { waitFor } from './postgres-database-helpers.js';
+import { useDatabases, waitFor } from './postgres-database-helpers.js';
 
 /** A TCP server that accepts connections and never answers (a stalled server or network). */
 async function startBlackhole(): Promise<{ port: number; sockets: Set<net.Socket>; close(): Promise<void> }> {
@@ -36,15 +35,9 @@ const settle = <T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false;
 
 describe('PostgresDatabase lifecycle', () => {
   const testDb = useTestDatabase();
-  const open: PostgresDatabase[] = [];
-  const make = (overrides: Partial<PostgresConfig> = {}, options: PostgresDatabaseOptions = {}) => {
-    const db = new PostgresDatabase(testDb().config(overrides), captureLogger().logger, options);
-    open.push(db);
-    return db;
-  };
-  afterEach(async () => {
-    await Promise.all(open.splice(0).map((db) => db.close()));
-  });
+  const open = useDatabases();
+  const make = (overrides: Partial<PostgresConfig> = {}, options: PostgresDatabaseOptions = {}) =>
+    open(testDb().config(overrides), options).db;
 
   describe('disconnect()', () => {
     it('waits for an in-flight query, refuses work started after it began, then closes', async () => {

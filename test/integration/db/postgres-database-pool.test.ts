@@ -2,11 +2,10 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
 import { PoolExhaustedError } from '../../../src/db/errors.js';
-import { PostgresDatabase, type PostgresDatabaseOptions } from '../../../src/db/postgres-database.js';
+import type { PostgresDatabaseOptions } from '../../../src/db/postgres-database.js';
 import type { PostgresConfig } from '../../../src/config/app-config.js';
-import { captureLogger } from '../../support/capture-logger.js';
 import { useTestDatabase } from '../../support/test-database.js';
-import { waitFor } from './postgres-database-helpers.js';
+import { useDatabases, waitFor } from './postgres-database-helpers.js';
 
 const backendPid = async (q: Knex | Knex.Transaction): Promise<number> => {
   const { rows } = await q.raw<{ rows: Array<{ pid: number }> }>('select pg_backend_pid() as pid');
@@ -15,15 +14,9 @@ const backendPid = async (q: Knex | Knex.Transaction): Promise<number> => {
 
 describe('PostgresDatabase pool', () => {
   const testDb = useTestDatabase();
-  const open: PostgresDatabase[] = [];
-  const make = (overrides: Partial<PostgresConfig> = {}, options: PostgresDatabaseOptions = {}) => {
-    const db = new PostgresDatabase(testDb().config(overrides), captureLogger().logger, options);
-    open.push(db);
-    return db;
-  };
-  afterEach(async () => {
-    await Promise.all(open.splice(0).map((db) => db.close()));
-  });
+  const open = useDatabases();
+  const make = (overrides: Partial<PostgresConfig> = {}, options: PostgresDatabaseOptions = {}) =>
+    open(testDb().config(overrides), options).db;
 
   describe('getConnectionStats()', () => {
     it('counts a connection in use while a transaction is open and none after it ends', async () => {

@@ -1,25 +1,18 @@
 import { expect } from 'chai';
 import type { PostgresConfig } from '../../../src/config/app-config.js';
-import { PostgresDatabase } from '../../../src/db/postgres-database.js';
-import { Metrics } from '../../../src/observability/metrics.js';
-import { captureLogger, WARN, type CapturedLogger } from '../../support/capture-logger.js';
+import type { PostgresDatabase } from '../../../src/db/postgres-database.js';
+import { WARN, type CapturedLogger } from '../../support/capture-logger.js';
 import { startDedicatedServer, type DedicatedServer } from '../../support/embedded-test-server.js';
 import { queryOnce } from '../../support/query-once.js';
 import { postgresConfigFromUrl } from '../../support/test-database.js';
-import { connectAttempts, waitFor } from './postgres-database-helpers.js';
+import { connectAttempts, useDatabases, waitFor } from './postgres-database-helpers.js';
 
 describe('PostgresDatabase resilience (dedicated server)', function () {
   this.timeout(60_000);
   let ds: DedicatedServer;
-  const open: PostgresDatabase[] = [];
-  const make = (overrides: Partial<PostgresConfig> = {}) => {
-    const log = captureLogger();
-    const metrics = new Metrics();
-    const cfg = { ...postgresConfigFromUrl(new URL(ds.url())), ...overrides };
-    const db = new PostgresDatabase(cfg, log.logger, { metrics });
-    open.push(db);
-    return { db, log, metrics };
-  };
+  const open = useDatabases();
+  const make = (overrides: Partial<PostgresConfig> = {}) =>
+    open({ ...postgresConfigFromUrl(new URL(ds.url())), ...overrides });
   const pid = async (db: PostgresDatabase): Promise<number> => {
     const { rows } = await db
       .driver()
@@ -44,9 +37,6 @@ describe('PostgresDatabase resilience (dedicated server)', function () {
 
   before(async () => {
     ds = await startDedicatedServer();
-  });
-  afterEach(async () => {
-    await Promise.all(open.splice(0).map((db) => db.close()));
   });
   after(async () => {
     await ds?.destroy();

@@ -13,10 +13,10 @@ import path from 'node:path';
 import { expect } from 'chai';
 import type { PostgresConfig } from '../../../src/config/app-config.js';
 import { ConnectionError } from '../../../src/db/errors.js';
-import { PostgresDatabase } from '../../../src/db/postgres-database.js';
-import { captureLogger } from '../../support/capture-logger.js';
+import type { PostgresDatabase } from '../../../src/db/postgres-database.js';
 import { startDedicatedServer, type DedicatedServer } from '../../support/embedded-test-server.js';
 import { postgresConfigFromUrl } from '../../support/test-database.js';
+import { useDatabases } from './postgres-database-helpers.js';
 
 /** A CA, and a server certificate it signed for the name "localhost" only. */
 function makeCertificates(dir: string): { ca: string; otherCa: string; cert: string; key: string } {
@@ -96,13 +96,9 @@ describe('PostgresDatabase TLS modes (dedicated server with TLS)', function () {
   let ds: DedicatedServer;
   let certs: ReturnType<typeof makeCertificates>;
   let certDir: string;
-  const open: PostgresDatabase[] = [];
-  const make = (overrides: Partial<PostgresConfig>) => {
-    const cfg = { ...postgresConfigFromUrl(new URL(ds.url())), maxRetries: 3, retryDelay: 10, ...overrides };
-    const db = new PostgresDatabase(cfg, captureLogger().logger);
-    open.push(db);
-    return db;
-  };
+  const open = useDatabases();
+  const make = (overrides: Partial<PostgresConfig>) =>
+    open({ ...postgresConfigFromUrl(new URL(ds.url())), maxRetries: 3, retryDelay: 10, ...overrides }).db;
   const tlsInUse = async (db: PostgresDatabase): Promise<boolean> => {
     const { rows } = await db
       .driver()
@@ -130,9 +126,6 @@ describe('PostgresDatabase TLS modes (dedicated server with TLS)', function () {
       "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
     );
     await ds.server.start();
-  });
-  afterEach(async () => {
-    await Promise.all(open.splice(0).map((db) => db.close()));
   });
   after(async () => {
     await ds?.destroy();
