@@ -7,6 +7,8 @@ export interface BenchResult {
   opsPerSec: number;
   p50Ms: number;
   p99Ms: number;
+  /** Client (this process) CPU time per operation, user + system, µs: robust to other load on the machine. */
+  cpuUsPerOp: number;
 }
 
 /**
@@ -23,6 +25,7 @@ export async function measure(
   for (let i = 0; i < warmup; i++) await op(i);
   const latencies = new Float64Array(opts.ops);
   let next = 0;
+  const cpu0 = process.cpuUsage();
   const started = performance.now();
   const worker = async (): Promise<void> => {
     while (next < opts.ops) {
@@ -34,6 +37,7 @@ export async function measure(
   };
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
   const elapsed = performance.now() - started;
+  const cpu = process.cpuUsage(cpu0);
   latencies.sort();
   return {
     name,
@@ -41,18 +45,22 @@ export async function measure(
     opsPerSec: (opts.ops / elapsed) * 1000,
     p50Ms: latencies[Math.floor(opts.ops * 0.5)] ?? 0,
     p99Ms: latencies[Math.floor(opts.ops * 0.99)] ?? 0,
+    cpuUsPerOp: (cpu.user + cpu.system) / opts.ops,
   };
 }
 
-/** Prints a group of results as a table with each row's throughput as a ratio of the baseline's. */
+/**
+ * Prints a group of results as a table with each row's throughput as a ratio of the
+ * baseline's (named in the header).
+ */
 export function report(title: string, results: BenchResult[], baseline: BenchResult): void {
   console.log(`\n## ${title}`);
-  console.log('| scenario | ops/s | ratio vs raw pg | p50 ms | p99 ms |');
-  console.log('|---|---:|---:|---:|---:|');
+  console.log(`| scenario | ops/s | ratio vs ${baseline.name} | p50 ms | p99 ms | client CPU µs/op |`);
+  console.log('|---|---:|---:|---:|---:|---:|');
   for (const r of results) {
     const ratio = r.opsPerSec / baseline.opsPerSec;
     console.log(
-      `| ${r.name} | ${r.opsPerSec.toFixed(0)} | ${ratio.toFixed(2)}x | ${r.p50Ms.toFixed(3)} | ${r.p99Ms.toFixed(3)} |`,
+      `| ${r.name} | ${r.opsPerSec.toFixed(0)} | ${ratio.toFixed(2)}x | ${r.p50Ms.toFixed(3)} | ${r.p99Ms.toFixed(3)} | ${r.cpuUsPerOp.toFixed(0)} |`,
     );
   }
 }

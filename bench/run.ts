@@ -1,25 +1,45 @@
 /**
  * `npm run bench`: throughput of this data layer against raw `pg`, measured in the same run
- * on the same server. Uses BENCH_DATABASE_URL if set, else a throwaway embedded PostgreSQL.
- * Prints markdown tables with ratios against raw pg; targets are read off these, never
- * asserted in tests.
+ * on the same server. Prints markdown tables with ratios against a raw pg baseline (named in
+ * each table); targets are read off these, never asserted in tests.
+ *
+ * Groups (each scenario measured BENCH_ROUNDS times interleaved, the median kept):
+ * - reads: point reads by primary key on a 10k-row table, raw pg vs knex vs objection.
+ * - users: `UserRepository.getById` / `findByEmail` (prepared statements on and off) against
+ *   raw pg sending the very same SQL, on the migrated `users` table seeded with copyIn.
+ * - tx: write transactions (BEGIN, one INSERT, COMMIT), raw pg vs knex vs TxManager.
+ * - bulk: BENCH_BULK_ROWS users loaded by raw INSERT, raw COPY, insertMany and copyIn, each
+ *   run in its own process for a clean peak RSS.
+ *
+ * Knobs (environment):
+ * - BENCH_DATABASE_URL: a server to use (a database `pgdl_bench` is created on it and dropped
+ *   afterwards; needs CREATEDB). Default: a throwaway embedded PostgreSQL.
+ * - BENCH_OPS: operations per scenario and round in reads/users/tx, default 5000.
+ * - BENCH_CONCURRENCY: operations in flight, default 8 (the pool size is 8).
+ * - BENCH_ROUNDS: interleaved rounds per scenario, default 3 (the median is reported).
+ * - BENCH_USERS: users seeded for the users group, default 10000.
+ * - BENCH_BULK_ROWS: rows per bulk load, default 100000; BENCH_BULK_ROUNDS, default 3.
+ * - BENCH_GROUPS: comma-separated subset of reads,users,tx,bulk; default all.
+ * The defaults take about two minutes on a 2-core machine.
  */
-import { mkdtempSync, chmodSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import pg from 'pg';
 import knexFactory from 'knex';
 import { Model } from 'objection';
 import pino from 'pino';
-import { EmbeddedServer } from '../src/db/embedded-postgres.js';
 import { PostgresDatabase } from '../src/db/postgres-database.js';
 import { TxManager } from '../src/db/tx-manager.js';
-import type { PostgresConfig } from '../src/config/app-config.js';
-import { compare, report } from './bench-harness.js';
+import { UserRepository } from '../src/users/user-repository.js';
+import { compare, report, type Scenario } from './bench-harness.js';
+import { benchConfig, benchDatabase, benchServer, benchUsers, BENCH_POOL, migrate } from './bench-setup.js';
+import { reportBulk, runBulkGroup } from './bulk-load.js';
 
 const OPS = Number(process.env.BENCH_OPS ?? 5000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
-const POOL = 8;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const USERS = Number(process.env.BENCH_USERS ?? 10_000);
+const BULK_ROWS = Number(process.env.BENCH_BULK_ROWS ?? 100_000);
+const BULK_ROUNDS = Number(process.env.BENCH_BULK_ROUNDS ?? 3);
+const GROUPS = new Set((process.env.BENCH_GROUPS ?? 'reads,users,tx,bulk').split(',').map((g) => g.trim()));
 
 class Item extends Model {
   static override tableName = 'bench_items';
@@ -28,52 +48,37 @@ class Item extends Model {
 }
 
 async function main(): Promise<void> {
-  const { url, stop } = await benchServer();
-  const u = new URL(url);
-  const cfg: PostgresConfig = {
-    host: u.hostname,
-    port: Number(u.port || 5432),
-    name: u.pathname.slice(1),
-    username: decodeURIComponent(u.username),
-    password: decodeURIComponent(u.password),
-    sslMode: 'disable',
-    sslRootCert: '',
-    maxOpenConns: POOL,
-    maxIdleConns: POOL,
-    connMaxLifetime: 0,
-    connMaxIdleTime: 60_000,
-    timeout: 5_000,
-    statementTimeout: 30_000,
-    lockTimeout: 10_000,
-    idleInTransactionSessionTimeout: 60_000,
-    maxRetries: 3,
-    retryDelay: 100,
-    maxRetryDelay: 1_000,
-    healthCheckInterval: 10_000,
-    healthCheckTimeout: 2_000,
-    drainTimeout: 5_000,
-    applicationName: 'pgdl-bench',
-    preparedStatements: true,
-  };
-  const rawPool = new pg.Pool({ connectionString: url, max: POOL });
+  const started = performance.now();
+  const server = await benchServer();
+  const { url, drop } = await benchDatabase(server.url);
+  await migrate(url);
+  const rawPool = new pg.Pool({ connectionString: url, max: BENCH_POOL });
   // pg#2762: without a listener an idle client's error (the server stopping) crashes the process.
   rawPool.on('error', () => {});
-  const knex = knexFactory({ client: 'pg', connection: url, pool: { min: POOL, max: POOL } });
+  const knex = knexFactory({ client: 'pg', connection: url, pool: { min: BENCH_POOL, max: BENCH_POOL } });
   const logger = pino({ level: 'silent' });
-  const db = new PostgresDatabase(cfg, logger);
+  const db = new PostgresDatabase(benchConfig(url), logger);
   await db.connect();
   const tx = new TxManager(db, logger);
   Model.knex(knex);
+  const opts = { ops: OPS, concurrency: CONCURRENCY, rounds: ROUNDS };
+  const run = async (title: string, scenarios: Scenario[]): Promise<void> => {
+    const results = await compare(scenarios, opts);
+    report(
+      `${title}; ${OPS} ops x ${ROUNDS} rounds, ${CONCURRENCY} in flight, pool ${BENCH_POOL}`,
+      results,
+      results[0]!,
+    );
+  };
+  console.log(`# npm run bench (node ${process.version}, ${new Date().toISOString()})`);
   try {
-    await rawPool.query('drop table if exists bench_items');
-    await rawPool.query('create table bench_items (id bigint primary key, name text not null)');
-    await rawPool.query(`insert into bench_items select g, 'item ' || g from generate_series(1, 10000) g`);
-    await rawPool.query('analyze bench_items');
-    const id = (i: number): number => (i % 10000) + 1;
-    const sql = 'select id, name from bench_items where id = $1';
-
-    const reads = await compare(
-      [
+    if (GROUPS.has('reads')) {
+      await rawPool.query('create table bench_items (id bigint primary key, name text not null)');
+      await rawPool.query(`insert into bench_items select g, 'item ' || g from generate_series(1, 10000) g`);
+      await rawPool.query('analyze bench_items');
+      const id = (i: number): number => (i % 10000) + 1;
+      const sql = 'select id, name from bench_items where id = $1';
+      await run('Point reads by primary key', [
         { name: 'raw pg, unnamed statement', op: (i) => rawPool.query(sql, [id(i)]) },
         {
           name: 'raw pg, named prepared statement',
@@ -90,20 +95,42 @@ async function main(): Promise<void> {
           name: 'PostgresDatabase.driver() builder',
           op: (i) => db.driver()('bench_items').select('id', 'name').where('id', id(i)),
         },
-      ],
-      opts(),
-    );
-    report(
-      `Point reads by primary key (${OPS} ops, ${CONCURRENCY} in flight, pool ${POOL})`,
-      reads,
-      reads[0]!,
-    );
+      ]);
+    }
 
-    await rawPool.query(
-      'create table if not exists bench_log (id bigserial primary key, note text not null)',
-    );
-    const txs = await compare(
-      [
+    if (GROUPS.has('users')) {
+      const seeded = await new UserRepository(db.driver()).copyIn(benchUsers(USERS));
+      await rawPool.query('analyze users');
+      const prepared = new UserRepository(db.driver(), { preparedStatements: true });
+      const unprepared = new UserRepository(db.driver(), { preparedStatements: false });
+      const uid = (i: number): string => String((i % seeded) + 1);
+      const email = (i: number): string => `SEED-${(i % seeded) + 1}@example.COM`;
+      // The SQL the repository sends, so raw pg runs exactly the same statement.
+      const byIdSql = sqlOf(await captureSql(db, () => unprepared.findById('1')));
+      const byEmailSql = sqlOf(await captureSql(db, () => unprepared.findByEmail('a@b.c')));
+      await run(`UserRepository.getById on users (${seeded} rows, seeded with copyIn)`, [
+        { name: 'raw pg, same SQL, unnamed', op: (i) => rawPool.query(byIdSql, [uid(i), 1]) },
+        {
+          name: 'raw pg, same SQL, named',
+          op: (i) => rawPool.query({ name: 'bench_user_id', text: byIdSql, values: [uid(i), 1] }),
+        },
+        { name: 'getById, preparedStatements on', op: (i) => prepared.getById(uid(i)) },
+        { name: 'getById, preparedStatements off', op: (i) => unprepared.getById(uid(i)) },
+      ]);
+      await run(`UserRepository.findByEmail on users (${seeded} rows, lower(email) index)`, [
+        { name: 'raw pg, same SQL, unnamed', op: (i) => rawPool.query(byEmailSql, [email(i), 1]) },
+        {
+          name: 'raw pg, same SQL, named',
+          op: (i) => rawPool.query({ name: 'bench_user_email', text: byEmailSql, values: [email(i), 1] }),
+        },
+        { name: 'findByEmail, preparedStatements on', op: (i) => prepared.findByEmail(email(i)) },
+        { name: 'findByEmail, preparedStatements off', op: (i) => unprepared.findByEmail(email(i)) },
+      ]);
+    }
+
+    if (GROUPS.has('tx')) {
+      await rawPool.query('create table bench_log (id bigserial primary key, note text not null)');
+      await run('Write transactions: BEGIN, one INSERT, COMMIT', [
         {
           name: 'raw pg BEGIN/INSERT/COMMIT',
           op: async () => {
@@ -122,48 +149,62 @@ async function main(): Promise<void> {
           op: () => knex.transaction((trx) => trx('bench_log').insert({ note: 'x' })),
         },
         {
+          name: 'knex.transaction on PostgresDatabase.driver()',
+          op: () => db.driver().transaction((trx) => trx('bench_log').insert({ note: 'x' })),
+        },
+        {
           name: 'TxManager.withTransaction',
           op: () => tx.withTransaction((trx) => trx('bench_log').insert({ note: 'x' })),
         },
-      ],
-      opts(),
-    );
-    report(`Write transactions (${OPS} ops, ${CONCURRENCY} in flight)`, txs, txs[0]!);
+        {
+          name: 'TxManager.withTransaction, timeoutMs 5000',
+          op: () => tx.withTransaction((trx) => trx('bench_log').insert({ note: 'x' }), { timeoutMs: 5_000 }),
+        },
+      ]);
+    }
+
     const mem = process.memoryUsage();
     console.log(
-      `\npeak-ish memory: rss ${(mem.rss / 2 ** 20).toFixed(0)} MiB, heap used ${(mem.heapUsed / 2 ** 20).toFixed(0)} MiB`,
+      `\nthis process after the in-process groups: rss ${mib(mem.rss)} MiB, heap used ${mib(mem.heapUsed)} MiB (peak rss ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB)`,
     );
+
+    if (GROUPS.has('bulk')) {
+      const results = await runBulkGroup(url, rawPool, { rows: BULK_ROWS, rounds: BULK_ROUNDS });
+      reportBulk(
+        `Bulk load: ${BULK_ROWS} users into the migrated users table (${BULK_ROUNDS} rounds, one process per run, median)`,
+        results,
+      );
+    }
   } finally {
     await db.close();
     await knex.destroy();
     await rawPool.end();
-    await stop();
+    await drop();
+    await server.stop();
   }
+  console.log(`\ntotal ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
 
-function opts(): { ops: number; concurrency: number } {
-  return { ops: OPS, concurrency: CONCURRENCY };
+/** The SQL statements `fn` sends through the database's knex. */
+async function captureSql(db: PostgresDatabase, fn: () => Promise<unknown>): Promise<string[]> {
+  const sent: string[] = [];
+  const onQuery = (q: { sql: string }): void => void sent.push(q.sql);
+  db.driver().on('query', onQuery);
+  try {
+    await fn();
+  } finally {
+    db.driver().off('query', onQuery);
+  }
+  return sent;
 }
 
-async function benchServer(): Promise<{ url: string; stop: () => Promise<void> }> {
-  if (process.env.BENCH_DATABASE_URL) return { url: process.env.BENCH_DATABASE_URL, stop: async () => {} };
-  const root = mkdtempSync(path.join(os.tmpdir(), 'pgdl-bench-'));
-  chmodSync(root, 0o755);
-  const port = 54000 + Math.floor(Math.random() * 1000);
-  const server = new EmbeddedServer({
-    dataDir: path.join(root, 'data'),
-    port,
-    username: 'postgres',
-    password: 'bench',
-  });
-  await server.start();
-  return {
-    url: `postgres://postgres:bench@127.0.0.1:${port}/postgres`,
-    stop: async () => {
-      await server.stop();
-      rmSync(root, { recursive: true, force: true });
-    },
-  };
+function sqlOf(sent: string[]): string {
+  if (sent.length !== 1 || !sent[0]) throw new Error(`expected one statement, got ${sent.length}`);
+  return sent[0];
+}
+
+function mib(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(0);
 }
 
 await main();
