@@ -71,6 +71,21 @@ export async function dropFinishedDatabases(): Promise<void> {
   for (const db of finished.splice(0)) await db.drop();
 }
 
+/**
+ * The `DB_*` environment variables (host, port, name, user, password) that point the config
+ * loader or the knex CLI at database `name` on the run's server, as the superuser.
+ */
+export function serverEnv(name: string): Record<string, string> {
+  const url = new URL(testServer().adminUrl);
+  return {
+    DB_HOST: url.hostname,
+    DB_PORT: url.port || '5432',
+    DB_NAME: name,
+    DB_USER: decodeURIComponent(url.username),
+    DB_PASSWORD: decodeURIComponent(url.password),
+  };
+}
+
 /** Test defaults for every PostgresConfig key; the URL supplies where and who. */
 export function postgresConfigFromUrl(url: URL): PostgresConfig {
   return {

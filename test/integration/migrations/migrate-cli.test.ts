@@ -9,7 +9,7 @@ import { EmbeddedServer } from '../../../src/db/embedded-postgres.js';
 import { freePort } from '../../support/free-port.js';
 import { queryOnce } from '../../support/query-once.js';
 import { testServer } from '../../support/root-hooks.js';
-import { adminQuery } from '../../support/test-database.js';
+import { adminQuery, serverEnv } from '../../support/test-database.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const KNEX_CLI = path.join(ROOT, 'node_modules/knex/bin/cli.js');
@@ -94,14 +94,7 @@ describe('knex migrate CLI (knexfile.ts)', function () {
       await adminQuery(`create database ${name}`);
       url = new URL(testServer().adminUrl);
       url.pathname = `/${name}`;
-      env = {
-        APP_ENV: 'test',
-        DB_HOST: url.hostname,
-        DB_PORT: url.port || '5432',
-        DB_NAME: name,
-        DB_USER: decodeURIComponent(url.username),
-        DB_PASSWORD: decodeURIComponent(url.password),
-      };
+      env = { APP_ENV: 'test', ...serverEnv(name) };
     });
 
     after(async () => {

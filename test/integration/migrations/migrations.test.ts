@@ -5,24 +5,11 @@ import { loadConfig } from '../../../src/config/index.js';
 import type { AppConfig } from '../../../src/config/app-config.js';
 import { assertSeedingAllowed, knexMigrationConfig } from '../../../src/db/migrations-config.js';
 import { developmentUsers, DEV_USER_COUNT } from '../../../seeds/development/001_users.js';
-import { testServer } from '../../support/root-hooks.js';
-import { adminQuery } from '../../support/test-database.js';
+import { adminQuery, serverEnv } from '../../support/test-database.js';
 
 /** A loaded AppConfig pointing at database `name` of the test server, with extra variables. */
 function configFor(name: string, extra: Record<string, string> = {}, profile = 'test'): AppConfig {
-  const url = new URL(testServer().adminUrl);
-  return loadConfig({
-    profile,
-    envFile: false,
-    env: {
-      DB_HOST: url.hostname,
-      DB_PORT: url.port || '5432',
-      DB_NAME: name,
-      DB_USER: decodeURIComponent(url.username),
-      DB_PASSWORD: decodeURIComponent(url.password),
-      ...extra,
-    },
-  });
+  return loadConfig({ profile, envFile: false, env: { ...serverEnv(name), ...extra } });
 }
 
 async function fingerprint(knex: Knex): Promise<unknown> {
