@@ -3,7 +3,7 @@ import { raw, type PartialModelObject } from 'objection';
 import { NotFoundError, OptimisticLockError, executorFor } from '../db/index.js';
 import { copyUsersIn, type UserRows } from './user-copy-in.js';
 import { insertUsersInChunks } from './user-insert-many.js';
-import { LIST_ORDERS, UserCursorCodec, type ListOrder } from './user-cursor.js';
+import { UserCursorCodec } from './user-cursor.js';
 import {
   fieldError,
   isUserId,
@@ -12,7 +12,17 @@ import {
   type NewUser,
   type UserPatch,
 } from './user-input.js';
-import { EMAIL_MAX_LENGTH, USER_STATUSES, User, type UserStatus } from './user-model.js';
+import {
+  USER_COLUMNS,
+  listUsers,
+  parseStatusFilter,
+  whereStatus,
+  type ListUsersOptions,
+  type UserPage,
+} from './user-list.js';
+import { EMAIL_MAX_LENGTH, User, type UserStatus } from './user-model.js';
+
+export { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, type ListUsersOptions, type UserPage } from './user-list.js';
 
 /** Where a repository call runs: an explicit knex or transaction. */
 export type Executor = Knex | Knex.Transaction;
@@ -29,28 +39,6 @@ export interface UserRepositoryOptions {
   /** Rows per multi-row INSERT in `insertMany`, 1..20000 (3 bind values each, under pg's 65535); default 1000. */
   insertChunkSize?: number;
 }
-
-export interface ListUsersOptions {
-  /** Only users with this status; default every user not soft-deleted. */
-  status?: UserStatus;
-  /** Page size, 1..100; default 20. */
-  limit?: number;
-  /** `nextCursor` of the previous page, from a list with the same status and order. */
-  cursor?: string;
-  /** By id; default 'asc' (oldest first). */
-  order?: ListOrder;
-}
-
-export interface UserPage {
-  items: User[];
-  /** Pass as `cursor` for the next page; null on the last page. */
-  nextCursor: string | null;
-}
-
-export const LIST_LIMIT_DEFAULT = 20;
-export const LIST_LIMIT_MAX = 100;
-
-const COLUMNS = ['id', 'email', 'name', 'status', 'version', 'created_at', 'updated_at', 'deleted_at'];
 
 /**
  * Users: reads, writes with optimistic locking, soft delete, and bulk loads.
@@ -104,7 +92,11 @@ export class UserRepository {
   /** The live user with this id, or undefined (also for a malformed id). */
   async findById(id: string, executor?: Executor): Promise<User | undefined> {
     if (!isUserId(id)) return undefined;
-    const query = this.#ex(executor)('users').select(COLUMNS).where('id', id).whereNull('deleted_at').first();
+    const query = this.#ex(executor)('users')
+      .select(USER_COLUMNS)
+      .where('id', id)
+      .whereNull('deleted_at')
+      .first();
     return toUser(await this.#named(query, 'users_find_by_id'));
   }
 
@@ -116,7 +108,7 @@ export class UserRepository {
     assertSearchString('email', email);
     if (email.length > EMAIL_MAX_LENGTH) return undefined;
     const query = this.#ex(executor)('users')
-      .select(COLUMNS)
+      .select(USER_COLUMNS)
       .whereRaw('lower(email) = lower(?)', [email])
       .whereNull('deleted_at')
       .first();
@@ -125,29 +117,12 @@ export class UserRepository {
 
   /**
    * One page of users in id order (keyset pagination: stable under concurrent inserts,
-   * constant cost per page).
+   * constant cost per page); `limit` defaults to 20 rows, at most 100; `order` to 'asc'.
    * @throws ValidationError on `status`, `limit`, `order` or `cursor` (a cursor that is
    *   malformed, altered, or from a list with another status or order).
    */
   async list(opts: ListUsersOptions = {}, executor?: Executor): Promise<UserPage> {
-    const status = checkStatus(opts.status);
-    const limit = opts.limit ?? LIST_LIMIT_DEFAULT;
-    if (!Number.isInteger(limit) || limit < 1 || limit > LIST_LIMIT_MAX) {
-      throw fieldError('limit', `must be an integer from 1 to ${LIST_LIMIT_MAX}`, 'range');
-    }
-    const order = opts.order ?? 'asc';
-    if (!(LIST_ORDERS as readonly unknown[]).includes(order))
-      throw fieldError('order', "must be 'asc' or 'desc'", 'enum');
-    const after =
-      opts.cursor === undefined ? undefined : this.#cursors.decode(opts.cursor, { status, order }).afterId;
-    const query = statusFilter(this.#ex(executor)('users').select(COLUMNS), status);
-    if (after !== undefined) void query.where('id', order === 'asc' ? '>' : '<', after);
-    const rows = (await query.orderBy('id', order).limit(limit + 1)) as Record<string, unknown>[];
-    const items = rows.slice(0, limit).map((row) => User.fromDatabaseJson(row));
-    const last = items.at(-1);
-    const nextCursor =
-      rows.length > limit && last ? this.#cursors.encode({ afterId: last.id, status, order }) : null;
-    return { items, nextCursor };
+    return listUsers(this.#ex(executor), this.#cursors, opts);
   }
 
   /**
@@ -197,7 +172,7 @@ export class UserRepository {
           updated_at: ex.fn.now(),
           version: ex.raw('version + 1'),
         },
-        COLUMNS,
+        USER_COLUMNS,
       );
     return toUser(rows[0]) ?? throwNotFound();
   }
@@ -214,15 +189,15 @@ export class UserRepository {
       .whereNotNull('deleted_at')
       .update(
         { status: 'active', deleted_at: null, updated_at: ex.fn.now(), version: ex.raw('version + 1') },
-        COLUMNS,
+        USER_COLUMNS,
       );
     return toUser(rows[0]) ?? throwNotFound();
   }
 
   /** Users with `status`, or every user not soft-deleted. @throws ValidationError on `status`. */
   async count(opts: { status?: UserStatus } = {}, executor?: Executor): Promise<number> {
-    const status = checkStatus(opts.status);
-    const query = statusFilter(this.#ex(executor)<{ count: string }>('users'), status);
+    const status = parseStatusFilter(opts.status);
+    const query = whereStatus(this.#ex(executor)<{ count: string }>('users'), status);
     const [row] = (await query.count({ count: '*' })) as unknown as Array<{ count: string }>;
     return Number(row?.count ?? 0);
   }
@@ -245,7 +220,7 @@ export class UserRepository {
          deleted_at = case when ?::boolean then null else users.deleted_at end,
          version = users.version + 1,
          updated_at = now()
-       returning ${COLUMNS.join(', ')}, (xmax = 0) as inserted`,
+       returning ${USER_COLUMNS.join(', ')}, (xmax = 0) as inserted`,
       [valid.email, valid.name, valid.status, statusGiven, statusGiven],
     );
     const { inserted, ...row } = result.rows[0] ?? {};
@@ -294,16 +269,6 @@ function toUser(row: unknown): User | undefined {
 
 function throwNotFound(): never {
   throw new NotFoundError({ modelClass: User, message: 'User not found.' });
-}
-
-function checkStatus(status: unknown): UserStatus | null {
-  if (status === undefined) return null;
-  if ((USER_STATUSES as readonly unknown[]).includes(status)) return status as UserStatus;
-  throw fieldError('status', `must be one of ${USER_STATUSES.join(', ')}`, 'enum');
-}
-
-function statusFilter<Q extends Knex.QueryBuilder>(query: Q, status: UserStatus | null): Q {
-  return (status === null ? query.whereNull('deleted_at') : query.where('status', status)) as Q;
 }
 
 function assertSearchString(field: string, value: unknown): asserts value is string {
