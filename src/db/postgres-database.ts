@@ -1,5 +1,4 @@
 import { performance } from 'node:perf_hooks';
-import { setTimeout as delay } from 'node:timers/promises';
 import knexFactory, { type Knex } from 'knex';
 import type { PostgresConfig, TransactionConfig } from '../config/app-config.js';
 import { hidePassword } from '../config/hide-password.js';
@@ -11,6 +10,7 @@ import type { BreakerState, Database, HealthReport, PoolStats, TxOptions } from 
 import { knexConfig } from './knex-config.js';
 import { PgConnectionOpener, type PooledPgClient } from './pg-connection-opener.js';
 import { PoolMonitor } from './pool-monitor.js';
+import { destroyPool, drainPool } from './pool-shutdown.js';
 import { probeServer } from './server-probe.js';
 import { TxManager } from './tx-manager.js';
 
@@ -169,8 +169,16 @@ export class PostgresDatabase implements Database {
     const abort = (this.#drainAbort = new AbortController());
     this.#shutdown = (async () => {
       this.#logger.info({ drainMs, inUse: this.#monitor.stats().inUse }, 'database closing');
-      const drained = drainMs > 0 ? await this.#drain(drainMs, abort.signal) : false;
-      await this.#destroyPool(!drained);
+      const drained =
+        drainMs > 0 ? await drainPool(this.#client, drainMs, abort.signal, this.#logger) : false;
+      await destroyPool({
+        knex: this.#knex,
+        client: this.#client,
+        monitor: this.#monitor,
+        force: !drained,
+        timeoutMs: this.#cfg.timeout,
+        logger: this.#logger,
+      });
       this.#logger.info('database closed');
     })().finally(() => {
       this.#pooled = false;
@@ -178,44 +186,6 @@ export class PostgresDatabase implements Database {
       this.#drainAbort = undefined;
     });
     return this.#shutdown;
-  }
-
-  /** Waits until nothing is checked out or waiting; false when `drainMs` ran out or `signal` aborted. */
-  async #drain(drainMs: number, signal: AbortSignal): Promise<boolean> {
-    const until = performance.now() + drainMs;
-    for (;;) {
-      const pool = this.#client.pool;
-      if (!pool || pool.numUsed() + pool.numPendingAcquires() + pool.numPendingCreates() === 0) return true;
-      if (signal.aborted || performance.now() >= until) {
-        this.#logger.warn(
-          { inUse: pool.numUsed(), drainMs },
-          'drain timeout: closing connections still in use',
-        );
-        return false;
-      }
-      await delay(10);
-    }
-  }
-
-  async #destroyPool(force: boolean): Promise<void> {
-    if (force) {
-      for (const conn of this.#monitor.checkedOut() as PooledPgClient[]) {
-        conn.__knex__disposed ??= 'closed by PostgresDatabase.close()';
-        // pg's end() destroys the socket when a query is running, so the query rejects now.
-        conn.end().catch(() => {});
-      }
-    }
-    // tarn's destroy waits for every checked-out connection to come back; a callback that
-    // never returns must not hold shutdown forever.
-    const destroyed = await Promise.race([
-      this.#knex.destroy().then(() => true),
-      delay(Math.max(1_000, this.#cfg.timeout)).then(() => false),
-    ]);
-    if (!destroyed) {
-      this.#logger.warn('the pool did not finish closing in time; abandoning it');
-      this.#client.pool = undefined;
-    }
-    this.#monitor.detach();
   }
 
   /**
