@@ -25,6 +25,12 @@ import {
   PreconditionRequiredError,
   type FieldProblem,
 } from './request-errors.js';
+import {
+  ajvFieldProblems,
+  modelFieldProblems,
+  uniqueFieldProblems,
+  type AjvValidationError,
+} from './field-problems.js';
 
 /** The JSON body of every error response. Never carries SQL text, a stack or a secret. */
 export interface ErrorBody {
@@ -93,9 +99,9 @@ interface Classified {
 }
 
 function classify(err: unknown): Classified {
-  const fe = err as Partial<FastifyError> & { validation?: AjvIssue[]; validationContext?: string };
+  const fe = err as Partial<FastifyError> & AjvValidationError;
   if (fe?.validation) {
-    return { status: 400, code: 'VALIDATION', message: 'Request is invalid.', fields: ajvFields(fe) };
+    return { status: 400, code: 'VALIDATION', message: 'Request is invalid.', fields: ajvFieldProblems(fe) };
   }
   if (typeof fe?.code === 'string' && fe.code in FASTIFY_CLIENT_ERRORS) {
     const [status, code, message] = FASTIFY_CLIENT_ERRORS[fe.code]!;
@@ -112,14 +118,19 @@ function classify(err: unknown): Classified {
       fields: [...err.fields],
     };
   if (err instanceof ValidationError)
-    return { status: 400, code: 'VALIDATION', message: 'Request is invalid.', fields: modelFields(err) };
+    return {
+      status: 400,
+      code: 'VALIDATION',
+      message: 'Request is invalid.',
+      fields: modelFieldProblems(err),
+    };
   if (err instanceof NotFoundError) return { status: 404, code: 'NOT_FOUND', message: 'Not found.' };
   if (err instanceof UniqueViolationError)
     return {
       status: 409,
       code: 'DUPLICATE',
       message: 'A resource with these values already exists.',
-      fields: uniqueFields(err),
+      fields: uniqueFieldProblems(err),
     };
   if (err instanceof OptimisticLockError)
     return { status: 412, code: 'VERSION_MISMATCH', message: err.message };
@@ -164,65 +175,6 @@ function lineOf(err: unknown): number | undefined {
 
 function unavailable(code: string, message: string, retryAfterS = DEFAULT_RETRY_AFTER_S): Classified {
   return { status: 503, code, message, retryAfterS: Math.max(1, retryAfterS) };
-}
-
-interface AjvIssue {
-  instancePath: string;
-  keyword: string;
-  message?: string;
-  params: Record<string, unknown>;
-}
-
-const CONTEXT_PREFIX: Record<string, string> = {
-  body: 'body',
-  querystring: 'query',
-  params: 'params',
-  headers: 'headers',
-};
-
-function ajvFields(err: { validation?: AjvIssue[]; validationContext?: string }): FieldProblem[] {
-  const prefix = CONTEXT_PREFIX[err.validationContext ?? 'body'] ?? 'body';
-  return (err.validation ?? []).map((v) => {
-    const path = v.instancePath.split('/').filter(Boolean);
-    let message = v.message ?? 'is invalid';
-    if (v.keyword === 'additionalProperties') {
-      path.push(String(v.params.additionalProperty));
-      message = 'is not allowed';
-    } else if (v.keyword === 'required') {
-      path.push(String(v.params.missingProperty));
-      message = 'is required';
-    }
-    return { field: [prefix, ...path].join('.'), message };
-  });
-}
-
-function modelFields(err: ValidationError): FieldProblem[] {
-  // Objection's ValidationError.data: { [property]: [{ message, keyword, params }] }.
-  const data = (err as { data?: unknown }).data;
-  if (!data || typeof data !== 'object') return [];
-  return Object.entries(data as Record<string, unknown>).map(([key, issues]) => {
-    const first: unknown = Array.isArray(issues) ? issues[0] : undefined;
-    const message = (first as { message?: unknown } | undefined)?.message;
-    // Bulk-load errors key fields as `rows[<index>].email`; the line number says which row.
-    const field = key.replace(/^rows\[\d+\]\.?/, '') || 'row';
-    return { field: `body.${field}`, message: typeof message === 'string' ? message : 'is invalid' };
-  });
-}
-
-function uniqueFields(err: InstanceType<typeof UniqueViolationError>): FieldProblem[] | undefined {
-  const columns = (err as { columns?: string[] }).columns ?? [];
-  // Column names are part of our schema, not user data; values are never echoed.
-  // An expression index reports its expression (`lower(email)`): name the column inside it.
-  const names = columns
-    .map((c) => /([A-Za-z_][A-Za-z0-9_]*)\)*$/.exec(c)?.[1])
-    .filter((c) => c !== undefined);
-  return names.length
-    ? names.map((c) => ({ field: `body.${camel(c)}`, message: 'is already taken' }))
-    : undefined;
-}
-
-function camel(s: string): string {
-  return s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
 /**
