@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
+import type { DestinationStream } from 'pino';
 import knexFactory from 'knex';
-import type { AppConfig } from './config/app-config.js';
+import type { AppConfig, LogConfig } from './config/app-config.js';
 import {
   CircuitBreaker,
   EmbeddedServer,
@@ -16,14 +17,27 @@ import { HealthRepository } from './health/health-repository.js';
 import { HealthService } from './health/health-service.js';
 import { currentRequestFields } from './http/request-context.js';
 import { buildServer } from './http/server.js';
-import type { Logger } from './observability/logger.js';
+import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { UserRepository } from './users/user-repository.js';
 import { registerUserRoutes } from './users/user-routes.js';
 import { UserService } from './users/user-service.js';
 
+/**
+ * The service's logger: `createLogger` whose every line written while an HTTP request is
+ * handled carries that request's `reqId` (transaction retries, breaker transitions, queries,
+ * not only Fastify's own lines). The request context lives in the HTTP layer, so this wiring
+ * belongs to the composition root: the logger itself knows nothing of HTTP.
+ *
+ * @param destination Where lines go instead of stdout (see `createLogger`).
+ */
+export function createServiceLogger(cfg: LogConfig, destination?: DestinationStream): Logger {
+  return createLogger(cfg, destination, { mixin: currentRequestFields });
+}
+
 /** Optional collaborators of {@link startService}; tests pass their own. */
 export interface StartOptions {
+  /** Every component logs through a child of it; make it with `createServiceLogger` so lines carry request ids. */
   logger: Logger;
   /** Default: a fresh `Metrics` with the process default metrics. */
   metrics?: Metrics;
@@ -73,6 +87,8 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
       breaker,
     });
     cleanups.unshift(() => db.close());
+    // The request id also comes from the logger's mixin (createServiceLogger); passing it here
+    // keeps query lines tagged when the caller built its logger otherwise.
     attachQueryLogger(db.driver(), logger, cfg.log, metrics, currentRequestFields);
     await db.connect();
     const tx = new TxManager(db, logger, { transactions: cfg.database.transactions, metrics });

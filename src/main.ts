@@ -9,9 +9,9 @@
  * - A failure to start (bad config, database unreachable after retries) exits 1 with the
  *   reason logged; no password is ever printed.
  */
-import { startService, type RunningService } from './app.js';
+import { createServiceLogger, startService, type RunningService } from './app.js';
 import { loadConfig } from './config/index.js';
-import { createLogger, type Logger } from './observability/logger.js';
+import type { Logger } from './observability/logger.js';
 
 /** Repeats of a signal closer than this to the first one are the same delivery, ms. */
 const DUPLICATE_SIGNAL_WINDOW_MS = 500;
@@ -25,7 +25,7 @@ async function main(): Promise<void> {
     console.error(err instanceof Error ? err.message : err);
     process.exit(1);
   }
-  const logger = createLogger(cfg.log);
+  const logger = createServiceLogger(cfg.log);
   let service: RunningService | undefined;
   let firstSignalAt: number | undefined;
 

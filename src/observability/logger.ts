@@ -57,6 +57,20 @@ export function scrubSecrets(text: string): string {
     .replace(JSON_SECRET, `"$1"$2"${REDACTED}"`);
 }
 
+/** Options of {@link createLogger} beyond the log config. */
+export interface CreateLoggerOptions {
+  /**
+   * Fields added to every line, computed as the line is written: the composition root passes
+   * the current HTTP request's `{ reqId }` (read from an AsyncLocalStorage), so lines written
+   * anywhere below a request (transaction retries, breaker transitions, queries) carry it
+   * without the logger knowing about HTTP. A key the line already has, as its own field or as
+   * a binding of a child logger (Fastify's request logger binds `reqId`), wins, so no key
+   * appears twice. Returning undefined adds nothing. Called once per written line, and never
+   * for a line below the level: keep it cheap. Default: none.
+   */
+  mixin?: () => Record<string, unknown> | undefined;
+}
+
 /**
  * Creates the application's logger: pino, JSON lines by default, pino-pretty (a worker-thread
  * transport) when `cfg.pretty`. Secrets are removed twice: `REDACT_PATHS` on the logged objects,
@@ -67,6 +81,7 @@ export function scrubSecrets(text: string): string {
  *
  * @param destination Where lines go instead of stdout (tests capture output this way). With
  *   `pretty`, lines are prettified synchronously into it.
+ * @param options A `mixin` of per-line context fields (see `CreateLoggerOptions`).
  *
  * @example
  * ```ts
@@ -74,19 +89,42 @@ export function scrubSecrets(text: string): string {
  * logger.child({ component: 'database' }).info({ host }, 'connected');
  * ```
  */
-export function createLogger(cfg: LogConfig, destination?: pino.DestinationStream): Logger {
+export function createLogger(
+  cfg: LogConfig,
+  destination?: pino.DestinationStream,
+  { mixin }: CreateLoggerOptions = {},
+): Logger {
   const options: pino.LoggerOptions = {
     level: cfg.level,
     redact: { paths: [...REDACT_PATHS], censor: REDACTED },
     serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err },
     timestamp: pino.stdTimeFunctions.isoTime,
     hooks: { streamWrite: scrubSecrets },
+    ...(mixin ? { mixin: contextMixin(mixin) } : {}),
   };
   if (cfg.pretty) {
     if (destination) return pino(options, prettyStream(destination));
     return pino({ ...options, transport: { target: 'pino-pretty', options: PRETTY_OPTIONS } });
   }
   return destination ? pino(options, destination) : pino(options);
+}
+
+/**
+ * Adapts a context function to pino's `mixin`. pino lets the line's own fields override the
+ * mixin's, but not a child's bindings (they are pre-serialized), so keys bound by the logger
+ * writing the line are left out here.
+ */
+function contextMixin(
+  context: () => Record<string, unknown> | undefined,
+): NonNullable<pino.LoggerOptions['mixin']> {
+  return (_line, _level, logger) => {
+    const fields = context();
+    if (!fields) return {};
+    const bound = logger.bindings();
+    const added: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(fields)) if (!(key in bound)) added[key] = value;
+    return added;
+  };
 }
 
 const PRETTY_OPTIONS = { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' };

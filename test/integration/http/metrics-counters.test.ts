@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import pg from 'pg';
 import { useTestDatabase } from '../../support/test-database.js';
 import { parsePrometheusText, sampleValue, type Sample } from './prometheus-text.js';
-import { startTestService, testConfig, waitFor, type TestService } from './service-fixture.js';
+import { patchThroughSerializationRetry } from './serialization-retry.js';
+import { startTestService, testConfig, type TestService } from './service-fixture.js';
 
 describe('GET /metrics counters', () => {
   const db = useTestDatabase();
@@ -59,35 +59,7 @@ describe('GET /metrics counters', () => {
     const user = await createUser('metrics-retry@example.com');
     const before = await scrape();
 
-    // Another session updates the row (without moving the version) and holds its lock, so the
-    // PATCH's repeatable-read UPDATE waits, then fails with 40001 once that session commits.
-    const other = new pg.Client({ connectionString: db().url });
-    await other.connect();
-    let patch: Promise<Response> | undefined;
-    try {
-      await other.query('begin');
-      await other.query('update users set name = name where id = $1', [user.id]);
-      patch = fetch(`${svc.url}/users/${user.id}`, {
-        method: 'PATCH',
-        headers: { 'content-type': 'application/json', 'if-match': '"1"' },
-        body: JSON.stringify({ name: 'Retried' }),
-      });
-      await waitFor(
-        async () => {
-          const { rows } = await other.query<{ n: string }>(
-            `select count(*) as n from pg_stat_activity
-              where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
-          );
-          return Number(rows[0]!.n) === 1;
-        },
-        5_000,
-        'the PATCH to wait for the row lock',
-      );
-      await other.query('commit');
-    } finally {
-      await other.end();
-    }
-    const res = await patch;
+    const res = await patchThroughSerializationRetry(svc.url, db().url, user.id);
     expect(res.status, await res.clone().text()).to.equal(200);
     expect(await res.json()).to.include({ name: 'Retried', version: 2 });
 

@@ -1,8 +1,7 @@
 import { Writable } from 'node:stream';
-import { startService, type RunningService } from '../../../src/app.js';
+import { createServiceLogger, startService, type RunningService } from '../../../src/app.js';
 import type { AppConfig } from '../../../src/config/app-config.js';
 import { loadConfig } from '../../../src/config/index.js';
-import { createLogger } from '../../../src/observability/logger.js';
 import { Metrics } from '../../../src/observability/metrics.js';
 import type { LogLine } from '../../support/capture-logger.js';
 
@@ -47,7 +46,7 @@ export interface TestService {
 }
 
 /**
- * Starts the whole service in-process (`startService`) with the application's logger
+ * Starts the whole service in-process (`startService`) with the service's logger (`createServiceLogger`)
  * capturing JSON lines (level `LOG_LEVEL` or info; lines are also echoed to stderr when `TEST_LOG=1`).
  */
 export async function startTestService(cfg: AppConfig): Promise<TestService> {
@@ -63,7 +62,7 @@ export async function startTestService(cfg: AppConfig): Promise<TestService> {
     },
   });
   const level = (process.env.LOG_LEVEL ?? 'info') as AppConfig['log']['level'];
-  const logger = createLogger({ ...cfg.log, level, pretty: false }, sink);
+  const logger = createServiceLogger({ ...cfg.log, level, pretty: false }, sink);
   const service = await startService(cfg, { logger, metrics: new Metrics({ defaultMetrics: true }) });
   return { service, url: service.url, logs, stop: () => service.stop() };
 }

@@ -153,3 +153,58 @@ describe('scrubSecrets()', () => {
     });
   });
 });
+
+describe('createLogger() with a mixin', () => {
+  /** A JSON logger into a string whose mixin returns `fields()`. */
+  function captureWithMixin(fields: () => Record<string, unknown> | undefined) {
+    let text = '';
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        text += chunk.toString();
+        done();
+      },
+    });
+    const logger = createLogger(JSON_CFG, stream, { mixin: fields });
+    return { logger, text: () => text, line: () => JSON.parse(text.trim().split('\n').at(-1)!) as object };
+  }
+
+  it('adds the mixin fields to every line, including those of child loggers', () => {
+    const out = captureWithMixin(() => ({ reqId: 'req-1' }));
+    out.logger.info('root line');
+    expect(out.line()).to.include({ reqId: 'req-1', msg: 'root line' });
+    out.logger.child({ component: 'tx' }).warn('child line');
+    expect(out.line()).to.include({ reqId: 'req-1', component: 'tx', msg: 'child line' });
+  });
+
+  it("lets the line's own field win over the mixin's", () => {
+    const out = captureWithMixin(() => ({ reqId: 'from-mixin' }));
+    out.logger.info({ reqId: 'own' }, 'line');
+    expect(out.line()).to.include({ reqId: 'own' });
+    expect(out.text().match(/"reqId"/g)).to.have.length(1);
+  });
+
+  it('writes a key a child logger binds once, with the bound value', () => {
+    const out = captureWithMixin(() => ({ reqId: 'from-mixin' }));
+    out.logger.child({ reqId: 'bound' }).info('line');
+    expect(out.text().match(/"reqId"/g)).to.have.length(1);
+    expect(out.line()).to.include({ reqId: 'bound' });
+  });
+
+  it('adds nothing when the mixin returns undefined', () => {
+    const out = captureWithMixin(() => undefined);
+    out.logger.info('line');
+    expect(out.line()).not.to.have.property('reqId');
+  });
+
+  it('runs the mixin only for lines at or above the level', () => {
+    let calls = 0;
+    const out = captureWithMixin(() => {
+      calls += 1;
+      return { reqId: 'r' };
+    });
+    out.logger.debug('below info');
+    expect(calls).to.equal(0);
+    out.logger.info('at info');
+    expect(calls).to.equal(1);
+  });
+});
