@@ -7,113 +7,132 @@
 
 /** libpq's sslmode values, with libpq's meanings (see the README's TLS section). */
 export const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+/** One of `SSL_MODES`. */
 export type SslMode = (typeof SSL_MODES)[number];
 
+/** pino's levels, most severe first; `silent` writes nothing. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** One of `LOG_LEVELS`. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** What to do when code inside an ambient transaction takes a second pool connection (knex#1171). */
 export const FOREIGN_CONNECTION_GUARD_MODES = ['off', 'warn', 'error'] as const;
+/** One of `FOREIGN_CONNECTION_GUARD_MODES`. */
 export type ForeignConnectionGuardMode = (typeof FOREIGN_CONNECTION_GUARD_MODES)[number];
 
+/** The HTTP server (`server.*`). */
 export interface ServerConfig {
+  /** Interface to listen on; default `127.0.0.1` (`0.0.0.0` in production). */
   host: string;
+  /** TCP port; 0 picks a free one. Default 8080. */
   port: number;
-  /** Longest wait for in-flight requests on SIGTERM before the database drains, ms. */
+  /** Longest wait for in-flight requests on SIGTERM before the database drains, ms; default 10000. */
   shutdownTimeout: number;
-  /** Largest accepted request body, bytes (bulk import streams are exempt). */
+  /** Largest accepted request body, bytes (bulk import streams are exempt; it bounds one import row instead); default 1048576. */
   bodyLimit: number;
 }
 
+/** Logging (`log.*`). */
 export interface LogConfig {
+  /** Lowest level written; default info (debug in development, warn in test). */
   level: LogLevel;
-  /** Human-readable output (pino-pretty) instead of JSON lines. */
+  /** Human-readable output (pino-pretty) instead of JSON lines; default false (true in development). */
   pretty: boolean;
   /** Log SQL bind values. Off by default: they carry personal data and secrets. */
   queryBindings: boolean;
-  /** Queries slower than this log at warn, ms. */
+  /** Queries slower than this log at warn, ms; default 1000. */
   slowQueryThreshold: number;
 }
 
+/** The PostgreSQL connection and pool (`database.postgres.*`); defaults in `DEFAULTS`. */
 export interface PostgresConfig {
   /** Server host; empty means "run an embedded PostgreSQL" (the development default). */
   host: string;
+  /** Default 5432. */
   port: number;
-  /** Database name. */
+  /** Database name; default `app`. */
   name: string;
+  /** Role to connect as; default `app`. */
   username: string;
   /** Never logged or printed; non-enumerable on the loaded config. */
   password: string;
+  /** TLS with libpq's meanings; default `prefer` (`disable` in development and test). */
   sslMode: SslMode;
   /** Path of a PEM file with the CA certificate(s) for verify-ca / verify-full. */
   sslRootCert: string;
-  /** Pool size (tarn `max`). */
+  /** Pool size (tarn `max`); default 10. */
   maxOpenConns: number;
-  /** Connections kept open when idle (tarn `min`); at most maxOpenConns. */
+  /** Connections kept open when idle (tarn `min`); at most maxOpenConns; default 2. */
   maxIdleConns: number;
-  /** A connection older than this is retired when next acquired or released, ms; 0 = never. */
+  /** A connection older than this is retired when next acquired or released, ms; 0 = never; default 1800000 (30 min). */
   connMaxLifetime: number;
-  /** An idle connection is closed after this long, ms. */
+  /** An idle connection is closed after this long, ms; 0 = never; default 300000 (5 min). */
   connMaxIdleTime: number;
-  /** Connect and pool-acquire timeout, ms. */
+  /** Connect and pool-acquire timeout, ms; default 5000. */
   timeout: number;
-  /** Server-side statement_timeout for every connection, ms; 0 = none. */
+  /** Server-side statement_timeout for every connection, ms; 0 = none; default 30000. */
   statementTimeout: number;
-  /** Server-side lock_timeout for every connection, ms; 0 = none. */
+  /** Server-side lock_timeout for every connection, ms; 0 = none; default 10000. */
   lockTimeout: number;
-  /** Server-side idle_in_transaction_session_timeout, ms; 0 = none. */
+  /** Server-side idle_in_transaction_session_timeout, ms; 0 = none; default 60000. */
   idleInTransactionSessionTimeout: number;
-  /** Connect attempts after the first one (`connect()`). */
+  /** Connect attempts after the first one (`connect()`); default 5. */
   maxRetries: number;
-  /** Base delay of the connect backoff, ms (exponential, full jitter). */
+  /** Base delay of the connect backoff, ms (exponential, full jitter); default 200. */
   retryDelay: number;
-  /** Cap on one connect backoff delay, ms. */
+  /** Cap on one connect backoff delay, ms; default 5000. */
   maxRetryDelay: number;
-  /** Period of the health loop, ms. */
+  /** Period of the health loop, ms; default 10000. */
   healthCheckInterval: number;
-  /** Bound on one `health()` call, ms. */
+  /** Bound on one `health()` call, ms; default 2000. */
   healthCheckTimeout: number;
-  /** Longest wait of `disconnect()` for in-flight work, ms. */
+  /** Longest wait of `disconnect()` for in-flight work, ms; default 10000. */
   drainTimeout: number;
-  /** `application_name` shown in pg_stat_activity. */
+  /** `application_name` shown in pg_stat_activity; default `pg-data-layer`. */
   applicationName: string;
-  /** Run repository hot paths as named prepared statements; turn off behind PgBouncer transaction mode. */
+  /** Run repository hot paths as named prepared statements; turn off behind PgBouncer transaction mode. Default true. */
   preparedStatements: boolean;
 }
 
+/** Defaults of the transaction manager (`database.transactions.*`). */
 export interface TransactionConfig {
-  /** Default attempts of a retried transaction (first run included). */
+  /** Default attempts of a retried transaction (first run included); default 3. */
   maxAttempts: number;
-  /** Base delay of the retry backoff, ms. */
+  /** Base delay of the retry backoff, ms; default 20. */
   baseDelay: number;
-  /** Cap on one retry delay, ms. */
+  /** Cap on one retry delay, ms; default 1000. */
   maxDelay: number;
-  /** Default bound on a whole transaction, ms; 0 = none. */
+  /** Default bound on a whole transaction, ms; 0 = none (the default). */
   defaultTimeout: number;
+  /** What a second pool checkout inside an ambient transaction does; default `warn`. */
   foreignConnectionGuard: ForeignConnectionGuardMode;
 }
 
+/** The embedded development server (`database.embedded.*`). */
 export interface EmbeddedConfig {
-  /** Data directory of the embedded server, reused across runs. */
+  /** Data directory of the embedded server, reused across runs; default `.data/postgres`. */
   dataDir: string;
 }
 
+/** Migration credentials and limits (`database.migrations.*`). */
 export interface MigrationsConfig {
   /** Optional privileged role for DDL; empty = the application's credentials. */
   username: string;
   /** Never logged or printed. */
   password: string;
-  /** lock_timeout for migration connections, ms. */
+  /** lock_timeout for migration connections, ms; default 5000. */
   lockTimeout: number;
 }
 
+/** The circuit breaker in front of database work (`database.breaker.*`). */
 export interface BreakerConfig {
-  /** Consecutive connection-class failures that open the breaker. */
+  /** Consecutive connection-class failures that open the breaker; default 5. */
   threshold: number;
-  /** Time the breaker stays open before one trial call, ms. */
+  /** Time the breaker stays open before one trial call, ms; default 5000. */
   halfOpenAfter: number;
 }
 
+/** Everything under `database.*`. */
 export interface DatabaseConfig {
   postgres: PostgresConfig;
   transactions: TransactionConfig;
@@ -124,6 +143,7 @@ export interface DatabaseConfig {
   migrateOnStart: boolean;
 }
 
+/** The whole configuration, as `loadConfig()` returns it: validated, deeply frozen, passwords hidden. */
 export interface AppConfig {
   /** The profile the config was loaded for (APP_ENV, else NODE_ENV, else development). */
   profile: string;

@@ -8,6 +8,7 @@ import { AppError } from '../app-error.js';
  */
 export class ConfigError extends AppError {
   readonly code = 'CONFIG_ERROR';
+  /** Every problem, one sentence each, starting with its key path or variable. */
   readonly issues: string[];
 
   constructor(issues: readonly string[], options?: ErrorOptions) {

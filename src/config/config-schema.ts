@@ -88,9 +88,12 @@ export const configSchema = z.strictObject({
   }),
 });
 
-// Compile-time proof that the schema's output is exactly the documented AppConfig shape.
 type Parsed = z.output<typeof configSchema>;
 type Expected = Omit<AppConfig, 'profile'>;
+/**
+ * Compile-time proof that the schema's output is exactly the documented `AppConfig` shape
+ * (less `profile`): `true` when they match, `never` (a type error below) when they drift apart.
+ */
 export type SchemaMatchesAppConfig = [Parsed, Expected] extends [Expected, Parsed] ? true : never;
 const _schemaMatches: SchemaMatchesAppConfig = true;
 void _schemaMatches;

@@ -13,6 +13,7 @@ import { parseDatabaseUrl } from './parse-database-url.js';
 import { envValue, readEnvLayer, readVariable, type Env } from './read-env-layer.js';
 import { readYamlLayer } from './read-yaml-layer.js';
 
+/** Where `loadConfig` reads from; every field is optional and defaults to the process's own. */
 export interface LoadConfigOptions {
   /** Variables to read instead of `process.env` (which is never modified). */
   env?: Record<string, string | undefined>;

@@ -8,6 +8,7 @@ export interface ConfigSource {
   leafSources?: ReadonlyMap<string, string>;
 }
 
+/** True for an object that is neither null nor an array (a YAML mapping, a parsed JSON object). */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -49,6 +49,11 @@ export class CircuitBreaker {
   readonly #metrics: Metrics | undefined;
   #openedAt = 0;
 
+  /**
+   * @param cfg `threshold` consecutive connection-class failures open it; it stays open
+   *   `halfOpenAfter` ms, then lets one trial call through.
+   * @param metrics Where state and transitions are exported; none when absent.
+   */
   constructor(cfg: BreakerConfig, logger: Logger, metrics?: Metrics) {
     this.#cfg = cfg;
     this.#logger = logger.child({ component: 'circuit-breaker' });

@@ -23,6 +23,7 @@ export const ERROR_KINDS = [
   'constraint',
   'permanent',
 ] as const;
+/** One of `ERROR_KINDS`: what an error means for the caller (retry, report, fail fast). */
 export type ErrorKind = (typeof ERROR_KINDS)[number];
 
 /** The verdict of `classifyError`. */

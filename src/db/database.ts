@@ -2,10 +2,12 @@ import type { Knex } from 'knex';
 
 /** Transaction isolation levels, as SQL spells them. */
 export const ISOLATION_LEVELS = ['read committed', 'repeatable read', 'serializable'] as const;
+/** One of `ISOLATION_LEVELS`. */
 export type IsolationLevel = (typeof ISOLATION_LEVELS)[number];
 
 /** How a transaction relates to an ambient one already running in this async call chain. */
 export const PROPAGATIONS = ['required', 'nested', 'requiresNew'] as const;
+/** One of `PROPAGATIONS`; `required` (join or start) is the default. */
 export type Propagation = (typeof PROPAGATIONS)[number];
 
 /** Retry settings of one transaction; `false` runs it once. */
@@ -23,12 +25,15 @@ export interface RetryOptions {
  * server's defaults, and retry of transient failures with the configured defaults.
  */
 export interface TxOptions {
+  /** Default: the server's (`read committed` unless configured otherwise). */
   isolationLevel?: IsolationLevel;
+  /** Writes fail with `ReadOnlyTransactionError`. Default false. */
   readOnly?: boolean;
   /** Only with serializable + readOnly. */
   deferrable?: boolean;
-  /** Bounds the whole transaction (acquire, statements, COMMIT), ms. */
+  /** Bounds the whole transaction (acquire, statements, COMMIT), ms; default `database.transactions.defaultTimeout` (0 = none). */
   timeoutMs?: number;
+  /** `false` runs the callback once; default: retry transient failures with the configured attempts and delays. */
   retry?: false | RetryOptions;
   /** Default 'required'. */
   propagation?: Propagation;
@@ -42,7 +47,9 @@ export interface PoolStats {
   maxOpenConnections: number;
   /** Connections open now (in use + idle). */
   openConnections: number;
+  /** Connections checked out now. */
   inUse: number;
+  /** Connections open and not checked out now. */
   idle: number;
   /** Acquires waiting for a connection now. */
   pendingAcquires: number;
@@ -58,19 +65,26 @@ export interface PoolStats {
   maxLifetimeClosed: number;
 }
 
+/** Circuit breaker states: `closed` lets work through, `open` fails it fast, `half-open` lets one trial call through. */
 export const BREAKER_STATES = ['closed', 'open', 'half-open'] as const;
+/** One of `BREAKER_STATES`. */
 export type BreakerState = (typeof BREAKER_STATES)[number];
 
 /** The result of one health check. */
 export interface HealthReport {
+  /** `up` when the server answered the probe in time. */
   status: 'up' | 'down';
+  /** How long the check took, ms. */
   latencyMs: number;
   /** ISO-8601 time of the check. */
   checkedAt: string;
   /** Why the check failed; secret-free. */
   error?: string;
+  /** The pool at the time of the check. */
   pool: PoolStats;
+  /** The circuit breaker's state ('closed' when there is none). */
   breaker: BreakerState;
+  /** When up: the short server version ("PostgreSQL 18.4") and whether it is a standby. */
   server?: { version: string; inRecovery: boolean };
 }
 
@@ -91,6 +105,7 @@ export interface Database {
   withTransaction<T>(fn: (trx: Knex.Transaction) => Promise<T>, opts?: TxOptions): Promise<T>;
   /** Raw access to the knex instance. */
   driver(): Knex;
+  /** Pool statistics now (cheap, no I/O). */
   getConnectionStats(): PoolStats;
   /** Immediate; idempotent. */
   close(): Promise<void>;

@@ -7,10 +7,12 @@ import type { Logger } from '../observability/logger.js';
 export interface EmbeddedServerOptions {
   /** Data directory; created and initialised on first start, reused afterwards. */
   dataDir: string;
+  /** TCP port on 127.0.0.1. */
   port: number;
   /** Superuser name and password set at initdb time (a reused data dir keeps its own). */
   username: string;
   password: string;
+  /** Where start/stop lines go; none when absent. */
   logger?: Logger;
 }
 
@@ -30,6 +32,7 @@ export class EmbeddedServer {
   #pg: EmbeddedPostgres | undefined;
   #startedByUs = false;
 
+  /** Only remembers the settings (`dataDir` made absolute); nothing starts before `start()`. */
   constructor(opts: EmbeddedServerOptions) {
     this.#opts = { ...opts, dataDir: path.resolve(opts.dataDir) };
   }
@@ -39,10 +42,12 @@ export class EmbeddedServer {
     return this.#startedByUs;
   }
 
+  /** The TCP port it listens on. */
   get port(): number {
     return this.#opts.port;
   }
 
+  /** The absolute data directory. */
   get dataDir(): string {
     return this.#opts.dataDir;
   }

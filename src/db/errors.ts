@@ -35,6 +35,7 @@ export class DatabaseClosedError extends AppError {
 /** A transaction ran past its deadline; it was cancelled on the server and rolled back. */
 export class TransactionTimeoutError extends AppError {
   readonly code = 'TRANSACTION_TIMEOUT';
+  /** The deadline the transaction ran past, ms. */
   readonly timeoutMs: number;
 
   constructor(timeoutMs: number, options?: ErrorOptions) {
@@ -90,8 +91,11 @@ export class PoolExhaustedError extends AppError {
 /** An update expected a row version that has since moved. */
 export class OptimisticLockError extends AppError {
   readonly code = 'OPTIMISTIC_LOCK';
+  /** The kind of row, e.g. `User`. */
   readonly entity: string;
+  /** The row's id. */
   readonly id: string;
+  /** The version the caller expected (the row has moved past it, or was deleted meanwhile). */
   readonly expectedVersion: number;
 
   constructor(entity: string, id: string, expectedVersion: number) {
@@ -105,6 +109,7 @@ export class OptimisticLockError extends AppError {
 /** A serialization failure or deadlock that persisted through every retry. */
 export class SerializationError extends AppError {
   readonly code = 'SERIALIZATION_FAILURE';
+  /** `40001` (serialization failure) or `40P01` (deadlock), from the last attempt. */
   readonly sqlState: string;
 
   constructor(message: string, sqlState: string, options?: ErrorOptions) {

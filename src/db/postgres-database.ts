@@ -65,6 +65,10 @@ export class PostgresDatabase implements Database {
   #shutdown: Promise<void> | undefined;
   #drainAbort: AbortController | undefined;
 
+  /**
+   * Creates the pool (no connection is opened yet: `connect()` proves it). Keeps a frozen copy
+   * of `cfg` with the password hidden.
+   */
   constructor(cfg: PostgresConfig, logger: Logger, options: PostgresDatabaseOptions = {}) {
     this.#cfg = redactedCopy(cfg);
     this.#logger = logger.child({ component: 'database' });
@@ -214,10 +218,12 @@ export class PostgresDatabase implements Database {
     };
   }
 
+  /** See `TxManager.beginTx`: explicit style, no retry; the handle's `commit()` rejects when COMMIT fails. */
   beginTx(opts?: TxOptions): Promise<Knex.Transaction> {
     return this.#tx.beginTx(opts);
   }
 
+  /** See `TxManager.withTransaction`: the callback may run more than once (retry of transient failures). */
   withTransaction<T>(fn: (trx: Knex.Transaction) => Promise<T>, opts?: TxOptions): Promise<T> {
     return this.#tx.withTransaction(fn, opts);
   }

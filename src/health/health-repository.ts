@@ -38,6 +38,7 @@ export interface MigrationStatus {
   upToDate: boolean;
 }
 
+/** Where `HealthRepository.migrationStatus()` looks; both default to what the migrator uses. */
 export interface HealthRepositoryOptions {
   /** Default: the project's `migrations/` directory. */
   migrationsDirectory?: string;
@@ -57,6 +58,7 @@ export class HealthRepository {
   readonly #directory: string;
   readonly #table: string;
 
+  /** Reads through `db.driver()`; migration files and table default to the migrator's own. */
   constructor(db: Pick<Database, 'driver' | 'getConnectionStats'>, opts: HealthRepositoryOptions = {}) {
     this.#db = db;
     this.#directory = opts.migrationsDirectory ?? MIGRATIONS_DIRECTORY;
@@ -70,6 +72,7 @@ export class HealthRepository {
     return performance.now() - started;
   }
 
+  /** Version, recovery state, database and role of the server, in one query. Rejects with the driver's error when unreachable. */
   async serverInfo(executor?: Executor): Promise<ServerInfo> {
     const result = await this.#ex(executor).raw<{ rows: Array<Record<string, unknown>> }>(
       `select current_setting('server_version') as version,

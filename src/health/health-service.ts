@@ -37,6 +37,7 @@ export class HealthService {
   readonly #deps: HealthServiceDeps;
   #draining = false;
 
+  /** Starts not draining; reads `deps` only when asked. */
   constructor(deps: HealthServiceDeps) {
     this.#deps = deps;
   }

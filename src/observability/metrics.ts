@@ -13,21 +13,38 @@ export type TxOutcome = 'committed' | 'rolled_back' | 'retry_exhausted' | 'commi
  * registry, so tests and several databases in one process never collide.
  */
 export class Metrics {
+  /** This instance's own registry; `/metrics` renders it. */
   readonly registry: Registry;
+  /** `db_transactions_started_total{isolation}`: every attempt of a transaction. */
   readonly txStarted: Counter<'isolation'>;
+  /** `db_transactions_total{outcome,isolation}`: how transactions ended (see `TxOutcome`). */
   readonly txEnded: Counter<'outcome' | 'isolation'>;
+  /** `db_transaction_retries_total{reason}` (see `RetryReason`). */
   readonly txRetries: Counter<'reason'>;
+  /** `db_transaction_duration_seconds{outcome}`, retries included. */
   readonly txDuration: Histogram<'outcome'>;
+  /** `db_query_duration_seconds`: every statement, seconds. */
   readonly queryDuration: Histogram;
+  /** `db_pool_acquire_wait_seconds`: time to get a pool connection. */
   readonly acquireWait: Histogram;
+  /** `db_connect_attempts_total{result}`: success, retry or failure of `connect()` attempts. */
   readonly connectAttempts: Counter<'result'>;
+  /** `db_errors_total{class}`: database errors by class (`connection` for broken connections). */
   readonly errors: Counter<'class'>;
+  /** `db_health_check_latency_seconds{status}`. */
   readonly healthLatency: Histogram<'status'>;
+  /** `db_up`: 1 when the last health check was up, else 0. */
   readonly up: Gauge;
+  /** `db_circuit_breaker_state{state}`: 1 for the current state, 0 for the others. */
   readonly breakerState: Gauge<'state'>;
+  /** `db_circuit_breaker_transitions_total{to}`. */
   readonly breakerTransitions: Counter<'to'>;
   #poolStats: (() => PoolStats) | undefined;
 
+  /**
+   * @param opts.defaultMetrics Also collect Node's process metrics (prom-client's defaults). Default false.
+   * @param opts.prefix Prefix of every metric name; default `db_` (the names above assume it).
+   */
   constructor(opts: { defaultMetrics?: boolean; prefix?: string } = {}) {
     const p = opts.prefix ?? 'db_';
     const registers = [(this.registry = new Registry())];
@@ -138,6 +155,7 @@ export class Metrics {
     this.#poolStats = read;
   }
 
+  /** Sets `breakerState` to 1 for `state` and 0 for the other states. */
   setBreakerState(state: BreakerState): void {
     for (const s of ['closed', 'open', 'half-open'] as const)
       this.breakerState.set({ state: s }, s === state ? 1 : 0);

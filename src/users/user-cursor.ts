@@ -3,6 +3,7 @@ import { fieldError, isUserId } from './user-input.js';
 
 /** Keyset directions; anything else is refused (knex would silently turn it into `asc`). */
 export const LIST_ORDERS = ['asc', 'desc'] as const;
+/** One of `LIST_ORDERS`. */
 export type ListOrder = (typeof LIST_ORDERS)[number];
 
 /** What a cursor remembers: the last id seen, and the filter and order it belongs to. */
@@ -27,10 +28,12 @@ const CURSOR_FORMAT = /^[A-Za-z0-9_-]{1,400}(?:\.[A-Za-z0-9_-]{43})?$/;
 export class UserCursorCodec {
   readonly #secret: string | undefined;
 
+  /** @param secret HMAC-SHA256 key that signs cursors; none (or empty) means unsigned cursors. */
   constructor(secret?: string) {
     this.#secret = secret === '' ? undefined : secret;
   }
 
+  /** The opaque cursor text for `state` (URL-safe, well under `MAX_CURSOR_LENGTH`). */
   encode(state: CursorState): string {
     const body = Buffer.from(
       JSON.stringify({ v: 1, id: state.afterId, s: state.status, o: state.order }),

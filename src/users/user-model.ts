@@ -3,16 +3,19 @@ import { BaseModel } from '../db/index.js';
 
 /** Every status a user row can have (the table's CHECK constraint says the same). */
 export const USER_STATUSES = ['active', 'suspended', 'deleted'] as const;
+/** One of `USER_STATUSES`. */
 export type UserStatus = (typeof USER_STATUSES)[number];
 
 /** Statuses a caller may write; `deleted` is set only by `softDelete()`, with `deleted_at`. */
 export const WRITABLE_USER_STATUSES = ['active', 'suspended'] as const;
+/** One of `WRITABLE_USER_STATUSES`. */
 export type WritableUserStatus = (typeof WRITABLE_USER_STATUSES)[number];
 
 /** Longest accepted email, characters (RFC 5321's path limit). */
 export const EMAIL_MAX_LENGTH = 254;
-/** Name length bounds, characters (Unicode code points). */
+/** Shortest accepted name, characters (Unicode code points). */
 export const NAME_MIN_LENGTH = 1;
+/** Longest accepted name, characters (Unicode code points). */
 export const NAME_MAX_LENGTH = 200;
 
 /**

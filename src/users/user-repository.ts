@@ -27,6 +27,7 @@ export { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, type ListUsersOptions, type UserPag
 /** Where a repository call runs: an explicit knex or transaction. */
 export type Executor = Knex | Knex.Transaction;
 
+/** Optional settings of a {@link UserRepository}. */
 export interface UserRepositoryOptions {
   /**
    * Run `findById`/`getById`/`findByEmail` as named prepared statements (parsed and

@@ -17,6 +17,7 @@ import {
 /** A bigint id as it appears in a URL: decimal, no sign, no leading zero, at most 19 digits. */
 export const ID_PATTERN = '^[1-9][0-9]{0,18}$';
 
+/** Route parameters of `/users/:id`: one decimal id (`ID_PATTERN`); anything else is 400. */
 export const userIdParams = {
   type: 'object',
   additionalProperties: false,
@@ -28,6 +29,7 @@ const email = { type: 'string', minLength: 3, maxLength: EMAIL_MAX_LENGTH } as c
 const name = { type: 'string', minLength: NAME_MIN_LENGTH, maxLength: NAME_MAX_LENGTH } as const;
 const writableStatus = { type: 'string', enum: [...WRITABLE_USER_STATUSES] } as const;
 
+/** Body of `POST /users`: email and name required, status optional (`active` or `suspended`). */
 export const createUserBody = {
   type: 'object',
   additionalProperties: false,
@@ -35,6 +37,7 @@ export const createUserBody = {
   properties: { email, name, status: writableStatus },
 } as const;
 
+/** Body of `PATCH /users/:id`: at least one of email, name, status. */
 export const patchUserBody = {
   type: 'object',
   additionalProperties: false,
@@ -48,6 +51,7 @@ export const patchUserHeaders = {
   properties: { 'if-match': { type: 'string', maxLength: 64 } },
 } as const;
 
+/** Query of `GET /users`: optional status, limit (1..100, default 20 rows) and cursor (at most 512 characters). */
 export const listUsersQuery = {
   type: 'object',
   additionalProperties: false,
@@ -59,6 +63,7 @@ export const listUsersQuery = {
   },
 } as const;
 
+/** A user as the API returns it: only these properties leave the service (never `deleted_at`). */
 export const userResponse = {
   type: 'object',
   required: ['id', 'email', 'name', 'status', 'version', 'createdAt', 'updatedAt'],
@@ -73,6 +78,7 @@ export const userResponse = {
   },
 } as const;
 
+/** One page of `GET /users`; `nextCursor` is null on the last page. */
 export const userPageResponse = {
   type: 'object',
   required: ['items', 'nextCursor'],
@@ -82,6 +88,7 @@ export const userPageResponse = {
   },
 } as const;
 
+/** Answer of a successful `POST /users/import`: how many rows were written. */
 export const importResponse = {
   type: 'object',
   required: ['imported'],
@@ -96,6 +103,7 @@ export const IMPORT_MEDIA_TYPES = {
   'application/json': 'json-array',
 } as const;
 
+/** Headers of `POST /users/import`: a content type is required (see `IMPORT_MEDIA_TYPES`). */
 export const importHeaders = {
   type: 'object',
   required: ['content-type'],

@@ -47,6 +47,7 @@ export class UserService {
   readonly #tx: TxManager;
   readonly #breaker: Pick<CircuitBreaker, 'execute'>;
 
+  /** Keeps its collaborators; nothing runs until a method is called. */
   constructor(deps: UserServiceDeps) {
     this.#users = deps.users;
     this.#tx = deps.tx;
