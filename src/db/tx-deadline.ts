@@ -1,12 +1,21 @@
 import { performance } from 'node:perf_hooks';
 
+/** Settles never: the expiry of a transaction without a deadline. */
+const NEVER: Promise<void> = new Promise<void>(() => {});
+
 /**
  * One deadline for a whole transaction (acquire, setup, statements, COMMIT), on the
  * `performance.now()` clock. Fires `onExpire` once, at the deadline; without one, never.
  * Work is raced against it with `race` (rejects at the deadline, hands a late result to
  * `onLate` so a late connection can be given back).
+ *
+ * `TxDeadline.NONE` is the shared deadline of every transaction without a timeout: no timer,
+ * no promise, no closure per transaction (the common case costs nothing).
  */
 export class TxDeadline {
+  /** The absence of a deadline: never expires; `race` returns its promise unchanged. */
+  static readonly NONE = new TxDeadline(undefined, () => {});
+
   /** Absolute time, or undefined for none. */
   readonly at: number | undefined;
   readonly #expiry: Promise<void>;
@@ -15,17 +24,20 @@ export class TxDeadline {
 
   constructor(at: number | undefined, onExpire: () => void) {
     this.at = at;
+    if (at === undefined) {
+      this.#expiry = NEVER;
+      return;
+    }
     let fire: () => void = () => {};
     this.#expiry = new Promise((resolve) => (fire = resolve));
-    if (at !== undefined)
-      this.#timer = setTimeout(
-        () => {
-          this.#expired = true;
-          onExpire();
-          fire();
-        },
-        Math.max(0, at - performance.now()),
-      );
+    this.#timer = setTimeout(
+      () => {
+        this.#expired = true;
+        onExpire();
+        fire();
+      },
+      Math.max(0, at - performance.now()),
+    );
   }
 
   get expired(): boolean {
