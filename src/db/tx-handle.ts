@@ -30,6 +30,12 @@ export interface RootTxDeps {
   acquire(): Promise<unknown>;
   /** Bound on learning a lost COMMIT's outcome, ms. Default 5 s. */
   commitLookupTimeoutMs?: number;
+  /**
+   * Record the xid before COMMIT (one round trip per read-write transaction) so that a COMMIT
+   * whose connection is lost is resolved with pg_xact_status. Default true. False: no xid
+   * round trip, and a lost COMMIT is a CommitUnknownError (retried only with `idempotent`).
+   */
+  resolveLostCommit?: boolean;
 }
 
 /** The settings of one top-level transaction. */
@@ -45,6 +51,12 @@ export interface RootTxSettings {
 
 /** The connection was lost during COMMIT and the server says the transaction aborted: safe to re-run. */
 export class CommitAbortedError extends ConnectionError {}
+
+/** What was learned before COMMIT: the xid (null: none assigned), or that the transaction had already failed. */
+type RecordedXid = { xid: string | null; aborted: boolean };
+
+/** A read-only transaction: no xid can be assigned, so a lost COMMIT loses nothing. */
+const NOTHING_WRITTEN: RecordedXid = { xid: null, aborted: false };
 
 /** Bound on an out-of-band cancel (connect + answer), ms. */
 const CANCEL_TIMEOUT_MS = 500;
@@ -103,7 +115,10 @@ export class RootTx {
   private constructor(deps: RootTxDeps, settings: RootTxSettings) {
     this.#deps = deps;
     this.#settings = settings;
-    this.#deadline = new TxDeadline(settings.deadline, () => this.#onExpire());
+    this.#deadline =
+      settings.deadline === undefined
+        ? TxDeadline.NONE
+        : new TxDeadline(settings.deadline, () => this.#onExpire());
   }
 
   /**
@@ -198,6 +213,11 @@ export class RootTx {
     return this.#deadline.expiry;
   }
 
+  /** True when the transaction has a deadline (a timeout was set). */
+  get hasDeadline(): boolean {
+    return this.#deadline.at !== undefined;
+  }
+
   /** The error a caller gets for this transaction's deadline. */
   timeoutError(cause?: unknown): TransactionTimeoutError {
     return new TransactionTimeoutError(
@@ -232,12 +252,12 @@ export class RootTx {
     if (!this.usable) throw this.#refusal() ?? new TransactionStateError('The transaction is not active.');
     this.#state = 'committing';
     const tracker = this.#tracker!;
-    let recorded: { xid: string | null; aborted: boolean };
+    // undefined: not recorded (resolveLostCommit off), so a lost COMMIT cannot be resolved.
+    let recorded: RecordedXid | undefined;
     try {
       await this.#race(tracker.settled());
-      recorded = this.#settings.readOnly
-        ? { xid: null, aborted: false }
-        : await this.#race(this.#recordXid());
+      if (this.#settings.readOnly) recorded = NOTHING_WRITTEN;
+      else if (this.#deps.resolveLostCommit !== false) recorded = await this.#race(this.#recordXid());
     } catch (err) {
       await this.rollback(err);
       throw this.#deadline.expired ? this.timeoutError(err) : err;
@@ -266,7 +286,24 @@ export class RootTx {
       );
   }
 
-  async #recordXid(): Promise<{ xid: string | null; aborted: boolean }> {
+  /*
+   * Why a round trip of its own, right before COMMIT (the one statement TxManager adds to a
+   * plain read-write transaction), and not something cheaper:
+   * - Sent in the same simple-query message as COMMIT ("select ...; COMMIT"), the xid comes
+   *   back in the same packet as COMMIT's answer (the server flushes at ReadyForQuery), so the
+   *   lost-COMMIT case, the only one that needs it, is exactly the one where it never arrives.
+   * - Forced at BEGIN (`pg_current_xact_id()` with the BEGIN or set_config round trip) would
+   *   save the round trip, but gives every read-write transaction an xid: one that writes
+   *   nothing then consumes an xid (wraparound/freeze pressure) and its COMMIT writes and
+   *   flushes a commit record, a WAL fsync in place of a round trip. Not a free default.
+   * - Skipped when no statement went through the tracker: unsafe, statements can reach the
+   *   connection around it (copyIn writes with COPY on the raw pg client).
+   * - pg (node-postgres) does not pipeline, so it cannot overlap another statement.
+   * Read-only transactions skip it (no xid can be assigned). Callers that prefer the round trip
+   * to the resolution turn it off with `resolveLostCommit: false` (lost COMMIT ->
+   * CommitUnknownError, never a blind retry).
+   */
+  async #recordXid(): Promise<RecordedXid> {
     try {
       const res = await this.inner('select pg_current_xact_id_if_assigned()::text as xid');
       return { xid: (res.response?.rows?.[0]?.xid as string | null) ?? null, aborted: false };
@@ -277,10 +314,12 @@ export class RootTx {
     }
   }
 
-  async #resolveLostCommit(
-    recorded: { xid: string | null; aborted: boolean },
-    cause: unknown,
-  ): Promise<void> {
+  async #resolveLostCommit(recorded: RecordedXid | undefined, cause: unknown): Promise<void> {
+    if (recorded === undefined)
+      throw new CommitUnknownError(
+        'The connection was lost during COMMIT; its outcome is unknown (no xid was recorded: resolveLostCommit is off).',
+        { cause },
+      );
     const { xid, aborted } = recorded;
     const logger = this.#deps.logger;
     if (xid === null) {
@@ -380,6 +419,7 @@ export class RootTx {
   }
 
   #race<T>(p: Promise<T>, onLate?: (value: T) => void): Promise<T> {
+    if (this.#deadline.at === undefined) return p;
     return this.#deadline.race(p, () => this.timeoutError(), onLate);
   }
 }

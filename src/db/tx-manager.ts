@@ -27,8 +27,17 @@ import { SavepointTx } from './tx-savepoint.js';
 
 /** Optional collaborators and defaults of a TxManager. */
 export interface TxManagerOptions {
-  /** Retry/timeout defaults and the foreign-connection guard mode (config `database.transactions`). */
-  transactions?: Partial<TransactionConfig>;
+  /**
+   * Retry/timeout defaults and the foreign-connection guard mode (config `database.transactions`).
+   *
+   * `resolveLostCommit` (default true): before COMMIT, a read-write transaction records its xid
+   * (one extra round trip) so that a COMMIT whose connection is lost is resolved with
+   * `pg_xact_status` (committed -> success, aborted -> retry). `false` is an explicit opt-out
+   * that saves that round trip and gives up the resolution: a lost COMMIT then rejects with
+   * `CommitUnknownError` (re-run only with `idempotent: true`). Read-only transactions never
+   * send it.
+   */
+  transactions?: Partial<TransactionConfig> & { resolveLostCommit?: boolean };
   /** Where counters go; a private `Metrics` when absent. */
   metrics?: Metrics;
   /** Bound on learning the outcome of a COMMIT whose connection was lost, ms. Default 5 s. */
@@ -37,6 +46,15 @@ export interface TxManagerOptions {
 
 /** After the deadline, cancel + ROLLBACK get this long before the caller is told, ms. */
 const TIMEOUT_GRACE_MS = 150;
+
+/** A withTransaction callback's commit()/rollback(): the manager ends the transaction itself. */
+const refuseManualEnd = (): Promise<never> =>
+  Promise.reject(
+    new TransactionStateError(
+      'withTransaction() commits and rolls back by itself: return to commit, throw to roll back.',
+    ),
+  );
+const MANUAL_END_REFUSED = { commit: refuseManualEnd, rollback: refuseManualEnd };
 
 type TxFn<T> = (trx: Knex.Transaction) => Promise<T>;
 
@@ -63,6 +81,11 @@ export class TxManager {
   readonly #defaults: typeof DEFAULT_TX_DEFAULTS;
   readonly #guardMode: ForeignConnectionGuardMode;
   readonly #lookupTimeoutMs: number | undefined;
+  readonly #resolveLostCommit: boolean;
+  /** `resolveTxOptions({})` under this manager's defaults: the common call validates nothing. */
+  readonly #plain: ResolvedTxOptions;
+  /** What every top-level transaction on `#guarded` shares (built once per knex instance). */
+  #deps: RootTxDeps | undefined;
   #guarded: Knex | undefined;
 
   constructor(db: Database, logger: Logger, options: TxManagerOptions = {}) {
@@ -78,6 +101,8 @@ export class TxManager {
     };
     this.#guardMode = t.foreignConnectionGuard ?? 'warn';
     this.#lookupTimeoutMs = options.commitLookupTimeoutMs;
+    this.#resolveLostCommit = t.resolveLostCommit ?? true;
+    this.#plain = resolveTxOptions({}, this.#defaults);
   }
 
   /** The counters this manager updates (started, ended by outcome, retries by reason, errors). */
@@ -103,10 +128,22 @@ export class TxManager {
    *   `TransactionTimeoutError`; `CommitUnknownError`; `TransactionAbortedError` when COMMIT
    *   answered ROLLBACK; `TransactionStateError` when joining with incompatible options.
    */
-  async withTransaction<T>(fn: TxFn<T>, opts: TxOptions = {}): Promise<T> {
-    const o = resolveTxOptions(opts, this.#defaults);
+  withTransaction<T>(fn: TxFn<T>, opts?: TxOptions): Promise<T> {
+    let o: ResolvedTxOptions;
+    try {
+      o = opts === undefined || isEmpty(opts) ? this.#plain : resolveTxOptions(opts, this.#defaults);
+    } catch (err) {
+      // resolveTxOptions throws only TxOptionsError.
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
     const ambient = transactionContext.getStore();
+    // Not async itself: the common top-level call adds no promise of its own.
     if (!ambient || o.propagation === 'requiresNew') return this.#topLevel(fn, o);
+    return this.#join(fn, o, ambient);
+  }
+
+  /** `withTransaction` inside an ambient transaction: join it, or open a savepoint. */
+  async #join<T>(fn: TxFn<T>, o: ResolvedTxOptions, ambient: Knex.Transaction): Promise<T> {
     if (isTransactionEnded(ambient))
       throw new TransactionStateError(
         'The ambient transaction has already ended; await the work inside its callback.',
@@ -239,17 +276,14 @@ export class TxManager {
   async #attempt<T>(fn: TxFn<T>, o: ResolvedTxOptions, started: number): Promise<T> {
     const tx = await this.#begin(o, started);
     const trx = tx.trx;
-    const refuse = (): Promise<never> =>
-      Promise.reject(
-        new TransactionStateError(
-          'withTransaction() commits and rolls back by itself: return to commit, throw to roll back.',
-        ),
-      );
-    Object.assign(trx, { commit: refuse, rollback: refuse });
+    Object.assign(trx, MANUAL_END_REFUSED);
     let result: T;
     try {
-      const body = transactionContext.run(trx, () => invoke(fn, trx));
-      result = await Promise.race([body, tx.expiry.then(() => Promise.reject(tx.timeoutError()))]);
+      const body = transactionContext.run(trx, invoke, fn, trx);
+      // Without a deadline there is nothing to race: no extra promise per transaction.
+      result = tx.hasDeadline
+        ? await Promise.race([body, tx.expiry.then(() => Promise.reject(tx.timeoutError()))])
+        : await body;
     } catch (err) {
       if (tx.expired || isOwnDeadline(err, o, started)) {
         // Reject at the deadline (prisma#17245); cancel + ROLLBACK get a short grace to finish first.
@@ -263,37 +297,48 @@ export class TxManager {
     return result;
   }
 
-  #begin(o: ResolvedTxOptions, started: number): Promise<RootTx> {
-    const knex = this.#db.driver();
-    if (this.#guarded !== knex) {
-      installForeignConnectionGuard(knex);
-      this.#guarded = knex;
-    }
-    const client = knex.client as { acquireConnection(): Promise<unknown> };
-    const deps: RootTxDeps = {
-      knex,
-      logger: this.#logger,
-      acquire: () => acquireOwn(() => client.acquireConnection()),
-      ...(this.#lookupTimeoutMs === undefined ? {} : { commitLookupTimeoutMs: this.#lookupTimeoutMs }),
-    };
-    const tx = RootTx.begin(deps, {
+  async #begin(o: ResolvedTxOptions, started: number): Promise<RootTx> {
+    const tx = await RootTx.begin(this.#depsFor(this.#db.driver()), {
       isolationLevel: o.isolationLevel,
       readOnly: o.readOnly,
       deferrable: o.deferrable,
       timeoutMs: o.timeoutMs,
       deadline: o.timeoutMs === undefined ? undefined : started + o.timeoutMs,
     });
-    return tx.then((t) => {
-      this.#metrics.txStarted.inc({ isolation: o.isolationLevel ?? 'default' });
-      guardTransaction(t.trx, this.#guardMode, this.#logger);
-      return t;
-    });
+    this.#metrics.txStarted.inc({ isolation: o.isolationLevel ?? 'default' });
+    guardTransaction(tx.trx, this.#guardMode, this.#logger);
+    return tx;
+  }
+
+  #depsFor(knex: Knex): RootTxDeps {
+    if (this.#guarded === knex && this.#deps) return this.#deps;
+    installForeignConnectionGuard(knex);
+    this.#guarded = knex;
+    const client = knex.client as { acquireConnection(): Promise<unknown> };
+    const acquire = (): Promise<unknown> => client.acquireConnection();
+    this.#deps = {
+      knex,
+      logger: this.#logger,
+      // Outside any ambient transaction the guard lets every checkout through: no need to
+      // enter its AsyncLocalStorage (requiresNew and beginTx inside one still do).
+      acquire: () => (transactionContext.getStore() === undefined ? acquire() : acquireOwn(acquire)),
+      resolveLostCommit: this.#resolveLostCommit,
+      ...(this.#lookupTimeoutMs === undefined ? {} : { commitLookupTimeoutMs: this.#lookupTimeoutMs }),
+    };
+    return this.#deps;
   }
 
   #ended(outcome: TxOutcome, isolation: string, started: number): void {
     this.#metrics.txEnded.inc({ outcome, isolation });
     this.#metrics.txDuration.observe({ outcome }, (performance.now() - started) / 1000);
   }
+}
+
+/** True when `opts` sets nothing (no own key with a value): the manager's defaults apply as they are. */
+function isEmpty(opts: TxOptions): boolean {
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) return opts === null;
+  for (const key in opts) if ((opts as Record<string, unknown>)[key] !== undefined) return false;
+  return true;
 }
 
 /** Calls `fn` so that a synchronous throw becomes a rejection and a plain value a resolution. */
