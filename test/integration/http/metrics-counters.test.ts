@@ -2,27 +2,20 @@ import { expect } from 'chai';
 import { useTestDatabase } from '../../support/test-database.js';
 import { parsePrometheusText, sampleValue, type Sample } from './prometheus-text.js';
 import { patchThroughSerializationRetry } from './serialization-retry.js';
-import { startTestService, testConfig, type TestService } from './service-fixture.js';
+import { useTestService } from './service-fixture.js';
 
 describe('GET /metrics counters', () => {
   const db = useTestDatabase();
-  let svc: TestService;
-
-  before(async () => {
-    svc = await startTestService(testConfig(db().url));
-  });
-  after(async () => {
-    await svc?.stop();
-  });
+  const svc = useTestService(db);
 
   const scrape = async (): Promise<Sample[]> => {
-    const res = await fetch(`${svc.url}/metrics`);
+    const res = await fetch(`${svc().url}/metrics`);
     expect(res.status).to.equal(200);
     return parsePrometheusText(await res.text());
   };
 
   const createUser = async (email: string): Promise<{ id: string; version: number }> => {
-    const res = await fetch(`${svc.url}/users`, {
+    const res = await fetch(`${svc().url}/users`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ email, name: 'Metrics' }),
@@ -34,7 +27,7 @@ describe('GET /metrics counters', () => {
   it('counts committed and rolled-back transactions by isolation, and query durations', async () => {
     const before = await scrape();
     await createUser('metrics-commit@example.com');
-    const dup = await fetch(`${svc.url}/users`, {
+    const dup = await fetch(`${svc().url}/users`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ email: 'METRICS-COMMIT@example.com', name: 'Twin' }),
@@ -59,7 +52,7 @@ describe('GET /metrics counters', () => {
     const user = await createUser('metrics-retry@example.com');
     const before = await scrape();
 
-    const res = await patchThroughSerializationRetry(svc.url, db().url, user.id);
+    const res = await patchThroughSerializationRetry(svc().url, db().url, user.id);
     expect(res.status, await res.clone().text()).to.equal(200);
     expect(await res.json()).to.include({ name: 'Retried', version: 2 });
 

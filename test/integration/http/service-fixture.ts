@@ -4,6 +4,7 @@ import type { AppConfig } from '../../../src/config/app-config.js';
 import { loadConfig } from '../../../src/config/index.js';
 import { Metrics } from '../../../src/observability/metrics.js';
 import type { LogLine } from '../../support/capture-logger.js';
+import type { TestDatabase } from '../../support/test-database.js';
 
 /** Deep-partial overrides of an AppConfig. */
 export type ConfigOverrides = {
@@ -65,6 +66,24 @@ export async function startTestService(cfg: AppConfig): Promise<TestService> {
   const logger = createServiceLogger({ ...cfg.log, level, pretty: false }, sink);
   const service = await startService(cfg, { logger, metrics: new Metrics({ defaultMetrics: true }) });
   return { service, url: service.url, logs, stop: () => service.stop() };
+}
+
+/**
+ * Mocha helper: one in-process service for the enclosing `describe`, on the suite's database
+ * (`testConfig(db().url, overrides)`), started before its tests and stopped after them.
+ */
+export function useTestService(db: () => TestDatabase, overrides: ConfigOverrides = {}): () => TestService {
+  let svc: TestService | undefined;
+  before(async () => {
+    svc = await startTestService(testConfig(db().url, overrides));
+  });
+  after(async () => {
+    await svc?.stop();
+  });
+  return () => {
+    if (!svc) throw new Error('useTestService(): the service exists only inside hooks and tests');
+    return svc;
+  };
 }
 
 /** Polls `probe` every 25 ms until it returns true or `timeoutMs` passes; returns the time taken, ms. */

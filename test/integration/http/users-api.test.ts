@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { useTestDatabase } from '../../support/test-database.js';
-import { startTestService, testConfig, type TestService } from './service-fixture.js';
+import { useTestService } from './service-fixture.js';
 
 interface UserBody {
   id: string;
@@ -14,16 +14,9 @@ interface UserBody {
 
 describe('Users API', () => {
   const db = useTestDatabase();
-  let svc: TestService;
+  const svc = useTestService(db);
   let seq = 0;
   const uniqueEmail = (tag: string): string => `${tag}-${Date.now()}-${seq++}@example.com`;
-
-  before(async () => {
-    svc = await startTestService(testConfig(db().url));
-  });
-  after(async () => {
-    await svc?.stop();
-  });
 
   const call = (
     method: string,
@@ -31,7 +24,7 @@ describe('Users API', () => {
     body?: unknown,
     headers: Record<string, string> = {},
   ): Promise<Response> =>
-    fetch(`${svc.url}${path}`, {
+    fetch(`${svc().url}${path}`, {
       method,
       headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
@@ -176,7 +169,7 @@ describe('Users API', () => {
     });
 
     it('answers 415 for a content type other than JSON', async () => {
-      const res = await fetch(`${svc.url}/users`, {
+      const res = await fetch(`${svc().url}/users`, {
         method: 'POST',
         headers: { 'content-type': 'text/plain' },
         body: 'email=a@b.c',

@@ -1,19 +1,12 @@
 import { expect } from 'chai';
 import { queryOnce } from '../../support/query-once.js';
 import { useTestDatabase } from '../../support/test-database.js';
-import { startTestService, testConfig, type TestService } from './service-fixture.js';
+import { useTestService } from './service-fixture.js';
 
 describe('POST /users/import', () => {
   const db = useTestDatabase();
-  let svc: TestService;
+  const svc = useTestService(db);
   let batch = 0;
-
-  before(async () => {
-    svc = await startTestService(testConfig(db().url));
-  });
-  after(async () => {
-    await svc?.stop();
-  });
 
   async function userCount(): Promise<number> {
     const { rows } = await queryOnce<{ n: string }>(db().url, 'select count(*) as n from users');
@@ -31,7 +24,7 @@ describe('POST /users/import', () => {
   const ndjson = (rows: unknown[]): string => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
 
   const post = (body: string, contentType = 'application/x-ndjson'): Promise<Response> =>
-    fetch(`${svc.url}/users/import`, { method: 'POST', headers: { 'content-type': contentType }, body });
+    fetch(`${svc().url}/users/import`, { method: 'POST', headers: { 'content-type': contentType }, body });
 
   it('imports NDJSON rows and answers 201 with the count', async () => {
     const before = await userCount();
