@@ -69,11 +69,11 @@ export { User, USER_STATUSES, WRITABLE_USER_STATUSES } from './users/user-model.
 export { UserRepository, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX } from './users/user-repository.js';
 export { UserService } from './users/user-service.js';
 export { HealthRepository } from './health/health-repository.js';
-export { startService } from './app.js';
+export { startService, createServiceLogger } from './app.js';
 
 export type * from './config/app-config.js';
 export type { LoadConfigOptions } from './config/index.js';
-export type { Logger } from './observability/logger.js';
+export type { Logger, CreateLoggerOptions } from './observability/logger.js';
 export type {
   Database,
   TxOptions,
