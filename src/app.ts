@@ -6,7 +6,6 @@ import {
   CircuitBreaker,
   EmbeddedServer,
   PostgresDatabase,
-  TxManager,
   attachQueryLogger,
   knexMigrationConfig,
   prepareMigrationTarget,
@@ -91,7 +90,7 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
     // keeps query lines tagged when the caller built its logger otherwise.
     attachQueryLogger(db.driver(), logger, cfg.log, metrics, currentRequestFields);
     await db.connect();
-    const tx = new TxManager(db, logger, { transactions: cfg.database.transactions, metrics });
+    const tx = db.txManager;
     const users = new UserService({
       users: new UserRepository(db.driver(), { preparedStatements: pgCfg.preparedStatements }),
       tx,

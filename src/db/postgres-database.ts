@@ -109,6 +109,15 @@ export class PostgresDatabase implements Database {
   }
 
   /**
+   * The transaction manager behind `withTransaction`/`beginTx`, for its other methods
+   * (`withReadOnlyTransaction`, `withTimeout`, `current`). Use it rather than a second
+   * `new TxManager(db, ...)`, so there is one set of defaults, one guard and one set of counters.
+   */
+  get txManager(): TxManager {
+    return this.#tx;
+  }
+
+  /**
    * Opens the pool if `close()`/`disconnect()` closed it, then proves it with `select 1`,
    * retrying transient failures (connection refused/reset, timeouts, DNS, 57P03, 53300) up to
    * `maxRetries` times with exponential backoff and full jitter (`retryDelay`, capped by
