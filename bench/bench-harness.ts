@@ -7,8 +7,13 @@ export interface BenchResult {
   opsPerSec: number;
   p50Ms: number;
   p99Ms: number;
-  /** Client (this process) CPU time per operation, user + system, µs: robust to other load on the machine. */
+  /** Client (this process) CPU time per operation, user + system, µs (it too moves with load: fewer ops per syscall). */
   cpuUsPerOp: number;
+  /**
+   * Set by `compare`: the median over rounds of this scenario's throughput divided by the
+   * baseline's in the same round (paired, so load that drifts between rounds cancels out).
+   */
+  ratio?: number;
 }
 
 /**
@@ -55,10 +60,12 @@ export async function measure(
  */
 export function report(title: string, results: BenchResult[], baseline: BenchResult): void {
   console.log(`\n## ${title}`);
-  console.log(`| scenario | ops/s | ratio vs ${baseline.name} | p50 ms | p99 ms | client CPU µs/op |`);
+  console.log(
+    `| scenario | ops/s (median round) | ratio vs ${baseline.name} (median of per-round ratios) | p50 ms | p99 ms | client CPU µs/op |`,
+  );
   console.log('|---|---:|---:|---:|---:|---:|');
   for (const r of results) {
-    const ratio = r.opsPerSec / baseline.opsPerSec;
+    const ratio = r.ratio ?? r.opsPerSec / baseline.opsPerSec;
     console.log(
       `| ${r.name} | ${r.opsPerSec.toFixed(0)} | ${ratio.toFixed(2)}x | ${r.p50Ms.toFixed(3)} | ${r.p99Ms.toFixed(3)} | ${r.cpuUsPerOp.toFixed(0)} |`,
     );
@@ -74,7 +81,8 @@ export interface Scenario {
 /**
  * Measures every scenario `rounds` times, interleaved (A B C A B C ...), and keeps each one's
  * median round: on a shared 2-core machine, load drifts, and interleaving spreads the drift
- * over all scenarios instead of penalising whichever ran first.
+ * over all scenarios instead of penalising whichever ran first. Each result's `ratio` is the
+ * median of its per-round ratios against the first scenario (the baseline).
  */
 export async function compare(
   scenarios: Scenario[],
@@ -88,8 +96,11 @@ export async function compare(
       byName.set(s.name, [...(byName.get(s.name) ?? []), result]);
     }
   }
+  const baseline = byName.get(scenarios[0]!.name)!;
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   return scenarios.map((s) => {
-    const results = [...(byName.get(s.name) ?? [])].sort((a, b) => a.opsPerSec - b.opsPerSec);
-    return results[Math.floor(results.length / 2)]!;
+    const runs = byName.get(s.name)!;
+    const result = [...runs].sort((a, b) => a.opsPerSec - b.opsPerSec)[Math.floor(runs.length / 2)]!;
+    return { ...result, ratio: median(runs.map((run, r) => run.opsPerSec / baseline[r]!.opsPerSec)) };
   });
 }

@@ -9,6 +9,7 @@
  * `node --cpu-prof --import tsx bench/tx-profile.ts` the profile then shows that stack alone),
  * BENCH_DATABASE_URL (else a throwaway embedded server).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import knexFactory from 'knex';
 import pino from 'pino';
@@ -31,6 +32,8 @@ clientProto.query = function (this: unknown, ...args: unknown[]) {
   return originalQuery.apply(this, args);
 };
 
+// Promise hooks on for every stack alike (see run.ts).
+new AsyncLocalStorage<true>().enterWith(true);
 const { url, stop } = await benchServer();
 const rawPool = new pg.Pool({ connectionString: url, max: BENCH_POOL });
 rawPool.on('error', () => {});
