@@ -13,7 +13,7 @@ import {
   TxOptionsError,
 } from './errors.js';
 import { acquireOwn, guardTransaction, installForeignConnectionGuard } from './foreign-connection-guard.js';
-import { runWithRetry } from './retry-policy.js';
+import { runWithRetry, type RetryRunOptions } from './retry-policy.js';
 import { translateError } from './translate-error.js';
 import { isTransactionEnded, transactionContext, currentTransaction } from './tx-context.js';
 import { CommitAbortedError, handleOf, RootTx, type RootTxDeps } from './tx-handle.js';
@@ -84,6 +84,7 @@ export class TxManager {
   readonly #resolveLostCommit: boolean;
   /** `resolveTxOptions({})` under this manager's defaults: the common call validates nothing. */
   readonly #plain: ResolvedTxOptions;
+  #plainRetry: RetryRunOptions | undefined;
   /** What every top-level transaction on `#guarded` shares (built once per knex instance). */
   #deps: RootTxDeps | undefined;
   #guarded: Knex | undefined;
@@ -239,22 +240,7 @@ export class TxManager {
           attempts = attempt;
           return this.#attempt(fn, o, started);
         },
-        {
-          ...o.retry,
-          shouldRetry: (err, delayMs) => {
-            if (deadline !== undefined && performance.now() + delayMs >= deadline) return false;
-            return err instanceof CommitUnknownError ? o.idempotent : isTransient(err);
-          },
-          onRetry: ({ attempt, delayMs, error }) => {
-            const reason = retryReason(error);
-            this.#metrics.txRetries.inc({ reason });
-            const { sqlState } = classifyError(error);
-            this.#logger.warn(
-              { attempt, delayMs, reason, sqlState, isolation },
-              'transaction failed transiently; retrying',
-            );
-          },
-        },
+        this.#retryRules(o, deadline),
       );
       this.#ended('committed', isolation, started);
       return result;
@@ -271,6 +257,33 @@ export class TxManager {
       }
       throw translateError(err, { attempts });
     }
+  }
+
+  /** The retry rules of one transaction; those of the default options are built once and shared. */
+  #retryRules(o: ResolvedTxOptions, deadline: number | undefined): RetryRunOptions {
+    if (o === this.#plain && deadline === undefined)
+      return (this.#plainRetry ??= this.#buildRetryRules(o, undefined));
+    return this.#buildRetryRules(o, deadline);
+  }
+
+  #buildRetryRules(o: ResolvedTxOptions, deadline: number | undefined): RetryRunOptions {
+    const isolation = o.isolationLevel ?? 'default';
+    return {
+      ...o.retry,
+      shouldRetry: (err, delayMs) => {
+        if (deadline !== undefined && performance.now() + delayMs >= deadline) return false;
+        return err instanceof CommitUnknownError ? o.idempotent : isTransient(err);
+      },
+      onRetry: ({ attempt, delayMs, error }) => {
+        const reason = retryReason(error);
+        this.#metrics.txRetries.inc({ reason });
+        const { sqlState } = classifyError(error);
+        this.#logger.warn(
+          { attempt, delayMs, reason, sqlState, isolation },
+          'transaction failed transiently; retrying',
+        );
+      },
+    };
   }
 
   async #attempt<T>(fn: TxFn<T>, o: ResolvedTxOptions, started: number): Promise<T> {
