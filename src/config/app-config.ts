@@ -106,6 +106,12 @@ export interface TransactionConfig {
   defaultTimeout: number;
   /** What a second pool checkout inside an ambient transaction does; default `warn`. */
   foreignConnectionGuard: ForeignConnectionGuardMode;
+  /**
+   * Record the transaction id before COMMIT so that a COMMIT whose connection is lost is
+   * resolved with `pg_xact_status`; default true. False saves one round trip per write
+   * transaction, and a lost COMMIT then rejects with `CommitUnknownError`.
+   */
+  resolveLostCommit: boolean;
 }
 
 /** The embedded development server (`database.embedded.*`). */

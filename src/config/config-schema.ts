@@ -71,6 +71,7 @@ export const configSchema = z.strictObject({
       maxDelay: duration,
       defaultTimeout: duration,
       foreignConnectionGuard: z.enum(FOREIGN_CONNECTION_GUARD_MODES),
+      resolveLostCommit: bool,
     }),
     embedded: z.strictObject({
       dataDir: str.min(1, { error: 'must not be empty' }),

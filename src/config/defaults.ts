@@ -60,6 +60,7 @@ export const DEFAULTS: Omit<AppConfig, 'profile'> = {
       maxDelay: 1_000,
       defaultTimeout: 0,
       foreignConnectionGuard: 'warn',
+      resolveLostCommit: true,
     },
     embedded: {
       dataDir: '.data/postgres',

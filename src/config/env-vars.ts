@@ -46,6 +46,7 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   DB_TX_MAX_DELAY: 'database.transactions.maxDelay',
   DB_TX_DEFAULT_TIMEOUT: 'database.transactions.defaultTimeout',
   DB_FOREIGN_CONNECTION_GUARD: 'database.transactions.foreignConnectionGuard',
+  DB_TX_RESOLVE_LOST_COMMIT: 'database.transactions.resolveLostCommit',
 
   DB_EMBEDDED_DATA_DIR: 'database.embedded.dataDir',
 

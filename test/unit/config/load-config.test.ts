@@ -181,12 +181,14 @@ describe('loadConfig()', () => {
         DB_MIGRATE_ON_START: 'yes',
         SERVER_BODY_LIMIT: '2048',
         DB_FOREIGN_CONNECTION_GUARD: 'error',
+        DB_TX_RESOLVE_LOST_COMMIT: 'false',
       });
       expect(config.log.pretty).to.equal(false);
       expect(config.database.postgres.preparedStatements).to.equal(false);
       expect(config.database.migrateOnStart).to.equal(true);
       expect(config.server.bodyLimit).to.equal(2048);
       expect(config.database.transactions.foreignConnectionGuard).to.equal('error');
+      expect(config.database.transactions.resolveLostCommit).to.equal(false);
     });
 
     it('returns a deeply frozen config', () => {
