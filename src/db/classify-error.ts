@@ -22,8 +22,13 @@ export const ERROR_KINDS = [
   'readOnly',
   'constraint',
   'permanent',
+  'failover',
 ] as const;
-/** One of `ERROR_KINDS`: what an error means for the caller (retry, report, fail fast). */
+/**
+ * One of `ERROR_KINDS`: what an error means for the caller (retry, report, fail fast).
+ * `classifyError` never answers 'failover': only `classifyTxError` does, because telling a
+ * failover from a write in a read-only transaction needs to know how the transaction began.
+ */
 export type ErrorKind = (typeof ERROR_KINDS)[number];
 
 /** The verdict of `classifyError`. */
@@ -161,4 +166,40 @@ export function isClientSideTimeout(err: unknown): boolean {
     !sqlStateOf(err) &&
     errorChain(err).some((e) => typeof e.message === 'string' && CLIENT_TIMEOUT_MESSAGE.test(e.message))
   );
+}
+
+/** What the transaction layer knows about the transaction a failure came from. */
+export interface TxErrorContext {
+  /** The transaction was declared read-only by our options (`readOnly: true`). */
+  declaredReadOnly: boolean;
+}
+
+/**
+ * `classifyError` refined by what only the transaction layer knows (pg#2650: failover floods
+ * 57P03 and read-only errors on a "primary"). `classifyError` stays pure and context-free;
+ * this is the one place where the context changes the verdict, and only to 'failover':
+ *
+ * | from | declared read-only | kind | transient |
+ * |---|---|---|---|
+ * | 25006 (read_only_sql_transaction), also as a `cause` | no | failover | yes |
+ * | 25006 | yes | readOnly (a write in a read-only transaction: fail at once) | no |
+ * | 57P03 (cannot_connect_now: starting up, shutting down, in recovery) | either | failover | yes |
+ *
+ * Why 25006 without `readOnly` is a failover: we asked for a read-write transaction (a plain
+ * BEGIN) and the session answered read-only, so the server is now a standby, or the pooled
+ * session was opened while the database was read-only (`default_transaction_read_only`) and
+ * predates the switch. A new session on a re-resolved host may succeed. A role or database
+ * that is read-only on purpose is also reported as 'failover' here: it costs the retries,
+ * then the caller gets `ReadOnlyTransactionError` all the same. A callback that runs
+ * `SET TRANSACTION READ ONLY` itself and then writes is treated the same way.
+ *
+ * Errors classified non-transient for another reason (`CircuitOpenError`,
+ * `CommitUnknownError`) keep their verdict. Never throws.
+ */
+export function classifyTxError(err: unknown, ctx: TxErrorContext): ErrorClassification {
+  const c = classifyError(err);
+  const failover =
+    (c.kind === 'readOnly' && c.sqlState === '25006' && !ctx.declaredReadOnly) ||
+    (c.kind === 'connection' && c.transient && c.sqlState === '57P03');
+  return failover ? { ...c, kind: 'failover', transient: true } : c;
 }
