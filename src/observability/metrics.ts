@@ -1,8 +1,12 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BreakerState, PoolStats } from '../db/database.js';
 
-/** Why a transaction was retried (the `reason` label). */
-export type RetryReason = 'serialization' | 'deadlock' | 'connection' | 'commit_aborted' | 'commit_unknown';
+/**
+ * Why a transaction was retried (the `reason` label). 'failover': the session was read-only in
+ * a read-write transaction (25006) or the server refused connections (57P03).
+ */
+export type RetryReason =
+  'serialization' | 'deadlock' | 'connection' | 'commit_aborted' | 'commit_unknown' | 'failover';
 
 /** How a transaction ended (the `outcome` label). */
 export type TxOutcome = 'committed' | 'rolled_back' | 'retry_exhausted' | 'commit_unknown' | 'timeout';
