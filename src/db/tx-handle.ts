@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Logger } from '../observability/logger.js';
-import { classifyError, isClientSideTimeout, sqlStateOf } from './classify-error.js';
+import { classifyError, classifyTxError, isClientSideTimeout, sqlStateOf } from './classify-error.js';
 import { lookupCommitOutcome, type LookupConnection } from './commit-outcome.js';
 import type { IsolationLevel } from './database.js';
 import {
@@ -11,6 +11,7 @@ import {
   TransactionTimeoutError,
 } from './errors.js';
 import { markTransactionEnded } from './tx-context.js';
+import { evictIdleConnections } from './tx-failover.js';
 import type { TxTraits } from './tx-options.js';
 import { TxConnection, type PooledConnection } from './tx-connection.js';
 import { TxDeadline, withTimeout } from './tx-deadline.js';
@@ -97,7 +98,10 @@ const noop = (): void => {};
  * - COMMIT owned: the xid is recorded first (read-write only), a failure at COMMIT rejects
  *   (knex#3370), a ROLLBACK tag rejects, a lost COMMIT is resolved with pg_xact_status;
  * - the connection goes back to the pool only when its state is known to be idle; otherwise it
- *   is destroyed (pg#3399, drizzle#6114, PITFALLS "Observed here" #1).
+ *   is destroyed (pg#3399, drizzle#6114, PITFALLS "Observed here" #1);
+ * - a failover (`classifyTxError` kind 'failover': 25006 in a transaction not declared
+ *   read-only, or 57P03) destroys the connection without ROLLBACK and evicts the pool's idle
+ *   connections (pg#2650); the manager's retry then starts on a new connection.
  */
 export class RootTx {
   readonly #deps: RootTxDeps;
@@ -132,7 +136,10 @@ export class RootTx {
       await tx.#begin();
     } catch (err) {
       if (tx.#trx) await tx.rollback(err);
-      else tx.#dispose(false, 'BEGIN failed');
+      else {
+        tx.#dispose(false, 'BEGIN failed');
+        tx.#evictOnFailover(err);
+      }
       throw tx.#deadline.expired ? tx.timeoutError(err) : err;
     }
     return tx;
@@ -275,10 +282,14 @@ export class RootTx {
         this.#dispose(false, 'connection lost during COMMIT');
         return this.#resolveLostCommit(recorded, err instanceof CommitDeadline ? undefined : err);
       }
+      if (this.#evictOnFailover(err, 'failover at COMMIT')) throw err;
       this.#dispose(true, 'COMMIT failed'); // the server answered: the transaction is over, the session idle
       throw err;
     }
-    this.#dispose(true, 'committed');
+    // A failover error the callback caught (a 25006 on a stale session) leaves the session
+    // stale whatever COMMIT answered: destroyed, never pooled again.
+    if (!this.#evictOnFailover(tracker.firstError, 'failover before COMMIT'))
+      this.#dispose(true, 'committed');
     if (res?.response?.command === 'ROLLBACK')
       throw new TransactionAbortedError(
         'COMMIT was answered with ROLLBACK: a statement had failed earlier, so nothing was written.',
@@ -372,6 +383,9 @@ export class RootTx {
     if (this.#trx) markTransactionEnded(this.#trx);
     const conn = this.#conn;
     const tracker = this.#tracker;
+    // The failed statement's error, or the first one the callback swallowed (beginTx's rollback() has no cause).
+    if (this.#evictOnFailover(cause, 'failover') || this.#evictOnFailover(tracker?.firstError, 'failover'))
+      return;
     if (!conn || !tracker || conn.broken || classifyError(cause).kind === 'connection')
       return this.#dispose(false, 'connection lost');
     if (tracker.serverMayBeBusy || isClientSideTimeout(cause)) {
@@ -393,6 +407,24 @@ export class RootTx {
     if (this.#trx) markTransactionEnded(this.#trx);
     // Kept after release: a lost COMMIT's lookup still needs the backend's pid.
     this.#conn?.release(healthy, reason);
+  }
+
+  /**
+   * When `err` is a failover for this transaction: destroys its connection (no ROLLBACK: the
+   * session is stale, closing it ends the transaction on the server) unless already released,
+   * and evicts the pool's idle connections. Returns whether it was one.
+   */
+  #evictOnFailover(err: unknown, reason = 'failover'): boolean {
+    if (err === undefined) return false;
+    const { kind, sqlState } = classifyTxError(err, { declaredReadOnly: this.#settings.readOnly });
+    if (kind !== 'failover') return false;
+    if (this.#state !== 'ended') this.#dispose(false, reason);
+    const evicted = evictIdleConnections(this.#deps.knex, `${reason} (SQLSTATE ${sqlState ?? '?'})`);
+    this.#deps.logger.warn(
+      { sqlState, evicted, pid: this.#conn?.processID },
+      'failover suspected (the session is read-only or the server refuses connections): connection destroyed, idle connections evicted',
+    );
+    return true;
   }
 
   #onExpire(): void {

@@ -4,7 +4,7 @@ import type { Knex } from 'knex';
 import type { ForeignConnectionGuardMode, TransactionConfig } from '../config/app-config.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics, type RetryReason, type TxOutcome } from '../observability/metrics.js';
-import { classifyError, isTransient } from './classify-error.js';
+import { classifyError, classifyTxError, type ErrorClassification } from './classify-error.js';
 import type { Database, TxOptions } from './database.js';
 import {
   CommitUnknownError,
@@ -16,6 +16,7 @@ import { acquireOwn, guardTransaction, installForeignConnectionGuard } from './f
 import { runWithRetry, type RetryRunOptions } from './retry-policy.js';
 import { translateError } from './translate-error.js';
 import { isTransactionEnded, transactionContext, currentTransaction } from './tx-context.js';
+import { failoverError } from './tx-failover.js';
 import { CommitAbortedError, handleOf, RootTx, type RootTxDeps } from './tx-handle.js';
 import {
   DEFAULT_TX_DEFAULTS,
@@ -114,8 +115,17 @@ export class TxManager {
   /**
    * Runs `fn` in a transaction and commits when it resolves; rolls back and rethrows when it
    * throws. The callback may run more than once: transient failures (40001, 40P01, a
-   * connection lost before COMMIT, a lost COMMIT the server says aborted) re-run it with
-   * backoff, at the outermost transaction only. `propagation` decides what happens inside an
+   * connection lost before COMMIT, a lost COMMIT the server says aborted, a failover) re-run
+   * it with backoff, at the outermost transaction only.
+   *
+   * Failover (pg#2650): a 25006 in a transaction not declared `readOnly` (the session is
+   * read-only although a read-write transaction was asked for: a standby, or a session older
+   * than the failover), or a 57P03 (the server refuses connections now). The connection is
+   * destroyed, the pool's idle connections are evicted, and the retry opens a new connection,
+   * which resolves the host name again. Retries count with reason 'failover'. When every
+   * attempt met it: `ReadOnlyTransactionError` (25006) or `ConnectionError` (57P03), with the
+   * driver error as `cause`. In a `readOnly` transaction a 25006 is the caller's write and
+   * rejects at once with `ReadOnlyTransactionError`. `propagation` decides what happens inside an
    * ambient transaction: 'required' joins it, 'nested' opens a savepoint, 'requiresNew' runs
    * on another connection. Inside `fn`, `current()` returns `trx`.
    *
@@ -126,6 +136,7 @@ export class TxManager {
    * @throws TxOptionsError before any connection is taken; the callback's own error unchanged
    *   (driver errors translated: objection's constraint classes for 23xxx,
    *   `SerializationError`, `ReadOnlyTransactionError`, `ConnectionError`...);
+   *   `ReadOnlyTransactionError` after every attempt met a read-only session (failover);
    *   `TransactionTimeoutError`; `CommitUnknownError`; `TransactionAbortedError` when COMMIT
    *   answered ROLLBACK; `TransactionStateError` when joining with incompatible options.
    */
@@ -245,16 +256,18 @@ export class TxManager {
       this.#ended('committed', isolation, started);
       return result;
     } catch (err) {
-      const outcome = outcomeOf(err, o);
+      const verdict = classifyTxError(err, { declaredReadOnly: o.readOnly });
+      const outcome = outcomeOf(err, o, verdict);
       this.#ended(outcome, isolation, started);
-      this.#metrics.errors.inc({ class: classifyError(err).kind });
+      this.#metrics.errors.inc({ class: verdict.kind });
       if (outcome === 'retry_exhausted' || outcome === 'commit_unknown') {
-        const { kind, sqlState } = classifyError(err);
+        const { kind, sqlState } = verdict;
         this.#logger.error(
           { attempts, reason: kind, sqlState, isolation },
           'transaction failed after every attempt',
         );
       }
+      if (verdict.kind === 'failover') throw failoverError(err, verdict, attempts);
       throw translateError(err, { attempts });
     }
   }
@@ -268,16 +281,18 @@ export class TxManager {
 
   #buildRetryRules(o: ResolvedTxOptions, deadline: number | undefined): RetryRunOptions {
     const isolation = o.isolationLevel ?? 'default';
+    const ctx = { declaredReadOnly: o.readOnly };
     return {
       ...o.retry,
       shouldRetry: (err, delayMs) => {
         if (deadline !== undefined && performance.now() + delayMs >= deadline) return false;
-        return err instanceof CommitUnknownError ? o.idempotent : isTransient(err);
+        return err instanceof CommitUnknownError ? o.idempotent : classifyTxError(err, ctx).transient;
       },
       onRetry: ({ attempt, delayMs, error }) => {
-        const reason = retryReason(error);
+        const verdict = classifyTxError(error, ctx);
+        const reason = retryReason(error, verdict);
         this.#metrics.txRetries.inc({ reason });
-        const { sqlState } = classifyError(error);
+        const { sqlState } = verdict;
         this.#logger.warn(
           { attempt, delayMs, reason, sqlState, isolation },
           'transaction failed transiently; retrying',
@@ -368,16 +383,15 @@ function isOwnDeadline(err: unknown, o: ResolvedTxOptions, started: number): boo
   );
 }
 
-function retryReason(err: unknown): RetryReason {
+function retryReason(err: unknown, { kind }: ErrorClassification): RetryReason {
   if (err instanceof CommitAbortedError) return 'commit_aborted';
   if (err instanceof CommitUnknownError) return 'commit_unknown';
-  const { kind } = classifyError(err);
-  return kind === 'serialization' || kind === 'deadlock' ? kind : 'connection';
+  return kind === 'serialization' || kind === 'deadlock' || kind === 'failover' ? kind : 'connection';
 }
 
-function outcomeOf(err: unknown, o: ResolvedTxOptions): TxOutcome {
+function outcomeOf(err: unknown, o: ResolvedTxOptions, verdict: ErrorClassification): TxOutcome {
   if (err instanceof TransactionTimeoutError) return 'timeout';
   if (err instanceof CommitUnknownError) return 'commit_unknown';
-  if (o.retry.maxAttempts > 1 && isTransient(err)) return 'retry_exhausted';
+  if (o.retry.maxAttempts > 1 && verdict.transient) return 'retry_exhausted';
   return 'rolled_back';
 }
