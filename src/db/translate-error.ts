@@ -56,6 +56,7 @@ export function translateError(err: unknown, ctx: TranslateContext = {}): unknow
         },
       );
     case 'readOnly':
+    case 'failover': // only classifyTxError returns it; the manager builds failover errors itself
       return new ReadOnlyTransactionError('A write was attempted in a read-only transaction.', {
         cause: err,
       });
