@@ -30,6 +30,7 @@ export {
   currentTransaction,
   executorFor,
   classifyError,
+  classifyTxError,
   isTransient,
   translateError,
   prepareMigrationTarget,
@@ -85,6 +86,7 @@ export type {
   BreakerState,
   ErrorClassification,
   ErrorKind,
+  TxErrorContext,
   TxManagerOptions,
 } from './db/index.js';
 export type { UserStatus } from './users/user-model.js';

@@ -19,7 +19,7 @@ export {
   type MigrationKnexConfig,
 } from './migrations-config.js';
 export { prepareMigrationTarget, type MigrationTarget } from './migration-target.js';
-export { isTransient } from './classify-error.js';
+export { isTransient, classifyTxError, type TxErrorContext } from './classify-error.js';
 export { translateError } from './translate-error.js';
 export type { TxManagerOptions } from './tx-manager.js';
 export { CircuitBreaker } from './circuit-breaker.js';
