@@ -5,10 +5,11 @@ import type { ResolvedRetry } from './tx-options.js';
 /** How `runWithRetry` runs one callback. */
 export interface RetryRunOptions extends ResolvedRetry {
   /**
-   * Whether `err` may be retried after waiting `delayMs` (kind, idempotency, deadline). Called
-   * once per failure; the manager's rules live there, the schedule lives here.
+   * Whether `err` may be retried after waiting `delayMs` (kind, idempotency, deadline, the
+   * `beforeRetry` hooks). Called once per failure that has an attempt left, with the attempt
+   * that failed (1-based); the manager's rules live there, the schedule lives here.
    */
-  shouldRetry(err: unknown, delayMs: number): boolean;
+  shouldRetry(err: unknown, delayMs: number, attempt: number): boolean;
   /** Called before each wait: the attempt that failed (1-based), the wait, the error. */
   onRetry?(info: { attempt: number; delayMs: number; error: unknown }): void;
   /** Uniform source in [0, 1) for the jitter; injectable for tests. Default Math.random. */
@@ -50,7 +51,7 @@ export async function runWithRetry<T>(
   const policy = retry(
     handleWhen((err) => {
       drawn = fullJitterDelay(retries, { baseMs: opts.baseDelayMs, maxMs: opts.maxDelayMs }, random);
-      const again = retries + 1 < opts.maxAttempts && opts.shouldRetry(err, drawn);
+      const again = retries + 1 < opts.maxAttempts && opts.shouldRetry(err, drawn, retries + 1);
       if (again) retries++;
       return again;
     }),

@@ -48,6 +48,8 @@ export interface RootTxSettings {
   timeoutMs: number | undefined;
   /** Absolute deadline on the performance.now() clock; undefined = none. */
   deadline: number | undefined;
+  /** Called before each statement of the callback (and of its savepoints); undefined = none. */
+  onStatement?: (() => void) | undefined;
 }
 
 /** The connection was lost during COMMIT and the server says the transaction aborted: safe to re-run. */
@@ -164,7 +166,7 @@ export class RootTx {
     trx.executionPromise?.catch(noop);
     this.#knexCommit = trx.commit.bind(trx) as () => Promise<RawResult | undefined>;
     this.#knexRollback = trx.rollback.bind(trx) as (err: unknown) => Promise<RawResult | undefined>;
-    this.#tracker = new StatementTracker(trx, conn, () => this.#refusal());
+    this.#tracker = new StatementTracker(trx, conn, () => this.#refusal(), this.#settings.onStatement);
     handles.set(trx, this);
     // Still the transaction's first statement when BEGIN carried the isolation level: SET
     // TRANSACTION must precede any query (knex's BEGIN has no DEFERRABLE).
@@ -187,6 +189,11 @@ export class RootTx {
   get trx(): Knex.Transaction {
     if (!this.#trx) throw new TransactionStateError('The transaction has not begun.');
     return this.#trx;
+  }
+
+  /** What runs before each callback statement (the `onStatement` hooks); savepoints share it. */
+  get onStatement(): (() => void) | undefined {
+    return this.#settings.onStatement;
   }
 
   /** This handle (the root of its own savepoints). */

@@ -18,6 +18,7 @@ import { translateError } from './translate-error.js';
 import { isTransactionEnded, transactionContext, currentTransaction } from './tx-context.js';
 import { failoverError } from './tx-failover.js';
 import { CommitAbortedError, handleOf, RootTx, type RootTxDeps } from './tx-handle.js';
+import { TxHookSet, takeRetryVeto, type TxHooks } from './tx-hooks.js';
 import {
   DEFAULT_TX_DEFAULTS,
   joinConflicts,
@@ -43,6 +44,8 @@ export interface TxManagerOptions {
   metrics?: Metrics;
   /** Bound on learning the outcome of a COMMIT whose connection was lost, ms. Default 5 s. */
   commitLookupTimeoutMs?: number;
+  /** Hooks installed from the start (more with `addHooks`); see `TxHooks` for the contract. */
+  hooks?: TxHooks;
 }
 
 /** After the deadline, cancel + ROLLBACK get this long before the caller is told, ms. */
@@ -83,6 +86,7 @@ export class TxManager {
   readonly #guardMode: ForeignConnectionGuardMode;
   readonly #lookupTimeoutMs: number | undefined;
   readonly #resolveLostCommit: boolean;
+  readonly #hooks: TxHookSet;
   /** `resolveTxOptions({})` under this manager's defaults: the common call validates nothing. */
   readonly #plain: ResolvedTxOptions;
   #plainRetry: RetryRunOptions | undefined;
@@ -105,6 +109,31 @@ export class TxManager {
     this.#lookupTimeoutMs = options.commitLookupTimeoutMs;
     this.#resolveLostCommit = t.resolveLostCommit ?? true;
     this.#plain = resolveTxOptions({}, this.#defaults);
+    this.#hooks = new TxHookSet(this.#logger);
+    if (options.hooks) this.#hooks.add(options.hooks);
+  }
+
+  /**
+   * Adds hooks (a retry budget, a statement counter...) to the transactions this manager runs
+   * from now on; see `TxHooks` for when each is called and what a throwing hook does.
+   * Returns a function that removes them again (idempotent). Adding the same object twice
+   * adds it once. For a `PostgresDatabase`, `db.txManager.addHooks(...)` reaches the manager
+   * behind `db.withTransaction`.
+   *
+   * ```ts
+   * // At most one retry per second across the process; beyond it, callers get the error.
+   * let next = 0;
+   * const remove = db.txManager.addHooks({
+   *   beforeRetry: () => {
+   *     const now = Date.now();
+   *     if (now < next) return false;
+   *     next = now + 1_000;
+   *   },
+   * });
+   * ```
+   */
+  addHooks(hooks: TxHooks): () => void {
+    return this.#hooks.add(hooks);
   }
 
   /** The counters this manager updates (started, ended by outcome, retries by reason, errors). */
@@ -249,27 +278,58 @@ export class TxManager {
       const result = await runWithRetry(
         (attempt) => {
           attempts = attempt;
-          return this.#attempt(fn, o, started);
+          return this.#attempt(fn, o, started, attempt);
         },
         this.#retryRules(o, deadline),
       );
       this.#ended('committed', isolation, started);
+      if (this.#hooks.hasEnd) this.#endHooks('committed', attempts, o, started, undefined, false);
       return result;
     } catch (err) {
       const verdict = classifyTxError(err, { declaredReadOnly: o.readOnly });
       const outcome = outcomeOf(err, o, verdict);
+      const retryVetoed = takeRetryVeto(err);
       this.#ended(outcome, isolation, started);
       this.#metrics.errors.inc({ class: verdict.kind });
       if (outcome === 'retry_exhausted' || outcome === 'commit_unknown') {
         const { kind, sqlState } = verdict;
-        this.#logger.error(
-          { attempts, reason: kind, sqlState, isolation },
-          'transaction failed after every attempt',
-        );
+        if (retryVetoed)
+          this.#logger.error(
+            { attempts, reason: kind, sqlState, isolation, retryVetoed },
+            'transaction failed; a beforeRetry hook vetoed its retry',
+          );
+        else
+          this.#logger.error(
+            { attempts, reason: kind, sqlState, isolation },
+            'transaction failed after every attempt',
+          );
       }
-      if (verdict.kind === 'failover') throw failoverError(err, verdict, attempts);
-      throw translateError(err, { attempts });
+      const final =
+        verdict.kind === 'failover'
+          ? failoverError(err, verdict, attempts)
+          : translateError(err, { attempts });
+      if (this.#hooks.hasEnd) this.#endHooks(outcome, attempts, o, started, final, retryVetoed);
+      throw final;
     }
+  }
+
+  #endHooks(
+    outcome: TxOutcome,
+    attempts: number,
+    o: ResolvedTxOptions,
+    started: number,
+    error: unknown,
+    retryVetoed: boolean,
+  ): void {
+    this.#hooks.end({
+      outcome,
+      attempts,
+      durationMs: performance.now() - started,
+      ...(error === undefined ? {} : { error }),
+      retryVetoed,
+      isolationLevel: o.isolationLevel,
+      readOnly: o.readOnly,
+    });
   }
 
   /** The retry rules of one transaction; those of the default options are built once and shared. */
@@ -284,9 +344,13 @@ export class TxManager {
     const ctx = { declaredReadOnly: o.readOnly };
     return {
       ...o.retry,
-      shouldRetry: (err, delayMs) => {
+      shouldRetry: (err, delayMs, attempt) => {
         if (deadline !== undefined && performance.now() + delayMs >= deadline) return false;
-        return err instanceof CommitUnknownError ? o.idempotent : classifyTxError(err, ctx).transient;
+        const verdict = classifyTxError(err, ctx);
+        if (!(err instanceof CommitUnknownError ? o.idempotent : verdict.transient)) return false;
+        if (!this.#hooks.hasRetry) return true;
+        const reason = retryReason(err, verdict);
+        return this.#hooks.allowRetry({ attempt, delayMs, reason, sqlState: verdict.sqlState, error: err });
       },
       onRetry: ({ attempt, delayMs, error }) => {
         const verdict = classifyTxError(error, ctx);
@@ -301,8 +365,11 @@ export class TxManager {
     };
   }
 
-  async #attempt<T>(fn: TxFn<T>, o: ResolvedTxOptions, started: number): Promise<T> {
-    const tx = await this.#begin(o, started);
+  async #attempt<T>(fn: TxFn<T>, o: ResolvedTxOptions, started: number, attempt: number): Promise<T> {
+    const onStatement = this.#hooks.hasStatement
+      ? this.#hooks.statementListener({ attempt, isolationLevel: o.isolationLevel, readOnly: o.readOnly })
+      : undefined;
+    const tx = await this.#begin(o, started, onStatement);
     const trx = tx.trx;
     Object.assign(trx, MANUAL_END_REFUSED);
     let result: T;
@@ -325,13 +392,15 @@ export class TxManager {
     return result;
   }
 
-  async #begin(o: ResolvedTxOptions, started: number): Promise<RootTx> {
+  /** Begins a top-level transaction; `onStatement` from the hooks (beginTx passes none). */
+  async #begin(o: ResolvedTxOptions, started: number, onStatement?: () => void): Promise<RootTx> {
     const tx = await RootTx.begin(this.#depsFor(this.#db.driver()), {
       isolationLevel: o.isolationLevel,
       readOnly: o.readOnly,
       deferrable: o.deferrable,
       timeoutMs: o.timeoutMs,
       deadline: o.timeoutMs === undefined ? undefined : started + o.timeoutMs,
+      onStatement,
     });
     this.#metrics.txStarted.inc({ isolation: o.isolationLevel ?? 'default' });
     guardTransaction(tx.trx, this.#guardMode, this.#logger);

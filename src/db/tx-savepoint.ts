@@ -28,10 +28,16 @@ export class SavepointTx {
     trx.executionPromise?.catch(noop);
     this.#knexCommit = trx.commit.bind(trx) as () => Promise<RawResult | undefined>;
     this.#knexRollback = trx.rollback.bind(trx) as (err: unknown) => Promise<RawResult | undefined>;
-    this.#tracker = new StatementTracker(trx, parent.root.connection, () =>
-      this.usable
-        ? undefined
-        : new TransactionStateError('The nested transaction has already ended; this statement was not sent.'),
+    this.#tracker = new StatementTracker(
+      trx,
+      parent.root.connection,
+      () =>
+        this.usable
+          ? undefined
+          : new TransactionStateError(
+              'The nested transaction has already ended; this statement was not sent.',
+            ),
+      parent.root.onStatement,
     );
     registerHandle(trx, this);
   }

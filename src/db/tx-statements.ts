@@ -31,8 +31,15 @@ export class StatementTracker {
 
   /**
    * @param refusal - returns the error to reject a statement with, or undefined to let it run.
+   * @param onStatement - called before each statement that is let through (the `onStatement`
+   *   hooks); undefined when no hook wants statements, which costs one comparison per statement.
    */
-  constructor(trx: Knex.Transaction, connection: unknown, refusal: () => Error | undefined) {
+  constructor(
+    trx: Knex.Transaction,
+    connection: unknown,
+    refusal: () => Error | undefined,
+    onStatement?: () => void,
+  ) {
     const client = (trx as unknown as { client: TxClient }).client;
     const query = client.query.bind(client);
     const stream = client.stream.bind(client);
@@ -42,11 +49,13 @@ export class StatementTracker {
       if (typeof obj === 'string') return query(conn, obj);
       const refused = refusal();
       if (refused) return Promise.reject(refused);
+      if (onStatement !== undefined) onStatement();
       return this.#track(query(conn, obj));
     };
     client.stream = (conn, obj, s, options) => {
       const refused = refusal();
       if (refused) return Promise.reject(refused);
+      if (onStatement !== undefined) onStatement();
       return this.#track(stream(conn, obj, s, options));
     };
   }
