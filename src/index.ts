@@ -94,3 +94,4 @@ export type { UserRepositoryOptions, ListUsersOptions, UserPage, Executor } from
 export type { NewUser, UserPatch } from './users/user-input.js';
 export type { ServerInfo, MigrationStatus, HealthRepositoryOptions } from './health/health-repository.js';
 export type { StartOptions, RunningService } from './app.js';
+export type { TxHooks, TxRetryInfo, TxStatementInfo, TxEndInfo } from './db/index.js';

@@ -25,3 +25,4 @@ export type { TxManagerOptions } from './tx-manager.js';
 export { CircuitBreaker } from './circuit-breaker.js';
 export { attachQueryLogger, type QueryLogConfig } from './query-logger.js';
 export { EMBEDDED_FALLBACK_PASSWORD } from './migration-target.js';
+export type { TxHooks, TxRetryInfo, TxStatementInfo, TxEndInfo } from './tx-hooks.js';
