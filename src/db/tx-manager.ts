@@ -15,16 +15,12 @@ import {
 import { acquireOwn, guardTransaction, installForeignConnectionGuard } from './foreign-connection-guard.js';
 import { runWithRetry, type RetryRunOptions } from './retry-policy.js';
 import { translateError } from './translate-error.js';
-import { isTransactionEnded, transactionContext, currentTransaction } from './tx-context.js';
+import { currentTransaction, runInTransaction, transactionContext, type TxFn } from './tx-context.js';
 import { failoverError } from './tx-failover.js';
 import { CommitAbortedError, handleOf, RootTx, type RootTxDeps } from './tx-handle.js';
 import { TxHookSet, takeRetryVeto, type TxHooks } from './tx-hooks.js';
-import {
-  DEFAULT_TX_DEFAULTS,
-  joinConflicts,
-  resolveTxOptions,
-  type ResolvedTxOptions,
-} from './tx-options.js';
+import { joinAmbient } from './tx-join.js';
+import { DEFAULT_TX_DEFAULTS, resolveTxOptions, type ResolvedTxOptions } from './tx-options.js';
 import { SavepointTx } from './tx-savepoint.js';
 
 /** Optional collaborators and defaults of a TxManager. */
@@ -59,8 +55,6 @@ const refuseManualEnd = (): Promise<never> =>
     ),
   );
 const MANUAL_END_REFUSED = { commit: refuseManualEnd, rollback: refuseManualEnd };
-
-type TxFn<T> = (trx: Knex.Transaction) => Promise<T>;
 
 /**
  * The transaction manager: runs callbacks in transactions with isolation level, read-only,
@@ -180,39 +174,7 @@ export class TxManager {
     const ambient = transactionContext.getStore();
     // Not async itself: the common top-level call adds no promise of its own.
     if (!ambient || o.propagation === 'requiresNew') return this.#topLevel(fn, o);
-    return this.#join(fn, o, ambient);
-  }
-
-  /** `withTransaction` inside an ambient transaction: join it, or open a savepoint. */
-  async #join<T>(fn: TxFn<T>, o: ResolvedTxOptions, ambient: Knex.Transaction): Promise<T> {
-    if (isTransactionEnded(ambient))
-      throw new TransactionStateError(
-        'The ambient transaction has already ended; await the work inside its callback.',
-      );
-    const parent = handleOf(ambient);
-    if (
-      parent &&
-      ['isolationLevel', 'readOnly', 'deferrable', 'timeoutMs'].some((k) =>
-        o.explicit.has(k as keyof TxOptions),
-      )
-    ) {
-      const conflicts = joinConflicts(await parent.root.traits(), o, performance.now());
-      if (conflicts.length > 0)
-        throw new TransactionStateError(`Cannot join the ambient transaction: ${conflicts.join('; ')}.`);
-    }
-    if (o.propagation === 'required') return fn(ambient);
-    if (!parent) return ambient.transaction((trx) => transactionContext.run(trx, () => fn(trx)));
-    const sp = await SavepointTx.begin(parent);
-    guardTransaction(sp.trx, this.#guardMode, this.#logger);
-    let result: T;
-    try {
-      result = await transactionContext.run(sp.trx, () => invoke(fn, sp.trx));
-    } catch (err) {
-      await sp.rollback(err);
-      throw err;
-    }
-    await sp.commit();
-    return result;
+    return joinAmbient(fn, o, ambient, this.#guardMode, this.#logger);
   }
 
   /**
@@ -374,7 +336,7 @@ export class TxManager {
     Object.assign(trx, MANUAL_END_REFUSED);
     let result: T;
     try {
-      const body = transactionContext.run(trx, invoke, fn, trx);
+      const body = runInTransaction(trx, fn);
       // Without a deadline there is nothing to race: no extra promise per transaction.
       result = tx.hasDeadline
         ? await Promise.race([body, tx.expiry.then(() => Promise.reject(tx.timeoutError()))])
@@ -436,11 +398,6 @@ function isEmpty(opts: TxOptions): boolean {
   if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) return opts === null;
   for (const key in opts) if ((opts as Record<string, unknown>)[key] !== undefined) return false;
   return true;
-}
-
-/** Calls `fn` so that a synchronous throw becomes a rejection and a plain value a resolution. */
-function invoke<T>(fn: TxFn<T>, trx: Knex.Transaction): Promise<T> {
-  return new Promise<T>((resolve) => resolve(fn(trx)));
 }
 
 /** A server-side 57014 that arrived just before our own timer: it is our deadline all the same. */
