@@ -12,16 +12,16 @@ import {
   TransactionTimeoutError,
   TxOptionsError,
 } from './errors.js';
-import { acquireOwn, guardTransaction, installForeignConnectionGuard } from './foreign-connection-guard.js';
 import { runWithRetry, type RetryRunOptions } from './retry-policy.js';
 import { translateError } from './translate-error.js';
 import { currentTransaction, runInTransaction, transactionContext, type TxFn } from './tx-context.js';
 import { failoverError } from './tx-failover.js';
-import { CommitAbortedError, handleOf, RootTx, type RootTxDeps } from './tx-handle.js';
+import { CommitAbortedError, handleOf } from './tx-handle.js';
 import { TxHookSet, takeRetryVeto, type TxHooks } from './tx-hooks.js';
 import { joinAmbient } from './tx-join.js';
 import { DEFAULT_TX_DEFAULTS, resolveTxOptions, type ResolvedTxOptions } from './tx-options.js';
 import { SavepointTx } from './tx-savepoint.js';
+import { TxStarter } from './tx-starter.js';
 
 /** Optional collaborators and defaults of a TxManager. */
 export interface TxManagerOptions {
@@ -73,23 +73,17 @@ const MANUAL_END_REFUSED = { commit: refuseManualEnd, rollback: refuseManualEnd 
  * ```
  */
 export class TxManager {
-  readonly #db: Database;
   readonly #logger: Logger;
   readonly #metrics: Metrics;
   readonly #defaults: typeof DEFAULT_TX_DEFAULTS;
   readonly #guardMode: ForeignConnectionGuardMode;
-  readonly #lookupTimeoutMs: number | undefined;
-  readonly #resolveLostCommit: boolean;
   readonly #hooks: TxHookSet;
   /** `resolveTxOptions({})` under this manager's defaults: the common call validates nothing. */
   readonly #plain: ResolvedTxOptions;
   #plainRetry: RetryRunOptions | undefined;
-  /** What every top-level transaction on `#guarded` shares (built once per knex instance). */
-  #deps: RootTxDeps | undefined;
-  #guarded: Knex | undefined;
+  readonly #starter: TxStarter;
 
   constructor(db: Database, logger: Logger, options: TxManagerOptions = {}) {
-    this.#db = db;
     this.#logger = logger.child({ component: 'tx-manager' });
     this.#metrics = options.metrics ?? new Metrics();
     const t = options.transactions ?? {};
@@ -100,8 +94,14 @@ export class TxManager {
       defaultTimeout: t.defaultTimeout ?? DEFAULT_TX_DEFAULTS.defaultTimeout,
     };
     this.#guardMode = t.foreignConnectionGuard ?? 'warn';
-    this.#lookupTimeoutMs = options.commitLookupTimeoutMs;
-    this.#resolveLostCommit = t.resolveLostCommit ?? true;
+    this.#starter = new TxStarter({
+      db,
+      logger: this.#logger,
+      metrics: this.#metrics,
+      guardMode: this.#guardMode,
+      resolveLostCommit: t.resolveLostCommit ?? true,
+      lookupTimeoutMs: options.commitLookupTimeoutMs,
+    });
     this.#plain = resolveTxOptions({}, this.#defaults);
     this.#hooks = new TxHookSet(this.#logger);
     if (options.hooks) this.#hooks.add(options.hooks);
@@ -217,7 +217,7 @@ export class TxManager {
     const handle =
       o.propagation === 'nested' && parent
         ? await SavepointTx.begin(parent)
-        : await this.#begin(o, performance.now());
+        : await this.#starter.begin(o, performance.now());
     const trx = handle.trx;
     let ending: Promise<void> | undefined;
     const commit = (): Promise<void> =>
@@ -331,7 +331,7 @@ export class TxManager {
     const onStatement = this.#hooks.hasStatement
       ? this.#hooks.statementListener({ attempt, isolationLevel: o.isolationLevel, readOnly: o.readOnly })
       : undefined;
-    const tx = await this.#begin(o, started, onStatement);
+    const tx = await this.#starter.begin(o, started, onStatement);
     const trx = tx.trx;
     Object.assign(trx, MANUAL_END_REFUSED);
     let result: T;
@@ -352,39 +352,6 @@ export class TxManager {
     }
     await tx.commit();
     return result;
-  }
-
-  /** Begins a top-level transaction; `onStatement` from the hooks (beginTx passes none). */
-  async #begin(o: ResolvedTxOptions, started: number, onStatement?: () => void): Promise<RootTx> {
-    const tx = await RootTx.begin(this.#depsFor(this.#db.driver()), {
-      isolationLevel: o.isolationLevel,
-      readOnly: o.readOnly,
-      deferrable: o.deferrable,
-      timeoutMs: o.timeoutMs,
-      deadline: o.timeoutMs === undefined ? undefined : started + o.timeoutMs,
-      onStatement,
-    });
-    this.#metrics.txStarted.inc({ isolation: o.isolationLevel ?? 'default' });
-    guardTransaction(tx.trx, this.#guardMode, this.#logger);
-    return tx;
-  }
-
-  #depsFor(knex: Knex): RootTxDeps {
-    if (this.#guarded === knex && this.#deps) return this.#deps;
-    installForeignConnectionGuard(knex);
-    this.#guarded = knex;
-    const client = knex.client as { acquireConnection(): Promise<unknown> };
-    const acquire = (): Promise<unknown> => client.acquireConnection();
-    this.#deps = {
-      knex,
-      logger: this.#logger,
-      // Outside any ambient transaction the guard lets every checkout through: no need to
-      // enter its AsyncLocalStorage (requiresNew and beginTx inside one still do).
-      acquire: () => (transactionContext.getStore() === undefined ? acquire() : acquireOwn(acquire)),
-      resolveLostCommit: this.#resolveLostCommit,
-      ...(this.#lookupTimeoutMs === undefined ? {} : { commitLookupTimeoutMs: this.#lookupTimeoutMs }),
-    };
-    return this.#deps;
   }
 
   #ended(outcome: TxOutcome, isolation: string, started: number): void {
