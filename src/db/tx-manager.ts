@@ -1,20 +1,15 @@
 import { performance } from 'node:perf_hooks';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Knex } from 'knex';
 import type { ForeignConnectionGuardMode, TransactionConfig } from '../config/app-config.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics, type RetryReason, type TxOutcome } from '../observability/metrics.js';
-import { classifyError, classifyTxError, type ErrorClassification } from './classify-error.js';
+import { classifyTxError, type ErrorClassification } from './classify-error.js';
 import type { Database, TxOptions } from './database.js';
-import {
-  CommitUnknownError,
-  TransactionStateError,
-  TransactionTimeoutError,
-  TxOptionsError,
-} from './errors.js';
+import { CommitUnknownError, TransactionTimeoutError, TxOptionsError } from './errors.js';
 import { runWithRetry, type RetryRunOptions } from './retry-policy.js';
 import { translateError } from './translate-error.js';
-import { currentTransaction, runInTransaction, transactionContext, type TxFn } from './tx-context.js';
+import { runAttempt } from './tx-attempt.js';
+import { currentTransaction, transactionContext, type TxFn } from './tx-context.js';
 import { failoverError } from './tx-failover.js';
 import { CommitAbortedError, handleOf } from './tx-handle.js';
 import { TxHookSet, takeRetryVeto, type TxHooks } from './tx-hooks.js';
@@ -43,18 +38,6 @@ export interface TxManagerOptions {
   /** Hooks installed from the start (more with `addHooks`); see `TxHooks` for the contract. */
   hooks?: TxHooks;
 }
-
-/** After the deadline, cancel + ROLLBACK get this long before the caller is told, ms. */
-const TIMEOUT_GRACE_MS = 150;
-
-/** A withTransaction callback's commit()/rollback(): the manager ends the transaction itself. */
-const refuseManualEnd = (): Promise<never> =>
-  Promise.reject(
-    new TransactionStateError(
-      'withTransaction() commits and rolls back by itself: return to commit, throw to roll back.',
-    ),
-  );
-const MANUAL_END_REFUSED = { commit: refuseManualEnd, rollback: refuseManualEnd };
 
 /**
  * The transaction manager: runs callbacks in transactions with isolation level, read-only,
@@ -240,7 +223,7 @@ export class TxManager {
       const result = await runWithRetry(
         (attempt) => {
           attempts = attempt;
-          return this.#attempt(fn, o, started, attempt);
+          return runAttempt(this.#starter, this.#hooks, fn, o, started, attempt);
         },
         this.#retryRules(o, deadline),
       );
@@ -327,33 +310,6 @@ export class TxManager {
     };
   }
 
-  async #attempt<T>(fn: TxFn<T>, o: ResolvedTxOptions, started: number, attempt: number): Promise<T> {
-    const onStatement = this.#hooks.hasStatement
-      ? this.#hooks.statementListener({ attempt, isolationLevel: o.isolationLevel, readOnly: o.readOnly })
-      : undefined;
-    const tx = await this.#starter.begin(o, started, onStatement);
-    const trx = tx.trx;
-    Object.assign(trx, MANUAL_END_REFUSED);
-    let result: T;
-    try {
-      const body = runInTransaction(trx, fn);
-      // Without a deadline there is nothing to race: no extra promise per transaction.
-      result = tx.hasDeadline
-        ? await Promise.race([body, tx.expiry.then(() => Promise.reject(tx.timeoutError()))])
-        : await body;
-    } catch (err) {
-      if (tx.expired || isOwnDeadline(err, o, started)) {
-        // Reject at the deadline (prisma#17245); cancel + ROLLBACK get a short grace to finish first.
-        await Promise.race([tx.rollback(tx.timeoutError()), delay(TIMEOUT_GRACE_MS)]);
-        throw err instanceof TransactionTimeoutError ? err : tx.timeoutError(err);
-      }
-      await tx.rollback(err);
-      throw err;
-    }
-    await tx.commit();
-    return result;
-  }
-
   #ended(outcome: TxOutcome, isolation: string, started: number): void {
     this.#metrics.txEnded.inc({ outcome, isolation });
     this.#metrics.txDuration.observe({ outcome }, (performance.now() - started) / 1000);
@@ -365,15 +321,6 @@ function isEmpty(opts: TxOptions): boolean {
   if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) return opts === null;
   for (const key in opts) if ((opts as Record<string, unknown>)[key] !== undefined) return false;
   return true;
-}
-
-/** A server-side 57014 that arrived just before our own timer: it is our deadline all the same. */
-function isOwnDeadline(err: unknown, o: ResolvedTxOptions, started: number): boolean {
-  return (
-    o.timeoutMs !== undefined &&
-    classifyError(err).sqlState === '57014' &&
-    performance.now() >= started + o.timeoutMs - 50
-  );
 }
 
 function retryReason(err: unknown, { kind }: ErrorClassification): RetryReason {
