@@ -2,19 +2,16 @@ import { performance } from 'node:perf_hooks';
 import type { Knex } from 'knex';
 import type { ForeignConnectionGuardMode, TransactionConfig } from '../config/app-config.js';
 import type { Logger } from '../observability/logger.js';
-import { Metrics, type RetryReason, type TxOutcome } from '../observability/metrics.js';
-import { classifyTxError, type ErrorClassification } from './classify-error.js';
+import { Metrics } from '../observability/metrics.js';
 import type { Database, TxOptions } from './database.js';
-import { CommitUnknownError, TransactionTimeoutError, TxOptionsError } from './errors.js';
-import { runWithRetry, type RetryRunOptions } from './retry-policy.js';
+import { TxOptionsError } from './errors.js';
 import { translateError } from './translate-error.js';
-import { runAttempt } from './tx-attempt.js';
 import { currentTransaction, transactionContext, type TxFn } from './tx-context.js';
-import { failoverError } from './tx-failover.js';
-import { CommitAbortedError, handleOf } from './tx-handle.js';
-import { TxHookSet, takeRetryVeto, type TxHooks } from './tx-hooks.js';
+import { handleOf } from './tx-handle.js';
+import { TxHookSet, type TxHooks } from './tx-hooks.js';
 import { joinAmbient } from './tx-join.js';
 import { DEFAULT_TX_DEFAULTS, resolveTxOptions, type ResolvedTxOptions } from './tx-options.js';
+import { TxRunner } from './tx-runner.js';
 import { SavepointTx } from './tx-savepoint.js';
 import { TxStarter } from './tx-starter.js';
 
@@ -63,8 +60,8 @@ export class TxManager {
   readonly #hooks: TxHookSet;
   /** `resolveTxOptions({})` under this manager's defaults: the common call validates nothing. */
   readonly #plain: ResolvedTxOptions;
-  #plainRetry: RetryRunOptions | undefined;
   readonly #starter: TxStarter;
+  readonly #runner: TxRunner;
 
   constructor(db: Database, logger: Logger, options: TxManagerOptions = {}) {
     this.#logger = logger.child({ component: 'tx-manager' });
@@ -88,6 +85,13 @@ export class TxManager {
     this.#plain = resolveTxOptions({}, this.#defaults);
     this.#hooks = new TxHookSet(this.#logger);
     if (options.hooks) this.#hooks.add(options.hooks);
+    this.#runner = new TxRunner({
+      starter: this.#starter,
+      hooks: this.#hooks,
+      metrics: this.#metrics,
+      logger: this.#logger,
+      plain: this.#plain,
+    });
   }
 
   /**
@@ -156,7 +160,7 @@ export class TxManager {
     }
     const ambient = transactionContext.getStore();
     // Not async itself: the common top-level call adds no promise of its own.
-    if (!ambient || o.propagation === 'requiresNew') return this.#topLevel(fn, o);
+    if (!ambient || o.propagation === 'requiresNew') return this.#runner.run(fn, o);
     return joinAmbient(fn, o, ambient, this.#guardMode, this.#logger);
   }
 
@@ -213,107 +217,6 @@ export class TxManager {
     Object.assign(trx, { commit, rollback });
     return trx;
   }
-
-  async #topLevel<T>(fn: TxFn<T>, o: ResolvedTxOptions): Promise<T> {
-    const started = performance.now();
-    const deadline = o.timeoutMs === undefined ? undefined : started + o.timeoutMs;
-    const isolation = o.isolationLevel ?? 'default';
-    let attempts = 0;
-    try {
-      const result = await runWithRetry(
-        (attempt) => {
-          attempts = attempt;
-          return runAttempt(this.#starter, this.#hooks, fn, o, started, attempt);
-        },
-        this.#retryRules(o, deadline),
-      );
-      this.#ended('committed', isolation, started);
-      if (this.#hooks.hasEnd) this.#endHooks('committed', attempts, o, started, undefined, false);
-      return result;
-    } catch (err) {
-      const verdict = classifyTxError(err, { declaredReadOnly: o.readOnly });
-      const outcome = outcomeOf(err, o, verdict);
-      const retryVetoed = takeRetryVeto(err);
-      this.#ended(outcome, isolation, started);
-      this.#metrics.errors.inc({ class: verdict.kind });
-      if (outcome === 'retry_exhausted' || outcome === 'commit_unknown') {
-        const { kind, sqlState } = verdict;
-        if (retryVetoed)
-          this.#logger.error(
-            { attempts, reason: kind, sqlState, isolation, retryVetoed },
-            'transaction failed; a beforeRetry hook vetoed its retry',
-          );
-        else
-          this.#logger.error(
-            { attempts, reason: kind, sqlState, isolation },
-            'transaction failed after every attempt',
-          );
-      }
-      const final =
-        verdict.kind === 'failover'
-          ? failoverError(err, verdict, attempts)
-          : translateError(err, { attempts });
-      if (this.#hooks.hasEnd) this.#endHooks(outcome, attempts, o, started, final, retryVetoed);
-      throw final;
-    }
-  }
-
-  #endHooks(
-    outcome: TxOutcome,
-    attempts: number,
-    o: ResolvedTxOptions,
-    started: number,
-    error: unknown,
-    retryVetoed: boolean,
-  ): void {
-    this.#hooks.end({
-      outcome,
-      attempts,
-      durationMs: performance.now() - started,
-      ...(error === undefined ? {} : { error }),
-      retryVetoed,
-      isolationLevel: o.isolationLevel,
-      readOnly: o.readOnly,
-    });
-  }
-
-  /** The retry rules of one transaction; those of the default options are built once and shared. */
-  #retryRules(o: ResolvedTxOptions, deadline: number | undefined): RetryRunOptions {
-    if (o === this.#plain && deadline === undefined)
-      return (this.#plainRetry ??= this.#buildRetryRules(o, undefined));
-    return this.#buildRetryRules(o, deadline);
-  }
-
-  #buildRetryRules(o: ResolvedTxOptions, deadline: number | undefined): RetryRunOptions {
-    const isolation = o.isolationLevel ?? 'default';
-    const ctx = { declaredReadOnly: o.readOnly };
-    return {
-      ...o.retry,
-      shouldRetry: (err, delayMs, attempt) => {
-        if (deadline !== undefined && performance.now() + delayMs >= deadline) return false;
-        const verdict = classifyTxError(err, ctx);
-        if (!(err instanceof CommitUnknownError ? o.idempotent : verdict.transient)) return false;
-        if (!this.#hooks.hasRetry) return true;
-        const reason = retryReason(err, verdict);
-        return this.#hooks.allowRetry({ attempt, delayMs, reason, sqlState: verdict.sqlState, error: err });
-      },
-      onRetry: ({ attempt, delayMs, error }) => {
-        const verdict = classifyTxError(error, ctx);
-        const reason = retryReason(error, verdict);
-        this.#metrics.txRetries.inc({ reason });
-        const { sqlState } = verdict;
-        this.#logger.warn(
-          { attempt, delayMs, reason, sqlState, isolation },
-          'transaction failed transiently; retrying',
-        );
-      },
-    };
-  }
-
-  #ended(outcome: TxOutcome, isolation: string, started: number): void {
-    this.#metrics.txEnded.inc({ outcome, isolation });
-    this.#metrics.txDuration.observe({ outcome }, (performance.now() - started) / 1000);
-  }
 }
 
 /** True when `opts` sets nothing (no own key with a value): the manager's defaults apply as they are. */
@@ -321,17 +224,4 @@ function isEmpty(opts: TxOptions): boolean {
   if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) return opts === null;
   for (const key in opts) if ((opts as Record<string, unknown>)[key] !== undefined) return false;
   return true;
-}
-
-function retryReason(err: unknown, { kind }: ErrorClassification): RetryReason {
-  if (err instanceof CommitAbortedError) return 'commit_aborted';
-  if (err instanceof CommitUnknownError) return 'commit_unknown';
-  return kind === 'serialization' || kind === 'deadlock' || kind === 'failover' ? kind : 'connection';
-}
-
-function outcomeOf(err: unknown, o: ResolvedTxOptions, verdict: ErrorClassification): TxOutcome {
-  if (err instanceof TransactionTimeoutError) return 'timeout';
-  if (err instanceof CommitUnknownError) return 'commit_unknown';
-  if (o.retry.maxAttempts > 1 && verdict.transient) return 'retry_exhausted';
-  return 'rolled_back';
 }
