@@ -1,17 +1,12 @@
 import type { Knex } from 'knex';
 import type { Logger } from '../observability/logger.js';
-import { classifyError, classifyTxError, isClientSideTimeout, sqlStateOf } from './classify-error.js';
-import { lookupCommitOutcome, type LookupConnection } from './commit-outcome.js';
+import { classifyError, classifyTxError, isClientSideTimeout } from './classify-error.js';
+import type { LookupConnection } from './commit-outcome.js';
 import type { IsolationLevel } from './database.js';
-import {
-  CommitUnknownError,
-  ConnectionError,
-  TransactionAbortedError,
-  TransactionStateError,
-  TransactionTimeoutError,
-} from './errors.js';
+import { TransactionAbortedError, TransactionStateError, TransactionTimeoutError } from './errors.js';
 import { markTransactionEnded } from './tx-context.js';
 import { evictIdleConnections } from './tx-failover.js';
+import { NOTHING_WRITTEN, recordXid, resolveLostCommit, type RecordedXid } from './tx-lost-commit.js';
 import type { TxTraits } from './tx-options.js';
 import { TxConnection, type PooledConnection } from './tx-connection.js';
 import { TxDeadline, withTimeout } from './tx-deadline.js';
@@ -52,23 +47,12 @@ export interface RootTxSettings {
   onStatement?: (() => void) | undefined;
 }
 
-/** The connection was lost during COMMIT and the server says the transaction aborted: safe to re-run. */
-export class CommitAbortedError extends ConnectionError {}
-
-/** What was learned before COMMIT: the xid (null: none assigned), or that the transaction had already failed. */
-type RecordedXid = { xid: string | null; aborted: boolean };
-
-/** A read-only transaction: no xid can be assigned, so a lost COMMIT loses nothing. */
-const NOTHING_WRITTEN: RecordedXid = { xid: null, aborted: false };
-
 /** Bound on an out-of-band cancel (connect + answer), ms. */
 const CANCEL_TIMEOUT_MS = 500;
 /** Bound on ROLLBACK before the connection is given up as unknown and destroyed, ms. */
 const ROLLBACK_TIMEOUT_MS = 2_000;
 /** How long past the deadline a COMMIT may take before it is treated as lost, ms. */
 const COMMIT_GRACE_MS = 200;
-/** Default bound on learning a lost COMMIT's outcome, ms. */
-const LOOKUP_TIMEOUT_MS = 5_000;
 /** statement_timeout runs this much past the deadline: the client-side cancel normally wins, the server's is the backstop. */
 const STATEMENT_SLACK_MS = 100;
 /** idle_in_transaction_session_timeout runs this much past the deadline: the client-side rollback should win. */
@@ -271,7 +255,7 @@ export class RootTx {
     try {
       await this.#race(tracker.settled());
       if (this.#settings.readOnly) recorded = NOTHING_WRITTEN;
-      else if (this.#deps.resolveLostCommit !== false) recorded = await this.#race(this.#recordXid());
+      else if (this.#deps.resolveLostCommit !== false) recorded = await this.#race(recordXid(this.inner));
     } catch (err) {
       await this.rollback(err);
       throw this.#deadline.expired ? this.timeoutError(err) : err;
@@ -287,7 +271,14 @@ export class RootTx {
     } catch (err) {
       if (err instanceof CommitDeadline || classifyError(err).kind === 'connection') {
         this.#dispose(false, 'connection lost during COMMIT');
-        return this.#resolveLostCommit(recorded, err instanceof CommitDeadline ? undefined : err);
+        return resolveLostCommit(recorded, err instanceof CommitDeadline ? undefined : err, {
+          tx: this,
+          isolationLevel: this.#settings.isolationLevel,
+          open: () => this.#client.acquireRawConnection() as Promise<LookupConnection>,
+          pid: this.#conn?.processID,
+          timeoutMs: this.#deps.commitLookupTimeoutMs,
+          logger: this.#deps.logger,
+        });
       }
       if (this.#evictOnFailover(err, 'failover at COMMIT')) throw err;
       this.#dispose(true, 'COMMIT failed'); // the server answered: the transaction is over, the session idle
@@ -302,75 +293,6 @@ export class RootTx {
         'COMMIT was answered with ROLLBACK: a statement had failed earlier, so nothing was written.',
         tracker.firstError === undefined ? undefined : { cause: tracker.firstError },
       );
-  }
-
-  /*
-   * Why a round trip of its own, right before COMMIT (the one statement TxManager adds to a
-   * plain read-write transaction), and not something cheaper:
-   * - Sent in the same simple-query message as COMMIT ("select ...; COMMIT"), the xid comes
-   *   back in the same packet as COMMIT's answer (the server flushes at ReadyForQuery), so the
-   *   lost-COMMIT case, the only one that needs it, is exactly the one where it never arrives.
-   * - Forced at BEGIN (`pg_current_xact_id()` with the BEGIN or set_config round trip) would
-   *   save the round trip, but gives every read-write transaction an xid: one that writes
-   *   nothing then consumes an xid (wraparound/freeze pressure) and its COMMIT writes and
-   *   flushes a commit record, a WAL fsync in place of a round trip. Not a free default.
-   * - Skipped when no statement went through the tracker: unsafe, statements can reach the
-   *   connection around it (copyIn writes with COPY on the raw pg client).
-   * - pg (node-postgres) does not pipeline, so it cannot overlap another statement.
-   * Read-only transactions skip it (no xid can be assigned). Callers that prefer the round trip
-   * to the resolution turn it off with `resolveLostCommit: false` (lost COMMIT ->
-   * CommitUnknownError, never a blind retry).
-   */
-  async #recordXid(): Promise<RecordedXid> {
-    try {
-      const res = await this.inner('select pg_current_xact_id_if_assigned()::text as xid');
-      return { xid: (res.response?.rows?.[0]?.xid as string | null) ?? null, aborted: false };
-    } catch (err) {
-      // 25P02: a swallowed failure aborted the transaction; COMMIT will say ROLLBACK.
-      if (sqlStateOf(err) === '25P02') return { xid: null, aborted: true };
-      throw err;
-    }
-  }
-
-  async #resolveLostCommit(recorded: RecordedXid | undefined, cause: unknown): Promise<void> {
-    if (recorded === undefined)
-      throw new CommitUnknownError(
-        'The connection was lost during COMMIT; its outcome is unknown (no xid was recorded: resolveLostCommit is off).',
-        { cause },
-      );
-    const { xid, aborted } = recorded;
-    const logger = this.#deps.logger;
-    if (xid === null) {
-      // No xid: nothing was written, so there is nothing to lose. Under serializable, COMMIT
-      // may still have failed the read-only-anomaly check, so the result is not trusted.
-      if (!aborted && this.#settings.isolationLevel !== 'serializable') return;
-      if (this.#deadline.expired) throw this.timeoutError(cause);
-      throw new CommitAbortedError('The connection was lost at COMMIT of a transaction that wrote nothing.', {
-        cause,
-      });
-    }
-    const outcome = await lookupCommitOutcome({
-      open: () => this.#client.acquireRawConnection() as Promise<LookupConnection>,
-      xid,
-      ...(this.#conn?.processID ? { pid: this.#conn.processID } : {}),
-      timeoutMs: this.#deps.commitLookupTimeoutMs ?? LOOKUP_TIMEOUT_MS,
-    });
-    logger.warn({ xid, outcome }, 'connection lost during COMMIT; outcome looked up with pg_xact_status');
-    if (outcome === 'committed') return;
-    if (outcome === 'aborted') {
-      if (this.#deadline.expired) throw this.timeoutError(cause);
-      throw new CommitAbortedError(
-        'The connection was lost during COMMIT; the transaction was rolled back.',
-        { cause },
-      );
-    }
-    throw new CommitUnknownError(
-      'The connection was lost during COMMIT and its outcome could not be learned.',
-      {
-        xid,
-        cause,
-      },
-    );
   }
 
   /**

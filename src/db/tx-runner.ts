@@ -8,8 +8,8 @@ import { translateError } from './translate-error.js';
 import { runAttempt } from './tx-attempt.js';
 import type { TxFn } from './tx-context.js';
 import { failoverError } from './tx-failover.js';
-import { CommitAbortedError } from './tx-handle.js';
 import { takeRetryVeto, type TxHookSet } from './tx-hooks.js';
+import { CommitAbortedError } from './tx-lost-commit.js';
 import type { ResolvedTxOptions } from './tx-options.js';
 import type { TxStarter } from './tx-starter.js';
 
