@@ -105,7 +105,7 @@ export interface StreamedResponse {
 export function postChunks(
   url: string,
   contentType: string,
-  chunks: Iterable<string>,
+  chunks: Iterable<string> | AsyncIterable<string>,
   pauseMs = 0,
 ): { response: Promise<StreamedResponse>; sent: Promise<void> } {
   let markSent!: () => void;
@@ -120,7 +120,7 @@ export function postChunks(
     });
     req.on('error', reject);
     void (async () => {
-      for (const chunk of chunks) {
+      for await (const chunk of chunks) {
         if (req.destroyed) return;
         if (!req.write(chunk)) await new Promise((r) => req.once('drain', r));
         if (pauseMs) await new Promise((r) => setTimeout(r, pauseMs));
