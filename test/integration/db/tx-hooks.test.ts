@@ -8,6 +8,7 @@ import { TxManager } from '../../../src/db/tx-manager.js';
 import { Metrics } from '../../../src/observability/metrics.js';
 import { captureLogger, ERROR, WARN } from '../../support/capture-logger.js';
 import { metricValue } from '../../support/metric-value.js';
+import { runRealDeadlock } from '../../support/real-deadlock.js';
 import { useTestDatabase } from '../../support/test-database.js';
 
 type Event =
@@ -135,34 +136,9 @@ describe('TxManager hooks (real PostgreSQL)', () => {
 
   describe('beforeRetry()', () => {
     it('sees a real deadlock before the retry, between the attempts’ statements, then onEnd once', async () => {
-      await knex('locks').del();
-      await knex('locks').insert([
-        { id: 1, v: 0 },
-        { id: 2, v: 0 },
-      ]);
       const recs = [recorder(), recorder()];
       const managers = recs.map((rec) => new TxManager(pdb, pino({ level: 'silent' }), { hooks: rec }));
-      let arrived = 0;
-      let release: () => void = () => {};
-      const bothHoldFirstLock = new Promise<void>((resolve) => (release = resolve));
-      const lockBoth = (tm: TxManager, first: number, second: number) => {
-        let attempt = 0;
-        return tm.withTransaction(
-          async (trx) => {
-            attempt++;
-            await trx.raw("select set_config('deadlock_timeout', '50ms', true)");
-            await trx('locks').where({ id: first }).increment('v', 1);
-            if (attempt === 1) {
-              if (++arrived === 2) release();
-              await bothHoldFirstLock;
-            }
-            await trx('locks').where({ id: second }).increment('v', 1);
-            return attempt;
-          },
-          { retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 50 } },
-        );
-      };
-      const attempts = await Promise.all([lockBoth(managers[0]!, 1, 2), lockBoth(managers[1]!, 2, 1)]);
+      const attempts = await runRealDeadlock(knex, [managers[0]!, managers[1]!]);
       const victim = attempts[0] === 2 ? recs[0]! : recs[1]!;
       const winner = attempts[0] === 2 ? recs[1]! : recs[0]!;
       expect(victim.names()).to.deep.equal([

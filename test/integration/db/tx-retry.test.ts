@@ -7,6 +7,7 @@ import { TxManager } from '../../../src/db/tx-manager.js';
 import { Metrics } from '../../../src/observability/metrics.js';
 import { captureLogger } from '../../support/capture-logger.js';
 import { metricValue } from '../../support/metric-value.js';
+import { runRealDeadlock } from '../../support/real-deadlock.js';
 import { adminQuery, useTestDatabase } from '../../support/test-database.js';
 
 describe('TxManager retry (real PostgreSQL)', () => {
@@ -118,34 +119,9 @@ describe('TxManager retry (real PostgreSQL)', () => {
   });
 
   it('retries a real deadlock and both transactions commit', async () => {
-    await knex('locks').del();
-    await knex('locks').insert([
-      { id: 1, v: 0 },
-      { id: 2, v: 0 },
-    ]);
     const metrics = new Metrics();
     const tm = new TxManager(pdb, pino({ level: 'silent' }), { metrics });
-    let arrived = 0;
-    let release: () => void = () => {};
-    const bothHoldFirstLock = new Promise<void>((resolve) => (release = resolve));
-    const lockBoth = (first: number, second: number) => {
-      let attempt = 0;
-      return tm.withTransaction(
-        async (trx) => {
-          attempt++;
-          await trx.raw("select set_config('deadlock_timeout', '50ms', true)");
-          await trx('locks').where({ id: first }).increment('v', 1);
-          if (attempt === 1) {
-            if (++arrived === 2) release();
-            await bothHoldFirstLock;
-          }
-          await trx('locks').where({ id: second }).increment('v', 1);
-          return attempt;
-        },
-        { retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 50 } },
-      );
-    };
-    const attempts = await Promise.all([lockBoth(1, 2), lockBoth(2, 1)]);
+    const attempts = await runRealDeadlock(knex, [tm, tm]);
     expect([...attempts].sort()).to.deep.equal([1, 2]);
     expect(await knex('locks').orderBy('id').pluck('v')).to.deep.equal([2, 2]);
     expect(await metricValue(metrics.txRetries, { reason: 'deadlock' })).to.equal(1);
