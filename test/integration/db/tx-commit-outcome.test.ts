@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import type { Knex } from 'knex';
-import pg from 'pg';
 import pino from 'pino';
 import { CommitUnknownError, TransactionTimeoutError } from '../../../src/db/errors.js';
 import { PostgresDatabase } from '../../../src/db/postgres-database.js';
@@ -8,7 +7,8 @@ import { TxManager } from '../../../src/db/tx-manager.js';
 import { Metrics } from '../../../src/observability/metrics.js';
 import { captureLogger } from '../../support/capture-logger.js';
 import { metricValue } from '../../support/metric-value.js';
-import { TcpProxy } from '../../support/tcp-proxy.js';
+import { useProxiedLedger } from '../../support/proxied-ledger.js';
+import type { TcpProxy } from '../../support/tcp-proxy.js';
 import { useTestDatabase } from '../../support/test-database.js';
 
 const lookedUp = (lines: Array<Record<string, unknown>>) =>
@@ -18,33 +18,15 @@ const lookedUp = (lines: Array<Record<string, unknown>>) =>
 
 describe('TxManager: connection lost while COMMIT is in flight (TCP proxy)', () => {
   const db = useTestDatabase();
+  const ledger = useProxiedLedger(db);
   let proxy: TcpProxy;
   let pdb: PostgresDatabase;
   let knex: Knex;
-  let direct: pg.Client;
+  const rowsWithId = (id: number): Promise<number> => ledger().rowsWithId(id);
 
-  /** Rows of `ledger` with this id, counted on a connection that bypasses the proxy. */
-  async function rowsWithId(id: number): Promise<number> {
-    const { rows } = await direct.query<{ n: number }>(
-      'select count(*)::int as n from ledger where id = $1',
-      [id],
-    );
-    return rows[0]!.n;
-  }
-
-  before(async () => {
-    const cfg = db().config();
-    proxy = await TcpProxy.start({ host: cfg.host, port: cfg.port });
-    pdb = new PostgresDatabase(
-      db().config({ host: '127.0.0.1', port: proxy.port, maxOpenConns: 3 }),
-      pino({ level: 'silent' }),
-    );
+  before(() => {
+    ({ proxy, pdb } = ledger());
     knex = pdb.driver();
-    direct = new pg.Client({ connectionString: db().url });
-    // The suite's database is dropped (with force) before this suite's own after hook runs.
-    direct.on('error', () => {});
-    await direct.connect();
-    await direct.query('create table ledger (id int primary key, note text)');
   });
 
   afterEach(() => {
@@ -54,9 +36,7 @@ describe('TxManager: connection lost while COMMIT is in flight (TCP proxy)', () 
   after(async () => {
     expect((knex.client as { pool: { numUsed(): number } }).pool.numUsed()).to.equal(0);
     expect(pdb.getConnectionStats().inUse).to.equal(0);
-    await pdb.close();
-    await direct.end();
-    await proxy.close();
+    await ledger().close();
   });
 
   it('returns success when the server committed before the link was cut, and the row exists once', async () => {

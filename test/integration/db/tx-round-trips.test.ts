@@ -1,13 +1,13 @@
 import { expect } from 'chai';
 import type { Knex } from 'knex';
-import pg from 'pg';
 import pino from 'pino';
 import { CommitUnknownError, TxOptionsError } from '../../../src/db/errors.js';
 import { PostgresDatabase } from '../../../src/db/postgres-database.js';
 import { TxManager } from '../../../src/db/tx-manager.js';
 import type { TxOptions } from '../../../src/db/database.js';
 import { captureLogger } from '../../support/capture-logger.js';
-import { TcpProxy } from '../../support/tcp-proxy.js';
+import { useProxiedLedger } from '../../support/proxied-ledger.js';
+import type { TcpProxy } from '../../support/tcp-proxy.js';
 import { useTestDatabase } from '../../support/test-database.js';
 
 const silent = pino({ level: 'silent' });
@@ -127,34 +127,18 @@ describe('TxManager statements per transaction (real PostgreSQL)', () => {
 
 describe('TxManager with resolveLostCommit: false: connection lost while COMMIT is in flight (TCP proxy)', () => {
   const db = useTestDatabase();
+  const ledger = useProxiedLedger(db);
   let proxy: TcpProxy;
   let pdb: PostgresDatabase;
-  let direct: pg.Client;
+  const rowsWithId = (id: number): Promise<number> => ledger().rowsWithId(id);
 
-  async function rowsWithId(id: number): Promise<number> {
-    const { rows } = await direct.query<{ n: number }>(
-      'select count(*)::int as n from ledger where id = $1',
-      [id],
-    );
-    return rows[0]!.n;
-  }
-
-  before(async () => {
-    const cfg = db().config();
-    proxy = await TcpProxy.start({ host: cfg.host, port: cfg.port });
-    pdb = new PostgresDatabase(db().config({ host: '127.0.0.1', port: proxy.port, maxOpenConns: 3 }), silent);
-    direct = new pg.Client({ connectionString: db().url });
-    // The suite's database is dropped (with force) before this suite's own after hook runs.
-    direct.on('error', () => {});
-    await direct.connect();
-    await direct.query('create table ledger (id int primary key, note text)');
+  before(() => {
+    ({ proxy, pdb } = ledger());
   });
 
   after(async () => {
     expect(pdb.getConnectionStats().inUse).to.equal(0);
-    await pdb.close();
-    await direct.end();
-    await proxy.close();
+    await ledger().close();
   });
 
   // Whether the server committed depends on whether COMMIT reached it before the cut: that is
