@@ -118,11 +118,6 @@ export class EmbeddedServer {
     this.#opts.logger?.info({ dataDir: this.#opts.dataDir }, 'embedded PostgreSQL stopped');
   }
 
-  /** Deletes the data directory (the server must be stopped). */
-  removeData(): void {
-    rmSync(this.#opts.dataDir, { recursive: true, force: true });
-  }
-
   /** The pid in postmaster.pid if that process is alive; removes a stale pid file. */
   #runningPid(): number | undefined {
     const pidFile = path.join(this.#opts.dataDir, 'postmaster.pid');

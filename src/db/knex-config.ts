@@ -78,7 +78,7 @@ const REPORTED_BY_US = /^(Acquire connection error|Connection Error): /;
  * notices go to debug: the caller gets a typed error, and the opener logs each broken
  * connection once at warn. Only the first line is kept (knex appends stacks).
  */
-export function knexLog(logger: Logger): NonNullable<Knex.Config['log']> {
+function knexLog(logger: Logger): NonNullable<Knex.Config['log']> {
   const firstLine = (m: unknown): string => String(m).split('\n')[0] ?? '';
   return {
     warn: (m: unknown) => {

@@ -26,7 +26,7 @@ type TarnPool = Pool<Connection>;
  *   (it keeps `maxIdleConns` = tarn `min` connections regardless).
  * - `maxIdleClosed`: always 0; tarn has no cap on idle connections (Go's `MaxIdleConns`
  *   closes surplus idle connections on release; tarn's `min` is a floor, not a cap).
- * Broken connections (`__knex__disposed`) dropped by `validate` count in `brokenClosed`.
+ * Broken connections (`__knex__disposed`) dropped by `validate` are not retirements: no counter.
  */
 export class PoolMonitor {
   readonly #max: number;
@@ -38,7 +38,6 @@ export class PoolMonitor {
   #waitDurationMs = 0;
   #maxIdleTimeClosed = 0;
   #maxLifetimeClosed = 0;
-  #brokenClosed = 0;
   readonly #requests = new Map<number, { startedAt: number; waited: boolean; stack?: string }>();
   readonly #holders = new Map<Connection, { since: number; stack?: string }>();
 
@@ -84,11 +83,6 @@ export class PoolMonitor {
   /** The connections checked out now (to force-close them on `close()`). */
   checkedOut(): Connection[] {
     return [...this.#holders.keys()];
-  }
-
-  /** Broken connections dropped by the pool, since start. */
-  get brokenClosed(): number {
-    return this.#brokenClosed;
   }
 
   stats(): PoolStats {
@@ -138,7 +132,8 @@ export class PoolMonitor {
     // out of it first. `free` is protected in tarn's types, hence the cast.
     const free = (pool as unknown as { free: Array<{ resource: Connection }> }).free;
     if (free.some((r) => r.resource === conn)) this.#maxIdleTimeClosed += 1;
-    else if (conn.__knex__disposed) this.#brokenClosed += 1;
+    else if (conn.__knex__disposed)
+      return; // broken, not retired by age: counted nowhere
     else if (conn.__knexLifetimeLimit && performance.now() > conn.__knexLifetimeLimit)
       this.#maxLifetimeClosed += 1;
   }

@@ -62,6 +62,6 @@ async function closeQuietly(client: PooledPgClient | undefined): Promise<void> {
 }
 
 /** "PostgreSQL 18.4 on x86_64-pc-linux-gnu, ..." -> "PostgreSQL 18.4". */
-export function shortVersion(full: string): string {
+function shortVersion(full: string): string {
   return /^PostgreSQL \S+/.exec(full)?.[0].replace(/,$/, '') ?? full;
 }

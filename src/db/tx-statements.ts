@@ -65,11 +65,6 @@ export class StatementTracker {
     return this.#inner;
   }
 
-  /** Statements sent and not yet answered. */
-  get inflight(): number {
-    return this.#inflight.size;
-  }
-
   /** The first statement failure seen, if any. */
   get firstError(): unknown {
     return this.#firstError;
