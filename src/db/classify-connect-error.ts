@@ -1,3 +1,5 @@
+import { TLS_REFUSED_MESSAGE } from './ssl-options.js';
+
 /** What a failed connection attempt means for `connect()`'s retry loop. */
 export interface ConnectFailure {
   /** Worth another attempt after a backoff (the server may come up, or free a slot). */
@@ -74,7 +76,7 @@ export function classifyConnectError(err: unknown): ConnectFailure {
         code,
         'the server certificate failed verification; check DB_SSLROOTCERT and the host name',
       );
-    if (/does not support SSL/i.test(message))
+    if (TLS_REFUSED_MESSAGE.test(message))
       return permanent('no_tls', 'the server does not offer TLS; use DB_SSLMODE=disable or prefer');
     if (code && TRANSIENT_ERRNO.has(code)) return transient(code, hostHint(code));
     if (TRANSIENT_MESSAGE.test(message))

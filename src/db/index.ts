@@ -3,7 +3,7 @@ export * from './errors.js';
 export { PostgresDatabase } from './postgres-database.js';
 export { TxManager } from './tx-manager.js';
 export { EmbeddedServer, type EmbeddedServerOptions } from './embedded-postgres.js';
-export { currentTransaction, executorFor } from './tx-context.js';
+export { currentTransaction, executorFor, type Executor } from './tx-context.js';
 export { classifyError, type ErrorClassification, type ErrorKind } from './classify-error.js';
 export { BaseModel } from './base-model.js';
 export {

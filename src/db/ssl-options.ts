@@ -52,7 +52,10 @@ function verifyCa(ca: string | undefined): SslPlan {
   };
 }
 
+/** pg's message when the server answers the SSLRequest with "no TLS here". */
+export const TLS_REFUSED_MESSAGE = /does not support SSL/i;
+
 /** True when `err` says the server answered the SSLRequest with "no TLS here". */
 export function isTlsRefused(err: unknown): boolean {
-  return err instanceof Error && /does not support SSL/i.test(err.message);
+  return err instanceof Error && TLS_REFUSED_MESSAGE.test(err.message);
 }

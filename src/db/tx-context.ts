@@ -48,13 +48,16 @@ export function currentTransaction(): Knex.Transaction | undefined {
   return trx && !isTransactionEnded(trx) ? trx : undefined;
 }
 
+/** Where a repository call runs: an explicit knex or transaction. */
+export type Executor = Knex | Knex.Transaction;
+
 /**
  * An explicit executor, else the ambient transaction, else the pool.
  * @throws TransactionStateError when this call chain's transaction has already ended (a
  *   floating promise outliving its callback): running on the pool instead would silently
  *   write outside the transaction the code was written for.
  */
-export function executorFor(knex: Knex, explicit?: Knex | Knex.Transaction): Knex | Knex.Transaction {
+export function executorFor(knex: Knex, explicit?: Executor): Executor {
   if (explicit) return explicit;
   const trx = transactionContext.getStore();
   if (!trx) return knex;

@@ -5,7 +5,7 @@ import type { Logger } from '../observability/logger.js';
 import type { TxOptions } from './database.js';
 import { TransactionStateError } from './errors.js';
 import { guardTransaction } from './foreign-connection-guard.js';
-import { isTransactionEnded, runInTransaction, transactionContext, type TxFn } from './tx-context.js';
+import { isTransactionEnded, runInTransaction, type TxFn } from './tx-context.js';
 import { handleOf } from './tx-handle.js';
 import { joinConflicts, type ResolvedTxOptions } from './tx-options.js';
 import { SavepointTx } from './tx-savepoint.js';
@@ -43,7 +43,7 @@ export async function joinAmbient<T>(
   }
   if (o.propagation === 'required') return fn(ambient);
   // A transaction TxManager did not start (plain knex): knex's own savepoint.
-  if (!parent) return ambient.transaction((trx) => transactionContext.run(trx, () => fn(trx)));
+  if (!parent) return ambient.transaction((trx) => runInTransaction(trx, fn));
   const sp = await SavepointTx.begin(parent);
   guardTransaction(sp.trx, guardMode, logger);
   let result: T;

@@ -1,17 +1,14 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { Knex } from 'knex';
 import {
   MIGRATION_LOAD_EXTENSIONS,
   MIGRATIONS_DIRECTORY,
   MIGRATIONS_TABLE,
   executorFor,
   type Database,
+  type Executor,
   type PoolStats,
 } from '../db/index.js';
-
-/** Where a repository call runs: an explicit knex or transaction. */
-type Executor = Knex | Knex.Transaction;
 
 /** The server as it describes itself. */
 export interface ServerInfo {

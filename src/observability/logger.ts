@@ -1,12 +1,13 @@
 import { createRequire } from 'node:module';
 import { pino } from 'pino';
 import type { LogConfig } from '../config/app-config.js';
+import { REDACTED } from '../config/redact-config.js';
 
 /** The logger every component takes (pino); give each one `logger.child({ component })`. */
 export type Logger = pino.Logger;
 
-/** What a redacted value is replaced with. */
-export const REDACTED = '[REDACTED]';
+/** What a redacted value is replaced with (one constant, shared with `redactConfig`). */
+export { REDACTED };
 
 /**
  * Object paths pino removes from every log line before it is written (fast-redact syntax):

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { BreakerState, PoolStats } from '../db/database.js';
+import { BREAKER_STATES, type BreakerState, type PoolStats } from '../db/database.js';
 
 /**
  * Why a transaction was retried (the `reason` label). 'failover': the session was read-only in
@@ -161,7 +161,6 @@ export class Metrics {
 
   /** Sets `breakerState` to 1 for `state` and 0 for the other states. */
   setBreakerState(state: BreakerState): void {
-    for (const s of ['closed', 'open', 'half-open'] as const)
-      this.breakerState.set({ state: s }, s === state ? 1 : 0);
+    for (const s of BREAKER_STATES) this.breakerState.set({ state: s }, s === state ? 1 : 0);
   }
 }

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { raw, type PartialModelObject } from 'objection';
-import { NotFoundError, OptimisticLockError, executorFor } from '../db/index.js';
+import { NotFoundError, OptimisticLockError, executorFor, type Executor } from '../db/index.js';
 import { copyUsersIn, type UserRows } from './user-copy-in.js';
 import { insertUsersInChunks } from './user-insert-many.js';
 import { UserCursorCodec } from './user-cursor.js';
@@ -24,8 +24,7 @@ import { EMAIL_MAX_LENGTH, User, type UserStatus } from './user-model.js';
 
 export { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, type ListUsersOptions, type UserPage } from './user-list.js';
 
-/** Where a repository call runs: an explicit knex or transaction. */
-export type Executor = Knex | Knex.Transaction;
+export type { Executor } from '../db/index.js';
 
 /** Optional settings of a {@link UserRepository}. */
 export interface UserRepositoryOptions {
