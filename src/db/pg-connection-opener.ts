@@ -29,6 +29,8 @@ export function describeError(err: unknown): { code?: string; message: string } 
  */
 export class PgConnectionOpener {
   readonly #cfg: PostgresConfig;
+  /** pg client settings without password, timeout and TLS; the config is frozen, so built once. */
+  readonly #clientConfig: ReturnType<typeof pgClientConfig>;
   readonly #logger: Logger;
   readonly #onBroken: (err: unknown) => void;
   #plan: SslPlan | undefined;
@@ -36,6 +38,7 @@ export class PgConnectionOpener {
 
   constructor(cfg: PostgresConfig, logger: Logger, opts: { onBroken?: (err: unknown) => void } = {}) {
     this.#cfg = cfg;
+    this.#clientConfig = pgClientConfig(cfg);
     this.#logger = logger;
     this.#onBroken = opts.onBroken ?? (() => {});
   }
@@ -80,7 +83,7 @@ export class PgConnectionOpener {
 
   #openOnce(ssl: false | ConnectionOptions, timeoutMs: number): Promise<PooledPgClient> {
     const client: PooledPgClient = new pg.Client({
-      ...pgClientConfig(this.#cfg),
+      ...this.#clientConfig,
       connectionTimeoutMillis: timeoutMs,
       ssl,
       // pg copies it into a non-enumerable property; this object is dropped right away.
