@@ -15,8 +15,8 @@
  */
 import type { Knex } from 'knex';
 import { loadConfig } from './src/config/index.js';
-import { knexMigrationConfig } from './src/db/migrations-config.js';
-import { prepareMigrationTarget } from './src/db/migration-target.js';
+import { knexMigrationConfig } from './src/db/migrations/migrations-config.js';
+import { prepareMigrationTarget } from './src/db/migrations/migration-target.js';
 
 /** Commands that only write files and need no database. */
 const OFFLINE_COMMANDS = new Set(['migrate:make', 'seed:make', 'init']);

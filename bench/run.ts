@@ -33,7 +33,7 @@ import knexFactory from 'knex';
 import { Model } from 'objection';
 import pino from 'pino';
 import { PostgresDatabase } from '../src/db/postgres-database.js';
-import { TxManager } from '../src/db/tx-manager.js';
+import { TxManager } from '../src/db/tx/tx-manager.js';
 import { UserRepository } from '../src/users/user-repository.js';
 import { compare, report, type Scenario } from './bench-harness.js';
 import { benchConfig, benchDatabase, benchServer, benchUsers, BENCH_POOL, migrate } from './bench-setup.js';

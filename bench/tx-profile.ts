@@ -14,7 +14,7 @@ import pg from 'pg';
 import knexFactory from 'knex';
 import pino from 'pino';
 import { PostgresDatabase } from '../src/db/postgres-database.js';
-import { TxManager } from '../src/db/tx-manager.js';
+import { TxManager } from '../src/db/tx/tx-manager.js';
 import { benchConfig, benchServer, BENCH_POOL } from './bench-setup.js';
 import { measure } from './bench-harness.js';
 

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { assertSeedingAllowed } from '../../src/db/migrations-config.js';
+import { assertSeedingAllowed } from '../../src/db/migrations/migrations-config.js';
 import { UserRepository } from '../../src/users/user-repository.js';
 import type { NewUser } from '../../src/users/user-input.js';
 

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { assertSeedingAllowed } from '../../src/db/migrations-config.js';
+import { assertSeedingAllowed } from '../../src/db/migrations/migrations-config.js';
 
 /** One user of the test seed, as stored (ids are assigned 1, 2, 3, ... in this order). */
 export interface SeedUser {

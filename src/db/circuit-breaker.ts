@@ -10,8 +10,8 @@ import type { BreakerConfig } from '../config/app-config.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { BreakerState, HealthReport } from './database.js';
-import { classifyError } from './classify-error.js';
-import { CircuitOpenError, ConnectionError } from './errors.js';
+import { classifyError } from './errors/classify-error.js';
+import { CircuitOpenError, ConnectionError } from './errors/errors.js';
 
 const STATE_NAMES: Record<CircuitState, BreakerState> = {
   [CircuitState.Closed]: 'closed',

@@ -1,10 +1,10 @@
 export * from './database.js';
-export * from './errors.js';
+export * from './errors/errors.js';
 export { PostgresDatabase } from './postgres-database.js';
-export { TxManager } from './tx-manager.js';
-export { EmbeddedServer, type EmbeddedServerOptions } from './embedded-postgres.js';
-export { currentTransaction, executorFor, type Executor } from './tx-context.js';
-export { classifyError, type ErrorClassification, type ErrorKind } from './classify-error.js';
+export { TxManager } from './tx/tx-manager.js';
+export { EmbeddedServer, type EmbeddedServerOptions } from './embedded/embedded-server.js';
+export { currentTransaction, executorFor, type Executor } from './tx/tx-context.js';
+export { classifyError, type ErrorClassification, type ErrorKind } from './errors/classify-error.js';
 export { BaseModel } from './base-model.js';
 export {
   knexMigrationConfig,
@@ -17,12 +17,12 @@ export {
   SEEDS_ROOT,
   SEEDABLE_PROFILES,
   type MigrationKnexConfig,
-} from './migrations-config.js';
-export { prepareMigrationTarget, type MigrationTarget } from './migration-target.js';
-export { isTransient, classifyTxError, type TxErrorContext } from './classify-error.js';
-export { translateError } from './translate-error.js';
-export type { TxManagerOptions } from './tx-manager.js';
+} from './migrations/migrations-config.js';
+export { prepareMigrationTarget, type MigrationTarget } from './migrations/migration-target.js';
+export { isTransient, classifyTxError, type TxErrorContext } from './errors/classify-error.js';
+export { translateError } from './errors/translate-error.js';
+export type { TxManagerOptions } from './tx/tx-manager.js';
 export { CircuitBreaker } from './circuit-breaker.js';
 export { attachQueryLogger, type QueryLogConfig } from './query-logger.js';
-export { EMBEDDED_FALLBACK_PASSWORD } from './migration-target.js';
-export type { TxHooks, TxRetryInfo, TxStatementInfo, TxEndInfo } from './tx-hooks.js';
+export { EMBEDDED_FALLBACK_PASSWORD } from './migrations/migration-target.js';
+export type { TxHooks, TxRetryInfo, TxStatementInfo, TxEndInfo } from './tx/tx-hooks.js';

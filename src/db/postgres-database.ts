@@ -4,15 +4,15 @@ import type { PostgresConfig, TransactionConfig } from '../config/app-config.js'
 import { hidePassword } from '../config/hide-password.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
-import { connectWithRetry } from './connect-with-retry.js';
-import { ConnectionGate, type ConnectionHook } from './connection-gate.js';
+import { connectWithRetry } from './connection/connect-with-retry.js';
+import { ConnectionGate, type ConnectionHook } from './pool/connection-gate.js';
 import type { BreakerState, Database, HealthReport, PoolStats, TxOptions } from './database.js';
-import { knexConfig } from './knex-config.js';
-import { PgConnectionOpener, type PooledPgClient } from './pg-connection-opener.js';
-import { PoolMonitor } from './pool-monitor.js';
-import { destroyPool, drainPool } from './pool-shutdown.js';
-import { probeServer } from './server-probe.js';
-import { TxManager } from './tx-manager.js';
+import { knexConfig } from './pool/knex-config.js';
+import { PgConnectionOpener, type PooledPgClient } from './connection/pg-connection-opener.js';
+import { PoolMonitor } from './pool/pool-monitor.js';
+import { destroyPool, drainPool } from './pool/pool-shutdown.js';
+import { probeServer } from './connection/server-probe.js';
+import { TxManager } from './tx/tx-manager.js';
 
 /** Optional collaborators of `PostgresDatabase`. */
 export interface PostgresDatabaseOptions {

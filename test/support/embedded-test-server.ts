@@ -1,7 +1,7 @@
 import { mkdtempSync, chmodSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { EmbeddedServer } from '../../src/db/embedded-postgres.js';
+import { EmbeddedServer } from '../../src/db/embedded/embedded-server.js';
 import { freePort } from './free-port.js';
 
 export const TEST_SUPERUSER = 'postgres';

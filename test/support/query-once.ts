@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { withPgClient } from '../../src/db/with-pg-client.js';
+import { withPgClient } from '../../src/db/connection/with-pg-client.js';
 
 /**
  * Runs one statement on a connection of its own (opened, queried, ended), so a test can look

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { TxManager } from '../../src/db/tx-manager.js';
+import type { TxManager } from '../../src/db/tx/tx-manager.js';
 
 /**
  * Provokes a real deadlock (40P01): two transactions each lock one row of `locks`, wait until

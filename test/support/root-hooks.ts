@@ -1,4 +1,4 @@
-import { withPgClient } from '../../src/db/with-pg-client.js';
+import { withPgClient } from '../../src/db/connection/with-pg-client.js';
 import { startTestServer, type TestServer } from './pg-server.js';
 import { TEMPLATE_DATABASE, dropFinishedDatabases } from './test-database.js';
 import { prepareTemplate } from './template.js';

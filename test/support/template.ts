@@ -1,5 +1,5 @@
 import knexFactory from 'knex';
-import { migratorConfig, seederConfig } from '../../src/db/migrations-config.js';
+import { migratorConfig, seederConfig } from '../../src/db/migrations/migrations-config.js';
 
 /**
  * Fills the template database every suite database is cloned from: all migrations, then

@@ -1,10 +1,10 @@
 import net from 'node:net';
 import { expect } from 'chai';
 import type { PostgresConfig } from '../../../src/config/app-config.js';
-import { ConnectionError, DatabaseClosedError } from '../../../src/db/errors.js';
+import { ConnectionError, DatabaseClosedError } from '../../../src/db/errors/errors.js';
 import type { PostgresDatabaseOptions } from '../../../src/db/postgres-database.js';
 import { useTestDatabase } from '../../support/test-database.js';
-import { useDatabases, waitFor } from './postgres-database-helpers.js';
+import { useDatabases, waitFor } from '../../support/postgres-database-helpers.js';
 
 /** A TCP server that accepts connections and never answers (a stalled server or network). */
 async function startBlackhole(): Promise<{ port: number; sockets: Set<net.Socket>; close(): Promise<void> }> {

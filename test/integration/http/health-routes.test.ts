@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { useTestDatabase } from '../../support/test-database.js';
-import { startTestService, testConfig, type TestService } from './service-fixture.js';
-import { parsePrometheusText } from './prometheus-text.js';
+import { startTestService, testConfig, type TestService } from '../../support/service-fixture.js';
+import { parsePrometheusText } from '../../support/prometheus-text.js';
 
 describe('HTTP probes and metrics', () => {
   const db = useTestDatabase();

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { useTestDatabase } from '../../support/test-database.js';
-import { parsePrometheusText, sampleValue, type Sample } from './prometheus-text.js';
-import { patchThroughSerializationRetry } from './serialization-retry.js';
-import { useTestService } from './service-fixture.js';
+import { parsePrometheusText, sampleValue, type Sample } from '../../support/prometheus-text.js';
+import { patchThroughSerializationRetry } from '../../support/serialization-retry.js';
+import { useTestService } from '../../support/service-fixture.js';
 
 describe('GET /metrics counters', () => {
   const db = useTestDatabase();

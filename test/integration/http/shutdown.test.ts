@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { useTestDatabase } from '../../support/test-database.js';
-import { postChunks } from '../service/service-process.js';
-import { startTestService, testConfig, waitFor } from './service-fixture.js';
+import { postChunks } from '../../support/service-process.js';
+import { startTestService, testConfig, waitFor } from '../../support/service-fixture.js';
 
 describe('RunningService.stop()', () => {
   const db = useTestDatabase();

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { useTestDatabase } from '../../support/test-database.js';
-import { useTestService } from './service-fixture.js';
+import { useTestService } from '../../support/service-fixture.js';
 
 interface UserBody {
   id: string;

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { queryOnce } from '../../support/query-once.js';
 import { useTestDatabase } from '../../support/test-database.js';
-import { useTestService } from './service-fixture.js';
+import { useTestService } from '../../support/service-fixture.js';
 
 describe('POST /users/import', () => {
   const db = useTestDatabase();

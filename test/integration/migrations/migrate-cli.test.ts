@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { EmbeddedServer } from '../../../src/db/embedded-postgres.js';
+import { EmbeddedServer } from '../../../src/db/embedded/embedded-server.js';
 import { freePort } from '../../support/free-port.js';
 import { queryOnce } from '../../support/query-once.js';
 import { testServer } from '../../support/root-hooks.js';

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
 import { loadConfig } from '../../../src/config/index.js';
 import type { AppConfig } from '../../../src/config/app-config.js';
-import { assertSeedingAllowed, knexMigrationConfig } from '../../../src/db/migrations-config.js';
+import { assertSeedingAllowed, knexMigrationConfig } from '../../../src/db/migrations/migrations-config.js';
 import { developmentUsers, DEV_USER_COUNT } from '../../../seeds/development/001_users.js';
 import { adminQuery, serverEnv } from '../../support/test-database.js';
 

@@ -2,11 +2,16 @@ import { expect } from 'chai';
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { EMBEDDED_FALLBACK_PASSWORD } from '../../../src/db/migration-target.js';
+import { EMBEDDED_FALLBACK_PASSWORD } from '../../../src/db/migrations/migration-target.js';
 import { freePort } from '../../support/free-port.js';
 import { queryOnce } from '../../support/query-once.js';
-import { waitFor } from '../http/service-fixture.js';
-import { memoryOf, postChunks, startServiceProcess, type ServiceProcess } from './service-process.js';
+import { waitFor } from '../../support/service-fixture.js';
+import {
+  memoryOf,
+  postChunks,
+  startServiceProcess,
+  type ServiceProcess,
+} from '../../support/service-process.js';
 
 const IMPORT_ROWS = 100_000;
 const SHUTDOWN_TIMEOUT_MS = 10_000;

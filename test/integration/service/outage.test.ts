@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import knexFactory from 'knex';
-import { migratorConfig } from '../../../src/db/migrations-config.js';
+import { migratorConfig } from '../../../src/db/migrations/migrations-config.js';
 import { startDedicatedServer, type DedicatedServer } from '../../support/embedded-test-server.js';
-import { startTestService, testConfig, waitFor, type TestService } from '../http/service-fixture.js';
+import { startTestService, testConfig, waitFor, type TestService } from '../../support/service-fixture.js';
 
 const HEALTH_INTERVAL_MS = 250;
 const HALF_OPEN_AFTER_MS = 1_000;

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { useTestDatabase } from '../../support/test-database.js';
 import type { LogLine } from '../../support/capture-logger.js';
-import { startTestService, testConfig, type TestService } from '../http/service-fixture.js';
+import { startTestService, testConfig, type TestService } from '../../support/service-fixture.js';
 
 const SECRET_NAME = 'Name-With-Personal-Data-42';
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { useTestDatabase } from '../../support/test-database.js';
-import { patchThroughSerializationRetry } from '../http/serialization-retry.js';
-import { useTestService } from '../http/service-fixture.js';
+import { patchThroughSerializationRetry } from '../../support/serialization-retry.js';
+import { useTestService } from '../../support/service-fixture.js';
 
 describe('Request id on log lines below the HTTP layer', () => {
   const db = useTestDatabase();

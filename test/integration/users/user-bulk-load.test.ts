@@ -1,10 +1,10 @@
 import { setImmediate } from 'node:timers/promises';
 import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
-import { CheckViolationError, UniqueViolationError, ValidationError } from '../../../src/db/errors.js';
+import { CheckViolationError, UniqueViolationError, ValidationError } from '../../../src/db/errors/errors.js';
 import type { NewUser } from '../../../src/users/user-input.js';
 import { UserRepository } from '../../../src/users/user-repository.js';
-import { useUserRepository } from './user-fixture.js';
+import { useUserRepository } from '../../support/user-fixture.js';
 
 const BULK = 100_000;
 const MIDDLE = 50_000;

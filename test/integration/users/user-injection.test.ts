@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { ValidationError } from '../../../src/db/errors.js';
+import { ValidationError } from '../../../src/db/errors/errors.js';
 import type { UserStatus } from '../../../src/users/user-model.js';
-import { snapshotUsers, useUserRepository } from './user-fixture.js';
+import { snapshotUsers, useUserRepository } from '../../support/user-fixture.js';
 
 /** Classic payloads; each must be stored or matched literally, or refused with a ValidationError. */
 const PAYLOADS: readonly string[] = [

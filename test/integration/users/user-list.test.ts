@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { ValidationError } from '../../../src/db/errors.js';
+import { ValidationError } from '../../../src/db/errors/errors.js';
 import { UserRepository, type ListUsersOptions } from '../../../src/users/user-repository.js';
 import type { User } from '../../../src/users/user-model.js';
-import { useUserRepository } from './user-fixture.js';
+import { useUserRepository } from '../../support/user-fixture.js';
 
 async function validationError(promise: Promise<unknown>): Promise<ValidationError> {
   try {

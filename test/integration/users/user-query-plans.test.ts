@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import knexFactory from 'knex';
-import { withPgClient } from '../../../src/db/with-pg-client.js';
+import { withPgClient } from '../../../src/db/connection/with-pg-client.js';
 import { UserRepository } from '../../../src/users/user-repository.js';
-import { useUserRepository } from './user-fixture.js';
+import { useUserRepository } from '../../support/user-fixture.js';
 
 interface SentQuery {
   sql: string;

@@ -4,10 +4,10 @@ import {
   OptimisticLockError,
   UniqueViolationError,
   ValidationError,
-} from '../../../src/db/errors.js';
+} from '../../../src/db/errors/errors.js';
 import { User } from '../../../src/users/user-model.js';
 import { TEST_USERS } from '../../../seeds/test/001_users.js';
-import { snapshotUsers, useUserRepository } from './user-fixture.js';
+import { snapshotUsers, useUserRepository } from '../../support/user-fixture.js';
 
 /** Awaits `promise` and returns what it rejected with; fails the test if it resolves. */
 async function rejection(promise: Promise<unknown>): Promise<Error> {

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { TxManager } from '../../../src/db/tx-manager.js';
-import { UniqueViolationError } from '../../../src/db/errors.js';
-import { useUserRepository } from './user-fixture.js';
+import { TxManager } from '../../../src/db/tx/tx-manager.js';
+import { UniqueViolationError } from '../../../src/db/errors/errors.js';
+import { useUserRepository } from '../../support/user-fixture.js';
 import pino from 'pino';
 
 class Rollback extends Error {}

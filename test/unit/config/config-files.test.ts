@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ENV_VARS, loadConfig, PROFILE_DEFAULTS, redactConfig } from '../../../src/config/index.js';
-import { useTempConfigDir } from './temp-config-dir.js';
+import { useTempConfigDir } from '../../support/temp-config-dir.js';
 
 const CONFIG_DIR = path.resolve('config');
 const read = (name: string) => readFileSync(path.join(CONFIG_DIR, name), 'utf8');

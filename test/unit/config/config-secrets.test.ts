@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import util from 'node:util';
 import { loadConfig, redactConfig, REDACTED } from '../../../src/config/index.js';
-import { catchConfigError } from './catch-config-error.js';
-import { useTempConfigDir } from './temp-config-dir.js';
+import { catchConfigError } from '../../support/catch-config-error.js';
+import { useTempConfigDir } from '../../support/temp-config-dir.js';
 
 const SECRET = 'hunter2-Sup3rSecret';
 const MIGRATIONS_SECRET = 'owner-Sup3rSecret';

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { loadConfig, type LoadConfigOptions } from '../../../src/config/index.js';
-import { catchConfigError } from './catch-config-error.js';
-import { useTempConfigDir } from './temp-config-dir.js';
+import { catchConfigError } from '../../support/catch-config-error.js';
+import { useTempConfigDir } from '../../support/temp-config-dir.js';
 
 describe('loadConfig() sources', () => {
   const tmp = useTempConfigDir();

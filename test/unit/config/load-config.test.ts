@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULTS, loadConfig, redactConfig, type LoadConfigOptions } from '../../../src/config/index.js';
-import { catchConfigError } from './catch-config-error.js';
-import { useTempConfigDir } from './temp-config-dir.js';
+import { catchConfigError } from '../../support/catch-config-error.js';
+import { useTempConfigDir } from '../../support/temp-config-dir.js';
 
 describe('loadConfig()', () => {
   const tmp = useTempConfigDir();

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import pino from 'pino';
 import sinon from 'sinon';
 import { CircuitBreaker } from '../../../src/db/circuit-breaker.js';
-import { CircuitOpenError, ConnectionError, UniqueViolationError } from '../../../src/db/errors.js';
+import { CircuitOpenError, ConnectionError, UniqueViolationError } from '../../../src/db/errors/errors.js';
 import type { HealthReport } from '../../../src/db/database.js';
 import { Metrics } from '../../../src/observability/metrics.js';
 import { captureLogger } from '../../support/capture-logger.js';

@@ -10,7 +10,7 @@ import {
   SerializationError,
   TransactionTimeoutError,
   ValidationError,
-} from '../../../src/db/errors.js';
+} from '../../../src/db/errors/errors.js';
 import { errorResponse } from '../../../src/http/error-handler.js';
 import { ImportRowError, PreconditionRequiredError } from '../../../src/http/request-errors.js';
 

@@ -1,0 +1,61 @@
+import type { ConnectionOptions } from 'node:tls';
+import type { SslMode } from '../../config/app-config.js';
+
+/** How to open connections for one `sslMode`. */
+export interface SslPlan {
+  /** pg's `ssl` option for the first try: `false` (plain TCP) or TLS options. */
+  ssl: false | ConnectionOptions;
+  /** `prefer` only: when the server refuses TLS, open a plain connection instead. */
+  fallbackToPlain: boolean;
+}
+
+/**
+ * Maps libpq's `sslmode` onto pg's `ssl` option. We map it ourselves because pg's and
+ * knex's URL parsers disagree on `sslmode=require` (one verifies, one does not).
+ *
+ * - `disable`: plain TCP.
+ * - `prefer`: TLS without verification; if the server answers the SSLRequest with "no TLS",
+ *   a new plain connection is opened (pg cannot continue in plain text on the same socket as
+ *   libpq does). A TLS handshake that fails for another reason is an error, not a fallback.
+ * - `require`: TLS, no verification (encryption against passive eavesdropping only). As in
+ *   libpq, when a root certificate is given, `require` verifies the chain like `verify-ca`.
+ * - `verify-ca`: TLS; the chain must lead to `ca`; the host name is not checked.
+ * - `verify-full`: TLS; the chain must lead to `ca` and the certificate must name the host.
+ *
+ * @param ca - PEM text of the CA certificate(s) from `sslRootCert`; when absent, the verify
+ *   modes trust Node's built-in CA list (public CAs), not libpq's `~/.postgresql/root.crt`.
+ */
+export function sslOptions(mode: SslMode, ca?: string): SslPlan {
+  switch (mode) {
+    case 'disable':
+      return { ssl: false, fallbackToPlain: false };
+    case 'prefer':
+      return { ssl: { rejectUnauthorized: false }, fallbackToPlain: true };
+    case 'require':
+      return ca ? verifyCa(ca) : { ssl: { rejectUnauthorized: false }, fallbackToPlain: false };
+    case 'verify-ca':
+      return verifyCa(ca);
+    case 'verify-full':
+      return { ssl: { rejectUnauthorized: true, ...(ca ? { ca } : {}) }, fallbackToPlain: false };
+  }
+}
+
+function verifyCa(ca: string | undefined): SslPlan {
+  return {
+    ssl: {
+      rejectUnauthorized: true,
+      ...(ca ? { ca } : {}),
+      // The chain is still verified by Node; only the host-name comparison is skipped.
+      checkServerIdentity: () => undefined,
+    },
+    fallbackToPlain: false,
+  };
+}
+
+/** pg's message when the server answers the SSLRequest with "no TLS here". */
+export const TLS_REFUSED_MESSAGE = /does not support SSL/i;
+
+/** True when `err` says the server answered the SSLRequest with "no TLS here". */
+export function isTlsRefused(err: unknown): boolean {
+  return err instanceof Error && TLS_REFUSED_MESSAGE.test(err.message);
+}

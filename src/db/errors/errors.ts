@@ -1,0 +1,152 @@
+import { AppError } from '../../app-error.js';
+
+export {
+  UniqueViolationError,
+  ForeignKeyViolationError,
+  NotNullViolationError,
+  CheckViolationError,
+  ConstraintViolationError,
+  DataError,
+  DBError,
+  ValidationError,
+  NotFoundError,
+} from 'objection';
+
+/** The database could not be reached or the connection broke (after any retries). */
+export class ConnectionError extends AppError {
+  readonly code = 'CONNECTION_ERROR';
+  /** Connection attempts made before giving up. */
+  readonly attempts: number;
+  /** A short, secret-free suggestion of what to check. */
+  readonly hint: string | undefined;
+
+  constructor(message: string, opts: { attempts?: number; hint?: string; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.attempts = opts.attempts ?? 1;
+    this.hint = opts.hint;
+  }
+}
+
+/** The database is draining or closed and refuses new work. */
+export class DatabaseClosedError extends AppError {
+  readonly code = 'DATABASE_CLOSED';
+}
+
+/** A transaction ran past its deadline; it was cancelled on the server and rolled back. */
+export class TransactionTimeoutError extends AppError {
+  readonly code = 'TRANSACTION_TIMEOUT';
+  /** The deadline the transaction ran past, ms. */
+  readonly timeoutMs: number;
+
+  constructor(timeoutMs: number, options?: ErrorOptions) {
+    super(`Transaction exceeded its ${timeoutMs} ms timeout and was rolled back.`, options);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** The connection was lost while COMMIT was in flight and the outcome could not be learned. */
+export class CommitUnknownError extends AppError {
+  readonly code = 'COMMIT_UNKNOWN';
+  /** The transaction id recorded before COMMIT, if any (look it up with pg_xact_status). */
+  readonly xid: string | undefined;
+
+  constructor(message: string, opts: { xid?: string; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.xid = opts.xid;
+  }
+}
+
+/** A write was attempted in a read-only transaction (SQLSTATE 25006). */
+export class ReadOnlyTransactionError extends AppError {
+  readonly code = 'READ_ONLY_TRANSACTION';
+}
+
+/** The circuit breaker is open: database work fails fast without touching the pool. */
+export class CircuitOpenError extends AppError {
+  readonly code = 'CIRCUIT_OPEN';
+  /** Suggested wait before trying again, ms. */
+  readonly retryAfterMs: number;
+
+  constructor(retryAfterMs: number, options?: ErrorOptions) {
+    super('The database circuit breaker is open; failing fast.', options);
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** No pool connection became free within the acquire timeout. */
+export class PoolExhaustedError extends AppError {
+  readonly code = 'POOL_EXHAUSTED';
+  /** Who holds connections now, oldest first (leak detection). */
+  readonly holders: ReadonlyArray<{ heldMs: number; stack?: string }>;
+
+  constructor(
+    message: string,
+    opts: { holders?: ReadonlyArray<{ heldMs: number; stack?: string }>; cause?: unknown } = {},
+  ) {
+    super(message, { cause: opts.cause });
+    this.holders = opts.holders ?? [];
+  }
+}
+
+/** An update expected a row version that has since moved. */
+export class OptimisticLockError extends AppError {
+  readonly code = 'OPTIMISTIC_LOCK';
+  /** The kind of row, e.g. `User`. */
+  readonly entity: string;
+  /** The row's id. */
+  readonly id: string;
+  /** The version the caller expected (the row has moved past it, or was deleted meanwhile). */
+  readonly expectedVersion: number;
+
+  constructor(entity: string, id: string, expectedVersion: number) {
+    super(`${entity} ${id} is no longer at version ${expectedVersion}.`);
+    this.entity = entity;
+    this.id = id;
+    this.expectedVersion = expectedVersion;
+  }
+}
+
+/** A serialization failure or deadlock that persisted through every retry. */
+export class SerializationError extends AppError {
+  readonly code = 'SERIALIZATION_FAILURE';
+  /** `40001` (serialization failure) or `40P01` (deadlock), from the last attempt. */
+  readonly sqlState: string;
+
+  constructor(message: string, sqlState: string, options?: ErrorOptions) {
+    super(message, options);
+    this.sqlState = sqlState;
+  }
+}
+
+/** A statement was cancelled by statement_timeout or lock_timeout outside our own deadline (57014, 55P03). */
+export class StatementTimeoutError extends AppError {
+  readonly code = 'STATEMENT_TIMEOUT';
+}
+
+/** A transaction handle was used after it ended, or with incompatible options. */
+export class TransactionStateError extends AppError {
+  readonly code = 'TRANSACTION_STATE';
+}
+
+/** Invalid TxOptions, rejected before any connection is taken. */
+export class TxOptionsError extends AppError {
+  readonly code = 'TX_OPTIONS';
+}
+
+/**
+ * COMMIT was answered with ROLLBACK: a statement had already failed (the callback caught its
+ * error and went on), so the server rolled the whole transaction back. Nothing was written.
+ * The swallowed error, when the manager saw it, is the `cause`.
+ */
+export class TransactionAbortedError extends AppError {
+  readonly code = 'TRANSACTION_ABORTED';
+}
+
+/**
+ * Code inside an ambient transaction took a second pool connection (a query on the base knex
+ * instead of the transaction): it runs outside the transaction and can self-deadlock on a
+ * small pool (knex#1171). Raised when `foreignConnectionGuard` is 'error'.
+ */
+export class ForeignConnectionError extends AppError {
+  readonly code = 'FOREIGN_CONNECTION';
+}

@@ -1,0 +1,106 @@
+import type { Knex } from 'knex';
+import type { Metrics } from '../../observability/metrics.js';
+import { classifyConnectError } from '../errors/classify-connect-error.js';
+import { ConnectionError, DatabaseClosedError, PoolExhaustedError } from '../errors/errors.js';
+import type { PoolMonitor } from './pool-monitor.js';
+
+/** A per-connection hook (roadmap: foreign-connection guard, per-connection deadlines). */
+export interface ConnectionHook {
+  /** Runs after a connection is checked out, before knex uses it. Throwing releases it and fails the acquire. */
+  onAcquire?(connection: unknown): void;
+  /** Runs before a connection goes back to the pool. Must not throw. */
+  onRelease?(connection: unknown): void;
+}
+
+type KnexClient = Knex.Client & {
+  acquireConnection(): Promise<unknown>;
+  releaseConnection(connection: unknown): Promise<void>;
+  pool?: { numUsed(): number } | undefined;
+};
+
+/**
+ * The one place where pool connections are checked out and returned. Every acquire on the
+ * knex instance passes here, whether from a builder, `knex.raw`, `knex.transaction()` or
+ * objection (transactions run their statements on the connection they acquired once).
+ * - While the database is draining or closed, a new acquire rejects with `DatabaseClosedError`.
+ * - knex's acquire timeout becomes `PoolExhaustedError` (with the oldest holders) when every
+ *   connection is checked out, else `ConnectionError` (the server did not answer in time).
+ * - A failure to open a connection becomes `ConnectionError` with a hint, the driver error as `cause`.
+ */
+export class ConnectionGate {
+  readonly #client: KnexClient;
+  readonly #monitor: PoolMonitor;
+  readonly #metrics: Metrics;
+  readonly #max: number;
+  readonly #hooks = new Set<ConnectionHook>();
+  #open = false;
+
+  constructor(knex: Knex, opts: { monitor: PoolMonitor; metrics: Metrics; max: number }) {
+    this.#client = knex.client as KnexClient;
+    this.#monitor = opts.monitor;
+    this.#metrics = opts.metrics;
+    this.#max = opts.max;
+    const acquire: () => Promise<unknown> = this.#client.acquireConnection.bind(this.#client);
+    const release: (connection: unknown) => Promise<void> = this.#client.releaseConnection.bind(this.#client);
+    this.#client.acquireConnection = () => this.#acquire(acquire, release);
+    this.#client.releaseConnection = (connection: unknown) => {
+      for (const hook of this.#hooks) hook.onRelease?.(connection);
+      return release(connection);
+    };
+  }
+
+  /** Lets acquires through (`connect()`), or refuses them (`disconnect()`/`close()`). */
+  setOpen(open: boolean): void {
+    this.#open = open;
+  }
+
+  get isOpen(): boolean {
+    return this.#open;
+  }
+
+  /** Adds a hook; returns its removal. */
+  addHook(hook: ConnectionHook): () => void {
+    this.#hooks.add(hook);
+    return () => this.#hooks.delete(hook);
+  }
+
+  async #acquire(
+    acquire: () => Promise<unknown>,
+    release: (connection: unknown) => Promise<void>,
+  ): Promise<unknown> {
+    if (!this.#open)
+      throw new DatabaseClosedError('The database is closing or closed; no new work is accepted.');
+    let connection: unknown;
+    try {
+      connection = await acquire();
+    } catch (err) {
+      throw this.#translate(err);
+    }
+    try {
+      for (const hook of this.#hooks) hook.onAcquire?.(connection);
+    } catch (err) {
+      await release(connection);
+      throw err;
+    }
+    return connection;
+  }
+
+  #translate(err: unknown): Error {
+    if (!this.#open || (err instanceof Error && /^aborted$|Unable to acquire a connection/.test(err.message)))
+      return new DatabaseClosedError('The database closed while waiting for a connection.', { cause: err });
+    if (err instanceof Error && err.name === 'KnexTimeoutError') {
+      const used = this.#client.pool?.numUsed() ?? 0;
+      if (used >= this.#max) {
+        this.#metrics.errors.inc({ class: 'pool_exhausted' });
+        const holders = this.#monitor.holders();
+        return new PoolExhaustedError(
+          `No pool connection became free in time: all ${this.#max} are in use (oldest held ${holders[0]?.heldMs ?? '?'} ms).`,
+          { holders, cause: err },
+        );
+      }
+    }
+    this.#metrics.errors.inc({ class: 'connection' });
+    const failure = classifyConnectError(err);
+    return new ConnectionError('Could not open a database connection.', { hint: failure.hint, cause: err });
+  }
+}

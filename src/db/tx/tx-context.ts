@@ -1,0 +1,69 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Knex } from 'knex';
+import { TransactionStateError } from '../errors/errors.js';
+
+/**
+ * The ambient transaction of the current async call chain (after Slonik's
+ * `contexts/transactionContext.ts`). TxManager enters it; repositories read it
+ * when no explicit executor is passed. It follows awaits, timers and `Promise.all`;
+ * concurrent call chains each see their own.
+ */
+export const transactionContext = new AsyncLocalStorage<Knex.Transaction>();
+
+/** A transaction callback, as `TxManager.withTransaction` takes it. */
+export type TxFn<T> = (trx: Knex.Transaction) => Promise<T>;
+
+/**
+ * Runs `fn(trx)` with `trx` as the ambient transaction. A synchronous throw becomes a
+ * rejection and a plain value a resolution. No closure per call: the hot path of every
+ * transaction goes through here.
+ */
+export function runInTransaction<T>(trx: Knex.Transaction, fn: TxFn<T>): Promise<T> {
+  return transactionContext.run(trx, invoke, fn, trx);
+}
+
+function invoke<T>(fn: TxFn<T>, trx: Knex.Transaction): Promise<T> {
+  return new Promise<T>((resolve) => resolve(fn(trx)));
+}
+
+const ended = new WeakSet<object>();
+
+/**
+ * Marks a transaction as over (committed, rolled back, or timed out). From then on
+ * `currentTransaction()` no longer returns it and `executorFor()` refuses it, so a floating
+ * promise of the callback cannot run outside the transaction unnoticed (drizzle#6083).
+ */
+export function markTransactionEnded(trx: Knex.Transaction): void {
+  ended.add(trx);
+}
+
+/** True once the transaction has ended (by TxManager or by knex). */
+export function isTransactionEnded(trx: Knex.Transaction): boolean {
+  return ended.has(trx) || trx.isCompleted();
+}
+
+/** The transaction running in this async call chain, if any and not yet ended. */
+export function currentTransaction(): Knex.Transaction | undefined {
+  const trx = transactionContext.getStore();
+  return trx && !isTransactionEnded(trx) ? trx : undefined;
+}
+
+/** Where a repository call runs: an explicit knex or transaction. */
+export type Executor = Knex | Knex.Transaction;
+
+/**
+ * An explicit executor, else the ambient transaction, else the pool.
+ * @throws TransactionStateError when this call chain's transaction has already ended (a
+ *   floating promise outliving its callback): running on the pool instead would silently
+ *   write outside the transaction the code was written for.
+ */
+export function executorFor(knex: Knex, explicit?: Executor): Executor {
+  if (explicit) return explicit;
+  const trx = transactionContext.getStore();
+  if (!trx) return knex;
+  if (isTransactionEnded(trx))
+    throw new TransactionStateError(
+      'This call chain belongs to a transaction that has already ended; await the work inside the callback.',
+    );
+  return trx;
+}

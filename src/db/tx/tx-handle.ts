@@ -1,0 +1,389 @@
+import type { Knex } from 'knex';
+import type { Logger } from '../../observability/logger.js';
+import { classifyError, classifyTxError, isClientSideTimeout } from '../errors/classify-error.js';
+import type { LookupConnection } from './commit-outcome.js';
+import type { IsolationLevel } from '../database.js';
+import { TransactionAbortedError, TransactionStateError, TransactionTimeoutError } from '../errors/errors.js';
+import { markTransactionEnded } from './tx-context.js';
+import { evictIdleConnections } from './tx-failover.js';
+import { NOTHING_WRITTEN, recordXid, resolveLostCommit, type RecordedXid } from './tx-lost-commit.js';
+import type { TxTraits } from './tx-options.js';
+import { TxConnection, type PooledConnection } from './tx-connection.js';
+import { TxDeadline, withTimeout } from './tx-deadline.js';
+import { StatementTracker, type InnerQuery, type RawResult } from './tx-statements.js';
+import type { SavepointTx } from './tx-savepoint.js';
+
+type KnexClient = {
+  releaseConnection(connection: unknown): Promise<void>;
+  acquireRawConnection(): Promise<unknown>;
+};
+
+/** What one top-level transaction needs from its manager. */
+export interface RootTxDeps {
+  knex: Knex;
+  logger: Logger;
+  /** Checks a connection out of the pool (past the foreign-connection guard). */
+  acquire(): Promise<unknown>;
+  /** Bound on learning a lost COMMIT's outcome, ms. Default 5 s. */
+  commitLookupTimeoutMs?: number;
+  /**
+   * Record the xid before COMMIT (one round trip per read-write transaction) so that a COMMIT
+   * whose connection is lost is resolved with pg_xact_status. Default true. False: no xid
+   * round trip, and a lost COMMIT is a CommitUnknownError (retried only with `idempotent`).
+   */
+  resolveLostCommit?: boolean;
+}
+
+/** The settings of one top-level transaction. */
+export interface RootTxSettings {
+  isolationLevel: IsolationLevel | undefined;
+  readOnly: boolean;
+  deferrable: boolean;
+  /** The caller's timeout, for messages. */
+  timeoutMs: number | undefined;
+  /** Absolute deadline on the performance.now() clock; undefined = none. */
+  deadline: number | undefined;
+  /** Called before each statement of the callback (and of its savepoints); undefined = none. */
+  onStatement?: (() => void) | undefined;
+}
+
+/** Bound on an out-of-band cancel (connect + answer), ms. */
+const CANCEL_TIMEOUT_MS = 500;
+/** Bound on ROLLBACK before the connection is given up as unknown and destroyed, ms. */
+const ROLLBACK_TIMEOUT_MS = 2_000;
+/** How long past the deadline a COMMIT may take before it is treated as lost, ms. */
+const COMMIT_GRACE_MS = 200;
+/** statement_timeout runs this much past the deadline: the client-side cancel normally wins, the server's is the backstop. */
+const STATEMENT_SLACK_MS = 100;
+/** idle_in_transaction_session_timeout runs this much past the deadline: the client-side rollback should win. */
+const IDLE_SLACK_MS = 1_000;
+
+const handles = new WeakMap<object, RootTx | SavepointTx>();
+
+/** The manager's handle behind a transaction object, if TxManager started it. */
+export function handleOf(trx: Knex.Transaction): RootTx | SavepointTx | undefined {
+  return handles.get(trx);
+}
+
+/** @internal Used by SavepointTx to register itself. */
+export function registerHandle(trx: Knex.Transaction, handle: RootTx | SavepointTx): void {
+  handles.set(trx, handle);
+}
+
+const noop = (): void => {};
+
+/**
+ * One top-level transaction on one pool connection that this handle owns from acquire to
+ * release (drizzle#6023: acquire, BEGIN, body, COMMIT/ROLLBACK all end in one disposal).
+ * knex issues BEGIN (with isolation level / READ ONLY), COMMIT and ROLLBACK; the handle adds:
+ *
+ * - one deadline over acquire, setup, statements and COMMIT, with a transaction-local
+ *   `statement_timeout` and `idle_in_transaction_session_timeout` from the time left;
+ * - on expiry, a statement still running is cancelled on the server (CancelRequest), then
+ *   ROLLBACK; the handle refuses any further statement;
+ * - COMMIT owned: the xid is recorded first (read-write only), a failure at COMMIT rejects
+ *   (knex#3370), a ROLLBACK tag rejects, a lost COMMIT is resolved with pg_xact_status;
+ * - the connection goes back to the pool only when its state is known to be idle; otherwise it
+ *   is destroyed (pg#3399, drizzle#6114, PITFALLS "Observed here" #1);
+ * - a failover (`classifyTxError` kind 'failover': 25006 in a transaction not declared
+ *   read-only, or 57P03) destroys the connection without ROLLBACK and evicts the pool's idle
+ *   connections (pg#2650); the manager's retry then starts on a new connection.
+ */
+export class RootTx {
+  readonly #deps: RootTxDeps;
+  readonly #settings: RootTxSettings;
+  readonly #deadline: TxDeadline;
+  #state: 'starting' | 'active' | 'committing' | 'rollingBack' | 'ended' = 'starting';
+  #conn: TxConnection | undefined;
+  #trx: Knex.Transaction | undefined;
+  #tracker: StatementTracker | undefined;
+  #knexCommit: () => Promise<RawResult | undefined> = () => Promise.resolve(undefined);
+  #knexRollback: (err: unknown) => Promise<RawResult | undefined> = () => Promise.resolve(undefined);
+  #rollingBack: Promise<void> | undefined;
+  #isolation: IsolationLevel | undefined;
+
+  private constructor(deps: RootTxDeps, settings: RootTxSettings) {
+    this.#deps = deps;
+    this.#settings = settings;
+    this.#deadline =
+      settings.deadline === undefined
+        ? TxDeadline.NONE
+        : new TxDeadline(settings.deadline, () => this.#onExpire());
+  }
+
+  /**
+   * Acquires a connection and begins the transaction.
+   * @throws TransactionTimeoutError when the deadline passes first; the acquire or BEGIN
+   *   error otherwise (the connection, if any, is released or destroyed).
+   */
+  static async begin(deps: RootTxDeps, settings: RootTxSettings): Promise<RootTx> {
+    const tx = new RootTx(deps, settings);
+    try {
+      await tx.#begin();
+    } catch (err) {
+      if (tx.#trx) await tx.rollback(err);
+      else {
+        tx.#dispose(false, 'BEGIN failed');
+        tx.#evictOnFailover(err);
+      }
+      throw tx.#deadline.expired ? tx.timeoutError(err) : err;
+    }
+    return tx;
+  }
+
+  async #begin(): Promise<void> {
+    const client = this.#client;
+    const conn = (await this.#race(
+      this.#deps.acquire(),
+      (late) => void client.releaseConnection(late),
+    )) as PooledConnection;
+    this.#conn = new TxConnection(conn, (c) => client.releaseConnection(c), this.#deps.logger);
+    const { isolationLevel, readOnly, deferrable } = this.#settings;
+    const trx = await this.#race(
+      this.#deps.knex.transaction(null, {
+        connection: conn,
+        ...(isolationLevel ? { isolationLevel } : {}),
+        ...(readOnly ? { readOnly: true } : {}),
+      }),
+    );
+    this.#trx = trx;
+    trx.executionPromise?.catch(noop);
+    this.#knexCommit = trx.commit.bind(trx) as () => Promise<RawResult | undefined>;
+    this.#knexRollback = trx.rollback.bind(trx) as (err: unknown) => Promise<RawResult | undefined>;
+    this.#tracker = new StatementTracker(trx, conn, () => this.#refusal(), this.#settings.onStatement);
+    handles.set(trx, this);
+    // Still the transaction's first statement when BEGIN carried the isolation level: SET
+    // TRANSACTION must precede any query (knex's BEGIN has no DEFERRABLE).
+    if (deferrable) await this.#race(this.inner('set transaction deferrable'));
+    const left = this.#deadline.remainingMs();
+    if (left !== undefined) {
+      // Transaction-local (set_config(..., true)): nothing stays on the pooled session.
+      await this.#race(
+        this.inner(
+          "select set_config('statement_timeout', ?, true), set_config('idle_in_transaction_session_timeout', ?, true)",
+          [`${left + STATEMENT_SLACK_MS}ms`, `${left + IDLE_SLACK_MS}ms`],
+        ),
+      );
+    }
+    if (this.#deadline.expired) throw this.timeoutError();
+    this.#state = 'active';
+  }
+
+  /** The knex transaction object the callback receives. */
+  get trx(): Knex.Transaction {
+    if (!this.#trx) throw new TransactionStateError('The transaction has not begun.');
+    return this.#trx;
+  }
+
+  /** What runs before each callback statement (the `onStatement` hooks); savepoints share it. */
+  get onStatement(): (() => void) | undefined {
+    return this.#settings.onStatement;
+  }
+
+  /** This handle (the root of its own savepoints). */
+  get root(): RootTx {
+    return this;
+  }
+
+  /** Runs an internal statement on the connection (not refused, not counted). */
+  get inner(): InnerQuery {
+    if (!this.#tracker) throw new TransactionStateError('The transaction has not begun.');
+    return this.#tracker.inner;
+  }
+
+  /** The connection this transaction runs on. */
+  get connection(): PooledConnection | undefined {
+    return this.#conn?.raw;
+  }
+
+  /** True while statements may run. */
+  get usable(): boolean {
+    return this.#state === 'active' && !this.#deadline.expired;
+  }
+
+  /** True once the deadline has passed. */
+  get expired(): boolean {
+    return this.#deadline.expired;
+  }
+
+  /** Resolves at the deadline; never without one. */
+  get expiry(): Promise<void> {
+    return this.#deadline.expiry;
+  }
+
+  /** True when the transaction has a deadline (a timeout was set). */
+  get hasDeadline(): boolean {
+    return this.#deadline.at !== undefined;
+  }
+
+  /** The error a caller gets for this transaction's deadline. */
+  timeoutError(cause?: unknown): TransactionTimeoutError {
+    return new TransactionTimeoutError(
+      this.#settings.timeoutMs ?? 0,
+      cause === undefined ? undefined : { cause },
+    );
+  }
+
+  /** What this transaction guarantees, for a call that wants to join it. */
+  async traits(): Promise<TxTraits> {
+    if (!this.#isolation) {
+      const explicit = this.#settings.isolationLevel;
+      const res = explicit
+        ? undefined
+        : await this.inner("select current_setting('transaction_isolation') as level");
+      this.#isolation = explicit ?? (res?.response?.rows?.[0]?.level as IsolationLevel);
+    }
+    const { readOnly, deferrable, deadline } = this.#settings;
+    return { isolationLevel: this.#isolation, readOnly, deferrable, deadline };
+  }
+
+  /**
+   * Commits. Waits for statements still in flight, records the xid (read-write only), sends
+   * COMMIT through knex and reads both its error (knex#3370) and its command tag.
+   * @throws the COMMIT's error (40001, a deferred 23xxx: the transaction is rolled back);
+   *   TransactionAbortedError when COMMIT answered ROLLBACK; CommitAbortedError when the
+   *   connection was lost during COMMIT and the server says it aborted; CommitUnknownError
+   *   when that cannot be learned; TransactionTimeoutError at the deadline.
+   */
+  async commit(): Promise<void> {
+    if (this.#deadline.expired) throw this.timeoutError();
+    if (!this.usable) throw this.#refusal() ?? new TransactionStateError('The transaction is not active.');
+    this.#state = 'committing';
+    const tracker = this.#tracker!;
+    // undefined: not recorded (resolveLostCommit off), so a lost COMMIT cannot be resolved.
+    let recorded: RecordedXid | undefined;
+    try {
+      await this.#race(tracker.settled());
+      if (this.#settings.readOnly) recorded = NOTHING_WRITTEN;
+      else if (this.#deps.resolveLostCommit !== false) recorded = await this.#race(recordXid(this.inner));
+    } catch (err) {
+      await this.rollback(err);
+      throw this.#deadline.expired ? this.timeoutError(err) : err;
+    }
+    let res: RawResult | undefined;
+    try {
+      const committing = (async () => {
+        const r = await this.#knexCommit();
+        await this.trx.executionPromise;
+        return r;
+      })();
+      res = await this.#deadline.raceWithGrace(committing, COMMIT_GRACE_MS, () => new CommitDeadline());
+    } catch (err) {
+      if (err instanceof CommitDeadline || classifyError(err).kind === 'connection') {
+        this.#dispose(false, 'connection lost during COMMIT');
+        return resolveLostCommit(recorded, err instanceof CommitDeadline ? undefined : err, {
+          tx: this,
+          isolationLevel: this.#settings.isolationLevel,
+          open: () => this.#client.acquireRawConnection() as Promise<LookupConnection>,
+          pid: this.#conn?.processID,
+          timeoutMs: this.#deps.commitLookupTimeoutMs,
+          logger: this.#deps.logger,
+        });
+      }
+      if (this.#evictOnFailover(err, 'failover at COMMIT')) throw err;
+      this.#dispose(true, 'COMMIT failed'); // the server answered: the transaction is over, the session idle
+      throw err;
+    }
+    // A failover error the callback caught (a 25006 on a stale session) leaves the session
+    // stale whatever COMMIT answered: destroyed, never pooled again.
+    if (!this.#evictOnFailover(tracker.firstError, 'failover before COMMIT'))
+      this.#dispose(true, 'committed');
+    if (res?.response?.command === 'ROLLBACK')
+      throw new TransactionAbortedError(
+        'COMMIT was answered with ROLLBACK: a statement had failed earlier, so nothing was written.',
+        tracker.firstError === undefined ? undefined : { cause: tracker.firstError },
+      );
+  }
+
+  /**
+   * Rolls back and releases the connection, or destroys it when its state is unknown (lost,
+   * a failed cancel, a failed or slow ROLLBACK). A statement still running (the deadline, a
+   * client-side timeout, a floating query) is cancelled on the server first. Never throws;
+   * idempotent.
+   */
+  rollback(cause?: unknown): Promise<void> {
+    if (this.#state === 'ended') return Promise.resolve();
+    this.#rollingBack ??= this.#rollback(cause);
+    return this.#rollingBack;
+  }
+
+  async #rollback(cause: unknown): Promise<void> {
+    this.#state = 'rollingBack';
+    if (this.#trx) markTransactionEnded(this.#trx);
+    const conn = this.#conn;
+    const tracker = this.#tracker;
+    // The failed statement's error, or the first one the callback swallowed (beginTx's rollback() has no cause).
+    if (this.#evictOnFailover(cause, 'failover') || this.#evictOnFailover(tracker?.firstError, 'failover'))
+      return;
+    if (!conn || !tracker || conn.broken || classifyError(cause).kind === 'connection')
+      return this.#dispose(false, 'connection lost');
+    if (tracker.serverMayBeBusy || isClientSideTimeout(cause)) {
+      if (!(await conn.cancelRunning(CANCEL_TIMEOUT_MS))) return this.#dispose(false, 'cancel failed');
+    }
+    let healthy = false;
+    try {
+      const res = await withTimeout(this.#knexRollback(cause), ROLLBACK_TIMEOUT_MS);
+      healthy = res?.response?.command === 'ROLLBACK';
+    } catch {
+      // ROLLBACK failed or hung: the connection's state is unknown (healthy stays false).
+    }
+    this.#dispose(healthy, 'ROLLBACK failed or timed out');
+  }
+
+  #dispose(healthy: boolean, reason: string): void {
+    this.#deadline.clear();
+    this.#state = 'ended';
+    if (this.#trx) markTransactionEnded(this.#trx);
+    // Kept after release: a lost COMMIT's lookup still needs the backend's pid.
+    this.#conn?.release(healthy, reason);
+  }
+
+  /**
+   * When `err` is a failover for this transaction: destroys its connection (no ROLLBACK: the
+   * session is stale, closing it ends the transaction on the server) unless already released,
+   * and evicts the pool's idle connections. Returns whether it was one.
+   */
+  #evictOnFailover(err: unknown, reason = 'failover'): boolean {
+    if (err === undefined) return false;
+    const { kind, sqlState } = classifyTxError(err, { declaredReadOnly: this.#settings.readOnly });
+    if (kind !== 'failover') return false;
+    if (this.#state !== 'ended') this.#dispose(false, reason);
+    const evicted = evictIdleConnections(this.#deps.knex, `${reason} (SQLSTATE ${sqlState ?? '?'})`);
+    this.#deps.logger.warn(
+      { sqlState, evicted, pid: this.#conn?.processID },
+      'failover suspected (the session is read-only or the server refuses connections): connection destroyed, idle connections evicted',
+    );
+    return true;
+  }
+
+  #onExpire(): void {
+    if (this.#trx && this.#state !== 'committing') markTransactionEnded(this.#trx);
+    // Nobody may be waiting (an explicit beginTx handle): roll back now, not when the caller returns.
+    if (this.#state === 'active') void this.rollback(this.timeoutError());
+  }
+
+  #refusal(): Error | undefined {
+    if (this.#deadline.expired && this.#state !== 'committing')
+      return new TransactionStateError(
+        'The transaction timed out and was rolled back; this statement was not sent.',
+        {
+          cause: this.timeoutError(),
+        },
+      );
+    if (this.#state === 'starting' || this.#state === 'active' || this.#state === 'committing')
+      return undefined;
+    return new TransactionStateError('The transaction has already ended; this statement was not sent.');
+  }
+
+  get #client(): KnexClient {
+    return this.#deps.knex.client as KnexClient;
+  }
+
+  #race<T>(p: Promise<T>, onLate?: (value: T) => void): Promise<T> {
+    if (this.#deadline.at === undefined) return p;
+    return this.#deadline.race(p, () => this.timeoutError(), onLate);
+  }
+}
+
+/** COMMIT did not answer by the deadline (plus grace). */
+class CommitDeadline extends Error {}

@@ -1,0 +1,227 @@
+import { performance } from 'node:perf_hooks';
+import type { Knex } from 'knex';
+import type { ForeignConnectionGuardMode, TransactionConfig } from '../../config/app-config.js';
+import type { Logger } from '../../observability/logger.js';
+import { Metrics } from '../../observability/metrics.js';
+import type { Database, TxOptions } from '../database.js';
+import { TxOptionsError } from '../errors/errors.js';
+import { translateError } from '../errors/translate-error.js';
+import { currentTransaction, transactionContext, type TxFn } from './tx-context.js';
+import { handleOf } from './tx-handle.js';
+import { TxHookSet, type TxHooks } from './tx-hooks.js';
+import { joinAmbient } from './tx-join.js';
+import { DEFAULT_TX_DEFAULTS, resolveTxOptions, type ResolvedTxOptions } from './tx-options.js';
+import { TxRunner } from './tx-runner.js';
+import { SavepointTx } from './tx-savepoint.js';
+import { TxStarter } from './tx-starter.js';
+
+/** Optional collaborators and defaults of a TxManager. */
+export interface TxManagerOptions {
+  /**
+   * Retry/timeout defaults and the foreign-connection guard mode (config `database.transactions`).
+   *
+   * `resolveLostCommit` (default true): before COMMIT, a read-write transaction records its xid
+   * (one extra round trip) so that a COMMIT whose connection is lost is resolved with
+   * `pg_xact_status` (committed -> success, aborted -> retry). `false` is an explicit opt-out
+   * that saves that round trip and gives up the resolution: a lost COMMIT then rejects with
+   * `CommitUnknownError` (re-run only with `idempotent: true`). Read-only transactions never
+   * send it.
+   */
+  transactions?: Partial<TransactionConfig> & { resolveLostCommit?: boolean };
+  /** Where counters go; a private `Metrics` when absent. */
+  metrics?: Metrics;
+  /** Bound on learning the outcome of a COMMIT whose connection was lost, ms. Default 5 s. */
+  commitLookupTimeoutMs?: number;
+  /** Hooks installed from the start (more with `addHooks`); see `TxHooks` for the contract. */
+  hooks?: TxHooks;
+}
+
+/**
+ * The transaction manager: runs callbacks in transactions with isolation level, read-only,
+ * deferrable, a deadline that cancels on the server, retry of transient failures, savepoint
+ * nesting and an ambient transaction (see the README's "Transactions" section).
+ *
+ * Defaults: 3 attempts, backoff 20 ms base / 1 s cap (full jitter), no timeout, guard 'warn'.
+ * It relies only on `db.driver()` (knex) and works with any `Database` built on knex + pg.
+ *
+ * ```ts
+ * const tx = new TxManager(db, logger, { transactions: config.database.transactions });
+ * const id = await tx.withTransaction(async (trx) => {
+ *   const [row] = await trx('accounts').insert({ owner: 'ada' }).returning('id');
+ *   return row.id;
+ * }, { isolationLevel: 'serializable', timeoutMs: 2_000 });
+ * ```
+ */
+export class TxManager {
+  readonly #logger: Logger;
+  readonly #metrics: Metrics;
+  readonly #defaults: typeof DEFAULT_TX_DEFAULTS;
+  readonly #guardMode: ForeignConnectionGuardMode;
+  readonly #hooks: TxHookSet;
+  /** `resolveTxOptions({})` under this manager's defaults: the common call validates nothing. */
+  readonly #plain: ResolvedTxOptions;
+  readonly #starter: TxStarter;
+  readonly #runner: TxRunner;
+
+  constructor(db: Database, logger: Logger, options: TxManagerOptions = {}) {
+    this.#logger = logger.child({ component: 'tx-manager' });
+    this.#metrics = options.metrics ?? new Metrics();
+    const t = options.transactions ?? {};
+    this.#defaults = {
+      maxAttempts: t.maxAttempts ?? DEFAULT_TX_DEFAULTS.maxAttempts,
+      baseDelay: t.baseDelay ?? DEFAULT_TX_DEFAULTS.baseDelay,
+      maxDelay: t.maxDelay ?? DEFAULT_TX_DEFAULTS.maxDelay,
+      defaultTimeout: t.defaultTimeout ?? DEFAULT_TX_DEFAULTS.defaultTimeout,
+    };
+    this.#guardMode = t.foreignConnectionGuard ?? 'warn';
+    this.#starter = new TxStarter({
+      db,
+      logger: this.#logger,
+      metrics: this.#metrics,
+      guardMode: this.#guardMode,
+      resolveLostCommit: t.resolveLostCommit ?? true,
+      lookupTimeoutMs: options.commitLookupTimeoutMs,
+    });
+    this.#plain = resolveTxOptions({}, this.#defaults);
+    this.#hooks = new TxHookSet(this.#logger);
+    if (options.hooks) this.#hooks.add(options.hooks);
+    this.#runner = new TxRunner({
+      starter: this.#starter,
+      hooks: this.#hooks,
+      metrics: this.#metrics,
+      logger: this.#logger,
+      plain: this.#plain,
+    });
+  }
+
+  /**
+   * Adds hooks (a retry budget, a statement counter...) to the transactions this manager runs
+   * from now on; see `TxHooks` for when each is called and what a throwing hook does.
+   * Returns a function that removes them again (idempotent). Adding the same object twice
+   * adds it once. For a `PostgresDatabase`, `db.txManager.addHooks(...)` reaches the manager
+   * behind `db.withTransaction`.
+   *
+   * ```ts
+   * // At most one retry per second across the process; beyond it, callers get the error.
+   * let next = 0;
+   * const remove = db.txManager.addHooks({
+   *   beforeRetry: () => {
+   *     const now = Date.now();
+   *     if (now < next) return false;
+   *     next = now + 1_000;
+   *   },
+   * });
+   * ```
+   */
+  addHooks(hooks: TxHooks): () => void {
+    return this.#hooks.add(hooks);
+  }
+
+  /** The counters this manager updates (started, ended by outcome, retries by reason, errors). */
+  get metrics(): Metrics {
+    return this.#metrics;
+  }
+
+  /**
+   * Runs `fn` in a transaction and commits when it resolves; rolls back and rethrows when it
+   * throws. The callback may run more than once: transient failures (40001, 40P01, a
+   * connection lost before COMMIT, a lost COMMIT the server says aborted, a failover) re-run
+   * it with backoff, at the outermost transaction only.
+   *
+   * Failover (pg#2650): a 25006 in a transaction not declared `readOnly` (the session is
+   * read-only although a read-write transaction was asked for: a standby, or a session older
+   * than the failover), or a 57P03 (the server refuses connections now). The connection is
+   * destroyed, the pool's idle connections are evicted, and the retry opens a new connection,
+   * which resolves the host name again. Retries count with reason 'failover'. When every
+   * attempt met it: `ReadOnlyTransactionError` (25006) or `ConnectionError` (57P03), with the
+   * driver error as `cause`. In a `readOnly` transaction a 25006 is the caller's write and
+   * rejects at once with `ReadOnlyTransactionError`. `propagation` decides what happens inside an
+   * ambient transaction: 'required' joins it, 'nested' opens a savepoint, 'requiresNew' runs
+   * on another connection. Inside `fn`, `current()` returns `trx`.
+   *
+   * A callback returning a non-promise is fine (its value is committed). A knex builder that is
+   * never awaited never runs (builders are lazy); a query started but not awaited is waited
+   * for before COMMIT, and if it failed, COMMIT answers ROLLBACK and this rejects.
+   *
+   * @throws TxOptionsError before any connection is taken; the callback's own error unchanged
+   *   (driver errors translated: objection's constraint classes for 23xxx,
+   *   `SerializationError`, `ReadOnlyTransactionError`, `ConnectionError`...);
+   *   `ReadOnlyTransactionError` after every attempt met a read-only session (failover);
+   *   `TransactionTimeoutError`; `CommitUnknownError`; `TransactionAbortedError` when COMMIT
+   *   answered ROLLBACK; `TransactionStateError` when joining with incompatible options.
+   */
+  withTransaction<T>(fn: TxFn<T>, opts?: TxOptions): Promise<T> {
+    let o: ResolvedTxOptions;
+    try {
+      o = opts === undefined || isEmpty(opts) ? this.#plain : resolveTxOptions(opts, this.#defaults);
+    } catch (err) {
+      // resolveTxOptions throws only TxOptionsError.
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    const ambient = transactionContext.getStore();
+    // Not async itself: the common top-level call adds no promise of its own.
+    if (!ambient || o.propagation === 'requiresNew') return this.#runner.run(fn, o);
+    return joinAmbient(fn, o, ambient, this.#guardMode, this.#logger);
+  }
+
+  /**
+   * `withTransaction` with `readOnly: true`: a write rejects with `ReadOnlyTransactionError`.
+   * @throws TxOptionsError when `opts.readOnly` is false.
+   */
+  withReadOnlyTransaction<T>(fn: TxFn<T>, opts: TxOptions = {}): Promise<T> {
+    if (opts.readOnly === false)
+      return Promise.reject(new TxOptionsError('withReadOnlyTransaction() cannot take readOnly: false.'));
+    return this.withTransaction(fn, { ...opts, readOnly: true });
+  }
+
+  /**
+   * `withTransaction` bounded by `timeoutMs` (acquire, statements, COMMIT and retries): at the
+   * deadline the running statement is cancelled on the server, the transaction rolls back, the
+   * connection returns to the pool, and this rejects with `TransactionTimeoutError` within
+   * about timeoutMs + 150 ms; the handle then refuses every statement.
+   */
+  withTimeout<T>(timeoutMs: number, fn: TxFn<T>, opts: TxOptions = {}): Promise<T> {
+    return this.withTransaction(fn, { ...opts, timeoutMs });
+  }
+
+  /** The ambient transaction of this async call chain, if any and not yet ended. */
+  current(): Knex.Transaction | undefined {
+    return currentTransaction();
+  }
+
+  /**
+   * Explicit style (the seed's BeginTx): a new transaction on its own connection (or, with
+   * `propagation: 'nested'` inside an ambient transaction, a savepoint). The caller must call
+   * `commit()` or `rollback()`. `commit()` rejects when COMMIT fails (stock knex resolves
+   * undefined there) with the same translated errors as `withTransaction`. No retry, no ambient
+   * context. With `timeoutMs`, the transaction rolls back at the deadline by itself.
+   * @throws TxOptionsError for invalid options.
+   */
+  async beginTx(opts: TxOptions = {}): Promise<Knex.Transaction> {
+    const o = resolveTxOptions(opts, this.#defaults);
+    const ambient = currentTransaction();
+    const parent = ambient && handleOf(ambient);
+    const handle =
+      o.propagation === 'nested' && parent
+        ? await SavepointTx.begin(parent)
+        : await this.#starter.begin(o, performance.now());
+    const trx = handle.trx;
+    let ending: Promise<void> | undefined;
+    const commit = (): Promise<void> =>
+      (ending ??= handle.commit().catch((err: unknown) => {
+        throw translateError(err);
+      }));
+    // After commit() (failed or not) there is nothing left to roll back: a no-op, so the usual
+    // `catch { await trx.rollback() }` does not throw the commit error a second time.
+    const rollback = (): Promise<void> => (ending ? ending.catch(() => {}) : (ending = handle.rollback()));
+    Object.assign(trx, { commit, rollback });
+    return trx;
+  }
+}
+
+/** True when `opts` sets nothing (no own key with a value): the manager's defaults apply as they are. */
+function isEmpty(opts: TxOptions): boolean {
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) return opts === null;
+  for (const key in opts) if ((opts as Record<string, unknown>)[key] !== undefined) return false;
+  return true;
+}

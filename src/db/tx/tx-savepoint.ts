@@ -1,0 +1,105 @@
+import type { Knex } from 'knex';
+import { TransactionAbortedError, TransactionStateError } from '../errors/errors.js';
+import { markTransactionEnded } from './tx-context.js';
+import { registerHandle, type RootTx } from './tx-handle.js';
+import { StatementTracker, type RawResult } from './tx-statements.js';
+
+const noop = (): void => {};
+
+/**
+ * A `nested` transaction: a savepoint inside its parent, through knex's nested transaction
+ * (`SAVEPOINT`, `RELEASE SAVEPOINT`, `ROLLBACK TO SAVEPOINT`; knex runs sibling savepoints one
+ * after another). Its failure rolls back to the savepoint only, leaving the parent usable.
+ * Statements on its handle are refused once it (or its root) has ended.
+ */
+export class SavepointTx {
+  readonly #parent: RootTx | SavepointTx;
+  readonly #trx: Knex.Transaction;
+  readonly #name: string | undefined;
+  readonly #tracker: StatementTracker;
+  readonly #knexCommit: () => Promise<RawResult | undefined>;
+  readonly #knexRollback: (err: unknown) => Promise<RawResult | undefined>;
+  #ended = false;
+
+  private constructor(parent: RootTx | SavepointTx, trx: Knex.Transaction, name: string | undefined) {
+    this.#parent = parent;
+    this.#trx = trx;
+    this.#name = name;
+    trx.executionPromise?.catch(noop);
+    this.#knexCommit = trx.commit.bind(trx) as () => Promise<RawResult | undefined>;
+    this.#knexRollback = trx.rollback.bind(trx) as (err: unknown) => Promise<RawResult | undefined>;
+    this.#tracker = new StatementTracker(
+      trx,
+      parent.root.connection,
+      () =>
+        this.usable
+          ? undefined
+          : new TransactionStateError(
+              'The nested transaction has already ended; this statement was not sent.',
+            ),
+      parent.root.onStatement,
+    );
+    registerHandle(trx, this);
+  }
+
+  /**
+   * Opens a savepoint in `parent`.
+   * @throws TransactionStateError when the parent is no longer usable.
+   */
+  static async begin(parent: RootTx | SavepointTx): Promise<SavepointTx> {
+    if (!parent.usable) throw new TransactionStateError('The enclosing transaction has already ended.');
+    const trx = await parent.trx.transaction();
+    // knex names the savepoint after its transaction id and parks that id on the connection
+    // while the savepoint lives; kept to recover from a failed RELEASE.
+    return new SavepointTx(parent, trx, parent.root.connection?.__knexTxId);
+  }
+
+  get trx(): Knex.Transaction {
+    return this.#trx;
+  }
+
+  get root(): RootTx {
+    return this.#parent.root;
+  }
+
+  get usable(): boolean {
+    return !this.#ended && this.#parent.usable;
+  }
+
+  /**
+   * Releases the savepoint. If RELEASE fails (a statement inside failed and the callback
+   * swallowed it, which aborts the whole transaction), rolls back to the savepoint so the
+   * parent stays usable, and rejects.
+   * @throws TransactionAbortedError with the swallowed failure as `cause`.
+   */
+  async commit(): Promise<void> {
+    if (!this.usable) throw new TransactionStateError('The nested transaction is not active.');
+    await this.#tracker.settled();
+    this.#ended = true;
+    await this.#knexCommit();
+    try {
+      await this.#trx.executionPromise;
+    } catch (err) {
+      if (this.#name && this.root.usable)
+        await this.root.inner(`rollback to savepoint "${this.#name}"`).catch(noop);
+      throw new TransactionAbortedError(
+        'The savepoint could not be released: a statement inside it had failed.',
+        {
+          cause: this.#tracker.firstError ?? err,
+        },
+      );
+    } finally {
+      markTransactionEnded(this.#trx);
+    }
+  }
+
+  /** Rolls back to the savepoint; never throws (a broken connection fails the root instead). */
+  async rollback(cause?: unknown): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
+    markTransactionEnded(this.#trx);
+    if (!this.root.usable) return;
+    await this.#tracker.settled();
+    await this.#knexRollback(cause).catch(noop);
+  }
+}

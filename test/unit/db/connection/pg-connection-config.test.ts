@@ -1,0 +1,111 @@
+import { expect } from 'chai';
+import { knexConfig, lifetimeJitterMs, reapIntervalMs } from '../../../../src/db/pool/knex-config.js';
+import { pgClientConfig, startupOptions } from '../../../../src/db/connection/pg-connection-config.js';
+import { postgresConfigFromUrl } from '../../../support/test-database.js';
+import pino from 'pino';
+
+const cfg = (over = {}) => ({
+  ...postgresConfigFromUrl(new URL('postgres://app:s3cret-pw@db.internal:6543/appdb')),
+  ...over,
+});
+
+describe('startupOptions()', () => {
+  it('sets each non-zero server-side limit with -c, in milliseconds', () => {
+    expect(
+      startupOptions({
+        statementTimeout: 30_000,
+        lockTimeout: 10_000,
+        idleInTransactionSessionTimeout: 60_000,
+      }),
+    ).to.equal(
+      '-c statement_timeout=30000 -c lock_timeout=10000 -c idle_in_transaction_session_timeout=60000',
+    );
+  });
+
+  it('leaves out limits of 0 and returns undefined when none is set', () => {
+    expect(
+      startupOptions({ statementTimeout: 0, lockTimeout: 500, idleInTransactionSessionTimeout: 0 }),
+    ).to.equal('-c lock_timeout=500');
+    expect(
+      startupOptions({ statementTimeout: 0, lockTimeout: 0, idleInTransactionSessionTimeout: 0 }),
+    ).to.equal(undefined);
+  });
+
+  it('rounds fractional milliseconds down to integers', () => {
+    expect(
+      startupOptions({ statementTimeout: 1500.7, lockTimeout: 0, idleInTransactionSessionTimeout: 0 }),
+    ).to.equal('-c statement_timeout=1500');
+  });
+});
+
+describe('pgClientConfig()', () => {
+  it('passes discrete fields with keepalive and the connect timeout, and never the password', () => {
+    const c = pgClientConfig(cfg({ timeout: 2_000, applicationName: 'svc' }));
+    expect(c).to.include({
+      host: 'db.internal',
+      port: 6543,
+      database: 'appdb',
+      user: 'app',
+      application_name: 'svc',
+      keepAlive: true,
+      connectionTimeoutMillis: 2_000,
+    });
+    expect(c).not.to.have.property('password');
+    expect(c).not.to.have.property('connectionString');
+    expect(JSON.stringify(c)).not.to.include('s3cret-pw');
+  });
+});
+
+describe('knexConfig()', () => {
+  const silent = pino({ level: 'silent' });
+
+  it('maps pool sizes, idle time, lifetime and timeouts onto knex and tarn', () => {
+    const k = knexConfig(
+      cfg({
+        maxOpenConns: 8,
+        maxIdleConns: 3,
+        connMaxIdleTime: 30_000,
+        connMaxLifetime: 600_000,
+        timeout: 4_000,
+      }),
+      () => true,
+      silent,
+    );
+    expect(k.pool).to.include({
+      max: 8,
+      min: 3,
+      idleTimeoutMillis: 30_000,
+      reapIntervalMillis: 1_000,
+      createTimeoutMillis: 4_000,
+      propagateCreateError: true,
+      maxConnectionLifetimeMillis: 600_000,
+      maxConnectionLifetimeJitterMillis: 60_000,
+    });
+    expect(k).to.include({ acquireConnectionTimeout: 4_000, compileSqlOnError: false, client: 'pg' });
+  });
+
+  it('reads 0 as "no limit" for idle time and lifetime, and clamps min to max', () => {
+    const k = knexConfig(
+      cfg({ maxOpenConns: 2, maxIdleConns: 5, connMaxIdleTime: 0, connMaxLifetime: 0 }),
+      () => true,
+      silent,
+    );
+    expect(k.pool?.min).to.equal(2);
+    expect(k.pool?.idleTimeoutMillis).to.equal(2 ** 31 - 1);
+    expect(k.pool).not.to.have.property('maxConnectionLifetimeMillis');
+  });
+
+  it('keeps the password out of the knex connection settings', () => {
+    const k = knexConfig(cfg(), () => true, silent);
+    expect(k.connection).not.to.have.property('password');
+    expect(JSON.stringify(k.connection)).not.to.include('s3cret-pw');
+  });
+
+  it('reaps often enough for short idle times and jitters lifetimes by a tenth', () => {
+    expect(reapIntervalMs(150)).to.equal(75);
+    expect(reapIntervalMs(20)).to.equal(50);
+    expect(reapIntervalMs(0)).to.equal(1_000);
+    expect(lifetimeJitterMs(1_000)).to.equal(100);
+    expect(lifetimeJitterMs(3_600_000)).to.equal(60_000);
+  });
+});
