@@ -26,7 +26,8 @@ interface Link {
  * A TCP proxy between the pool and PostgreSQL that understands just enough of the frontend
  * protocol to find a COMMIT, for network-fault tests: cut the link right after forwarding a
  * COMMIT, before it, or blackhole it; refuse new connections (to make a lookup impossible);
- * cut every link.
+ * cut every link. It also counts the connections and statements that reach the server, so a
+ * test can prove a code path sent nothing, whichever client (pool, probe, raw pg) it would use.
  *
  * ```ts
  * const proxy = await TcpProxy.start({ host: '127.0.0.1', port: 5432 });
@@ -41,6 +42,13 @@ export class TcpProxy {
   #refusing = false;
   /** COMMITs seen, whatever was done with them. */
   commitsSeen = 0;
+  /** Connections accepted and forwarded to the server (refused ones not counted). */
+  connectionsOpened = 0;
+  /**
+   * Statements sent to the server: simple queries ('Q') plus extended-protocol Executes ('E'),
+   * so a named prepared statement run again (Bind/Execute, no Parse) counts too.
+   */
+  statementsSeen = 0;
 
   private constructor(target: { host: string; port: number }) {
     this.#target = target;
@@ -83,6 +91,7 @@ export class TcpProxy {
       client.destroy();
       return;
     }
+    this.connectionsOpened++;
     const server = net.connect(this.#target);
     const link: Link = { client, server, pending: Buffer.alloc(0), startup: true, blackholed: false };
     this.#links.add(link);
@@ -103,6 +112,7 @@ export class TcpProxy {
     for (;;) {
       const msg = this.#nextMessage(link);
       if (!msg) return;
+      if (!link.startup && (msg[0] === 0x51 /* 'Q' */ || msg[0] === 0x45) /* 'E' */) this.statementsSeen++;
       if (!link.startup && msg[0] === 0x51 /* 'Q' */ && /^\s*commit\b/i.test(queryText(msg))) {
         this.commitsSeen++;
         const action = this.#action;

@@ -1,34 +1,59 @@
 import { expect } from 'chai';
+import type { AppConfig } from '../../../src/config/app-config.js';
+import type { PoolStats } from '../../../src/db/index.js';
 import { useTestDatabase } from '../../support/test-database.js';
 import { startTestService, testConfig, type TestService } from '../../support/service-fixture.js';
 import { parsePrometheusText } from '../../support/prometheus-text.js';
+import { queryOnce } from '../../support/query-once.js';
+import { TcpProxy } from '../../support/tcp-proxy.js';
+
+const MIGRATION = '20250101000000_create_users.ts';
 
 describe('HTTP probes and metrics', () => {
   const db = useTestDatabase();
+  // The service reaches its database through a proxy that counts what arrives there.
+  let proxy: TcpProxy;
+  let cfg: AppConfig;
   let svc: TestService;
+  const traffic = () => ({ connections: proxy.connectionsOpened, statements: proxy.statementsSeen });
+  /** Runs one statement on the suite's database, past the proxy. */
+  const direct = (sql: string, values?: unknown[]) => queryOnce(db().url, sql, values);
 
   before(async () => {
-    svc = await startTestService(
-      testConfig(db().url, { database: { postgres: { healthCheckInterval: 200 } } }),
-    );
+    const url = new URL(db().url);
+    proxy = await TcpProxy.start({ host: url.hostname, port: Number(url.port) });
+    url.hostname = '127.0.0.1';
+    url.port = String(proxy.port);
+    cfg = testConfig(url.toString(), { database: { postgres: { healthCheckInterval: 200 } } });
+    svc = await startTestService(cfg);
   });
   after(async () => {
     await svc?.stop();
+    await proxy?.close();
   });
 
   describe('GET /healthz', () => {
     it('answers 200 without touching the database', async () => {
-      let queries = 0;
-      const count = (): void => void queries++;
-      svc.service.db.driver().on('query', count);
+      // The health loop probes the server on its own schedule; paused, whatever reaches the
+      // server is the request's doing.
+      await svc.service.healthLoop.stop();
       try {
+        const before = traffic();
         const res = await fetch(`${svc.url}/healthz`);
         expect(res.status).to.equal(200);
         expect(await res.json()).to.deep.equal({ status: 'ok' });
+        // Room for a statement sent without being awaited to arrive.
+        await new Promise((r) => setTimeout(r, 100));
+        expect(traffic()).to.deep.equal(before);
+
+        // The same measurement sees a route that does use the database (probe connection and pool).
+        expect((await fetch(`${svc.url}/health`)).status).to.equal(200);
+        const after = traffic();
+        expect(after.connections, 'connections opened by /health').to.be.greaterThan(before.connections);
+        expect(after.statements, 'statements sent by /health').to.be.greaterThan(before.statements);
       } finally {
-        svc.service.db.driver().off('query', count);
+        svc.service.healthLoop.start();
       }
-      expect(queries).to.equal(0);
     });
   });
 
@@ -47,19 +72,70 @@ describe('HTTP probes and metrics', () => {
 
   describe('GET /health', () => {
     it('returns the full health report with pool statistics, breaker state and migration status', async () => {
+      const started = performance.now();
       const res = await fetch(`${svc.url}/health`);
+      const elapsedMs = performance.now() - started;
       expect(res.status).to.equal(200);
       const body = (await res.json()) as Record<string, unknown>;
       expect(body).to.include({ status: 'up', breaker: 'closed' });
-      expect(body.latencyMs).to.be.a('number');
-      expect(body.pool).to.include.keys(
-        'maxOpenConnections',
-        'inUse',
-        'idle',
-        'pendingAcquires',
-        'waitCount',
-      );
-      expect(body).to.have.property('migrations');
+      expect(body.latencyMs).to.be.greaterThan(0).and.at.most(elapsedMs);
+      const { rows } = await direct("select current_setting('server_version') as v");
+      expect(body.server).to.deep.equal({
+        version: `PostgreSQL ${(rows[0] as { v: string }).v}`,
+        inRecovery: false,
+      });
+      // Taken while the migration status may hold one pool connection.
+      const pool = body.pool as PoolStats;
+      expect(pool).to.include({ maxOpenConnections: cfg.database.postgres.maxOpenConns, pendingAcquires: 0 });
+      expect(pool.inUse).to.be.within(0, 1);
+      expect(pool.openConnections)
+        .to.be.at.least(1)
+        .and.to.equal(pool.inUse + pool.idle);
+      expect(body.migrations).to.deep.equal({
+        applied: [MIGRATION],
+        pending: [],
+        latest: MIGRATION,
+        missingFiles: [],
+        upToDate: true,
+      });
+    });
+
+    it('reports a migration as pending once the migrations table no longer lists it', async () => {
+      const { rows } = await direct('delete from knex_migrations where name = $1 returning *', [MIGRATION]);
+      expect(rows).to.have.length(1);
+      try {
+        const res = await fetch(`${svc.url}/health`);
+        expect(res.status).to.equal(200);
+        expect(((await res.json()) as Record<string, unknown>).migrations).to.deep.equal({
+          applied: [],
+          pending: [MIGRATION],
+          latest: null,
+          missingFiles: [],
+          upToDate: false,
+        });
+      } finally {
+        const row = rows[0] as Record<string, unknown>;
+        await direct(
+          'insert into knex_migrations (id, name, batch, migration_time) values ($1, $2, $3, $4)',
+          [row.id, row.name, row.batch, row.migration_time],
+        );
+      }
+    });
+
+    it('answers 200 with the migration status unavailable, and no error text, when the migrations table cannot be read', async () => {
+      await direct('alter table knex_migrations rename column name to renamed');
+      try {
+        const res = await fetch(`${svc.url}/health`);
+        expect(res.status).to.equal(200);
+        const text = await res.text();
+        const body = JSON.parse(text) as Record<string, unknown>;
+        expect(body).to.include({ status: 'up' });
+        expect(body.migrations).to.deep.equal({ error: 'migration status unavailable' });
+        // The server's message ('column "name" does not exist') stays out of the response.
+        expect(text).not.to.match(/does not exist|42703|renamed/);
+      } finally {
+        await direct('alter table knex_migrations rename column renamed to name');
+      }
     });
   });
 
