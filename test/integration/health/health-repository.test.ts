@@ -4,7 +4,9 @@ import path from 'node:path';
 import { expect } from 'chai';
 import pino from 'pino';
 import { PostgresDatabase } from '../../../src/db/postgres-database.js';
+import type { PoolStats } from '../../../src/db/index.js';
 import { HealthRepository } from '../../../src/health/health-repository.js';
+import { waitFor } from '../../support/service-fixture.js';
 import { adminQuery, createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
 const MIGRATION = '20250101000000_create_users.ts';
@@ -28,8 +30,22 @@ describe('HealthRepository', () => {
 
   describe('ping()', () => {
     it('returns the round-trip time in milliseconds', async () => {
+      const started = performance.now();
       const ms = await health.ping();
-      expect(ms).to.be.a('number').and.to.be.at.least(0);
+      const elapsedMs = performance.now() - started;
+      expect(ms).to.be.greaterThan(0).and.at.most(elapsedMs);
+    });
+
+    it('includes the time the server takes to answer', async () => {
+      await db.driver().transaction(async (trx) => {
+        // pg runs one statement at a time per connection: the ping's `select 1` waits for the sleep.
+        const sleep = trx.raw('select pg_sleep(0.3)').then(() => undefined);
+        const started = performance.now();
+        const ms = await health.ping(trx);
+        const elapsedMs = performance.now() - started;
+        await sleep;
+        expect(ms).to.be.at.least(250).and.at.most(elapsedMs);
+      });
     });
   });
 
@@ -112,10 +128,50 @@ describe('HealthRepository', () => {
   });
 
   describe('poolStats()', () => {
-    it('passes the database pool statistics through', () => {
-      const stats = health.poolStats();
-      expect(stats).to.have.keys(Object.keys(db.getConnectionStats()));
-      expect(stats.maxOpenConnections).to.equal(testDb.config().maxOpenConns);
+    it('reports a connection held by a transaction as in use, and idle again once it ends', async () => {
+      const trx = await db.driver().transaction();
+      try {
+        const held = health.poolStats();
+        expect(held).to.include({ maxOpenConnections: testDb.config().maxOpenConns, inUse: 1 });
+        expect(held.openConnections).to.equal(held.inUse + held.idle);
+      } finally {
+        await trx.rollback();
+      }
+      expect(health.poolStats()).to.include({ inUse: 0, pendingAcquires: 0 });
+    });
+
+    it('counts an acquire that waited for the only connection, and how long it waited', async () => {
+      const single = new PostgresDatabase(testDb.config({ maxOpenConns: 1 }), pino({ level: 'silent' }));
+      await single.connect();
+      try {
+        const stats = new HealthRepository(single);
+        expect(stats.poolStats()).to.include({ maxOpenConnections: 1, waitCount: 0, pendingAcquires: 0 });
+        const trx = await single.driver().transaction();
+        const queued = single
+          .driver()
+          .raw('select 1')
+          .then(() => undefined);
+        let waiting: PoolStats;
+        try {
+          // Waits on the pool itself, not on what is under test.
+          await waitFor(
+            () => Promise.resolve(single.getConnectionStats().pendingAcquires === 1),
+            2_000,
+            'a queued acquire',
+          );
+          waiting = stats.poolStats();
+          await new Promise((r) => setTimeout(r, 100));
+        } finally {
+          await trx.rollback();
+          await queued;
+        }
+        expect(waiting).to.include({ inUse: 1, idle: 0, pendingAcquires: 1 });
+        const after = stats.poolStats();
+        expect(after).to.include({ inUse: 0, pendingAcquires: 0, waitCount: 1 });
+        expect(after.waitDurationMs).to.be.at.least(90);
+      } finally {
+        await single.close();
+      }
     });
   });
 });
