@@ -115,16 +115,25 @@ describe('TxManager: connection lost while COMMIT is in flight (TCP proxy)', () 
   });
 
   it('treats a read-only transaction cut at COMMIT as done: it wrote nothing', async () => {
-    const tm = new TxManager(pdb, pino({ level: 'silent' }));
+    await knex('ledger').insert({ id: 6, note: 'read back' });
+    const { logger, lines } = captureLogger();
+    const tm = new TxManager(pdb, logger);
     let calls = 0;
+    const commits = proxy.commitsSeen;
     proxy.onNextCommit('cut-after-forward', { thenRefuse: true });
-    const n = await tm.withReadOnlyTransaction(async (trx) => {
+    const note = await tm.withReadOnlyTransaction(async (trx) => {
       calls++;
-      const { rows } = await trx.raw<{ rows: Array<{ n: number }> }>('select count(*)::int as n from ledger');
-      return rows[0]!.n;
+      const { rows } = await trx.raw<{ rows: Array<{ note: string }> }>(
+        'select note from ledger where id = ?',
+        [6],
+      );
+      return rows[0]?.note;
     });
-    expect(n).to.be.a('number');
+    expect(note).to.equal('read back');
     expect(calls).to.equal(1);
+    // Its COMMIT was the one cut, and with no xid there was nothing to look up.
+    expect(proxy.commitsSeen - commits).to.equal(1);
+    expect(lookedUp(lines)).to.deep.equal([]);
   });
 
   it('rejects with TransactionTimeoutError when COMMIT vanishes into a partition past the deadline and the server aborted', async () => {
