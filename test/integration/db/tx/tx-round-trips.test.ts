@@ -7,7 +7,7 @@ import { TxManager } from '../../../../src/db/tx/tx-manager.js';
 import type { TxOptions } from '../../../../src/db/database.js';
 import { captureLogger } from '../../../support/capture-logger.js';
 import { useProxiedLedger } from '../../../support/proxied-ledger.js';
-import type { TcpProxy } from '../../../support/tcp-proxy.js';
+import { TcpProxy } from '../../../support/tcp-proxy.js';
 import { useTestDatabase } from '../../../support/test-database.js';
 
 const silent = pino({ level: 'silent' });
@@ -15,29 +15,41 @@ const XID = 'select pg_current_xact_id_if_assigned()::text as xid';
 const SET_TIMEOUTS =
   "select set_config('statement_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true)";
 
-/** The statements knex reports (its 'query' event) while `fn` runs, internal ones included. */
-async function statementsOf(knex: Knex, fn: () => Promise<unknown>): Promise<string[]> {
+/**
+ * The statements knex reports (its 'query' event) while `fn` runs, internal ones included,
+ * checked against what reached the server through `proxy`: a statement sent past knex (on the
+ * raw connection) would be missing from knex's list, so the two counts must agree.
+ */
+async function statementsOf(knex: Knex, proxy: TcpProxy, fn: () => Promise<unknown>): Promise<string[]> {
   const sent: string[] = [];
   const onQuery = (q: { sql: string }): void => void sent.push(q.sql);
+  const before = proxy.statementsSeen;
   knex.on('query', onQuery);
   try {
     await fn();
   } finally {
     knex.off('query', onQuery);
   }
+  expect(proxy.statementsSeen - before, `statements at the server for ${JSON.stringify(sent)}`).to.equal(
+    sent.length,
+  );
   return sent;
 }
 
 describe('TxManager statements per transaction (real PostgreSQL)', () => {
   const db = useTestDatabase();
+  let proxy: TcpProxy;
   let pdb: PostgresDatabase;
   let knex: Knex;
   let tm: TxManager;
+  const sentBy = (fn: () => Promise<unknown>) => statementsOf(knex, proxy, fn);
   const insert = (trx: Knex.Transaction) => trx('notes').insert({ body: 'x' });
   const INSERT = 'insert into "notes" ("body") values ($1)';
 
   before(async () => {
-    pdb = new PostgresDatabase(db().config({ maxOpenConns: 2 }), silent);
+    const direct = db().config();
+    proxy = await TcpProxy.start({ host: direct.host, port: direct.port });
+    pdb = new PostgresDatabase(db().config({ host: '127.0.0.1', port: proxy.port, maxOpenConns: 2 }), silent);
     knex = pdb.driver();
     tm = new TxManager(pdb, silent);
     await knex.raw('create table notes (id serial primary key, body text not null)');
@@ -46,19 +58,15 @@ describe('TxManager statements per transaction (real PostgreSQL)', () => {
   after(async () => {
     expect(pdb.getConnectionStats().inUse).to.equal(0);
     await pdb.close();
+    await proxy.close();
   });
 
   it('sends BEGIN, the work, the xid lookup and COMMIT, and no set_config, for a read-write transaction without a timeout', async () => {
-    expect(await statementsOf(knex, () => tm.withTransaction(insert))).to.deep.equal([
-      'BEGIN;',
-      INSERT,
-      XID,
-      'COMMIT;',
-    ]);
+    expect(await sentBy(() => tm.withTransaction(insert))).to.deep.equal(['BEGIN;', INSERT, XID, 'COMMIT;']);
   });
 
   it('sets both transaction-local timeouts in one statement right after BEGIN when timeoutMs is set', async () => {
-    expect(await statementsOf(knex, () => tm.withTransaction(insert, { timeoutMs: 5_000 }))).to.deep.equal([
+    expect(await sentBy(() => tm.withTransaction(insert, { timeoutMs: 5_000 }))).to.deep.equal([
       'BEGIN;',
       SET_TIMEOUTS,
       INSERT,
@@ -75,20 +83,20 @@ describe('TxManager statements per transaction (real PostgreSQL)', () => {
       { timeoutMs: undefined, isolationLevel: undefined },
     ];
     for (const opts of calls) {
-      const sent = await statementsOf(knex, () => withDefault.withTransaction(insert, opts));
+      const sent = await sentBy(() => withDefault.withTransaction(insert, opts));
       expect(sent, JSON.stringify(opts)).to.deep.equal(['BEGIN;', SET_TIMEOUTS, INSERT, XID, 'COMMIT;']);
     }
   });
 
   it('sends no xid lookup in a read-only transaction', async () => {
-    const sent = await statementsOf(knex, () => tm.withReadOnlyTransaction((trx) => trx.raw('select 1')));
+    const sent = await sentBy(() => tm.withReadOnlyTransaction((trx) => trx.raw('select 1')));
     expect(sent).to.deep.equal(['BEGIN TRANSACTION READ ONLY;', 'select 1', 'COMMIT;']);
   });
 
   it('sends no xid lookup with resolveLostCommit: false, and commits the work', async () => {
     const optedOut = new TxManager(pdb, silent, { transactions: { resolveLostCommit: false } });
     const [before] = await knex('notes').count({ n: '*' });
-    const sent = await statementsOf(knex, () => optedOut.withTransaction(insert));
+    const sent = await sentBy(() => optedOut.withTransaction(insert));
     expect(sent).to.deep.equal(['BEGIN;', INSERT, 'COMMIT;']);
     const [after] = await knex('notes').count({ n: '*' });
     expect(Number(after?.n)).to.equal(Number(before?.n) + 1);
@@ -110,7 +118,7 @@ describe('TxManager statements per transaction (real PostgreSQL)', () => {
   });
 
   it('joins the ambient transaction when the inner call passes only undefined values', async () => {
-    const sent = await statementsOf(knex, () =>
+    const sent = await sentBy(() =>
       tm.withTransaction(async (outer) => {
         await tm.withTransaction(
           async (inner) => {
