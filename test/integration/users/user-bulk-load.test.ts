@@ -135,17 +135,23 @@ describe('UserRepository bulk loads', () => {
         const pid = async () =>
           (await knex.raw<{ rows: Array<{ pid: number }> }>('select pg_backend_pid() as pid')).rows[0]?.pid;
         const first = await pid();
-        await rejection(
+        const before = await repo.count();
+        const aborted = await rejection(
           repo.copyIn(bulkRows('one', 20_000, (i) => (i === 15_000 ? { name: '' } : undefined))),
         );
-        expect(await repo.count()).to.be.a('number');
-        await rejection(
+        expect(aborted).to.be.instanceOf(ValidationError);
+        expect(aborted.rowIndex).to.equal(15_000);
+        expect(await repo.count()).to.equal(before);
+        const rejected = await rejection(
           repo.copyIn(
             bulkRows('two', 20_000, (i) =>
               i === 15_000 ? { email: 'ada@example.com', name: 'x' } : undefined,
             ),
           ),
         );
+        expect(rejected).to.be.instanceOf(UniqueViolationError);
+        expect(rejected.rowIndex).to.equal(15_000);
+        expect(await repo.count()).to.equal(before);
         expect(await repo.copyIn([{ email: 'after-abort@example.com', name: 'Fine' }])).to.equal(1);
         expect(await pid()).to.equal(first);
         const status = await knex.raw<{ rows: Array<{ s: string }> }>(
@@ -161,6 +167,7 @@ describe('UserRepository bulk loads', () => {
       expect(await fx.repo().copyIn([])).to.equal(0);
       expect(await fx.repo().copyIn(bulkRows('none', 0))).to.equal(0);
       const err = await rejection(fx.repo().copyIn(42 as unknown as NewUser[]));
+      expect(err).to.be.instanceOf(ValidationError);
       expect((err as ValidationError).data).to.have.all.keys('rows');
     });
 
@@ -214,11 +221,15 @@ describe('UserRepository bulk loads', () => {
       const rows = bulkArray('pair', 3_000, (i) =>
         i === 1_500 ? { email: 'bulk-pair-1499@EXAMPLE.com', name: 'Twin' } : undefined,
       );
-      expect((await rejection(fx.repo().insertMany(rows))).rowIndex).to.equal(1_500);
+      const apart = await rejection(fx.repo().insertMany(rows));
+      expect(apart).to.be.instanceOf(UniqueViolationError);
+      expect(apart.rowIndex).to.equal(1_500);
       const exact = bulkArray('same', 10, (i) =>
         i === 9 ? { email: 'bulk-same-2@example.com', name: 'Twin' } : undefined,
       );
-      expect((await rejection(fx.repo().insertMany(exact))).rowIndex).to.equal(9);
+      const within = await rejection(fx.repo().insertMany(exact));
+      expect(within).to.be.instanceOf(UniqueViolationError);
+      expect(within.rowIndex).to.equal(9);
     });
 
     it('names the later row when its twin sits in an earlier chunk', async () => {
@@ -227,7 +238,9 @@ describe('UserRepository bulk loads', () => {
         i === 23 ? { email: 'bulk-chunks-3@example.com', name: 'Twin' } : undefined,
       );
       const before = await fingerprint(fx.knex());
-      expect((await rejection(small.insertMany(rows))).rowIndex).to.equal(23);
+      const err = await rejection(small.insertMany(rows));
+      expect(err).to.be.instanceOf(UniqueViolationError);
+      expect(err.rowIndex).to.equal(23);
       expect(await fingerprint(fx.knex())).to.equal(before);
       expect(await small.insertMany(bulkArray('chunks', 25))).to.equal(25);
     });
@@ -241,6 +254,7 @@ describe('UserRepository bulk loads', () => {
     it('returns 0 for no rows and rejects a non-array', async () => {
       expect(await fx.repo().insertMany([])).to.equal(0);
       const err = await rejection(fx.repo().insertMany('rows' as unknown as NewUser[]));
+      expect(err).to.be.instanceOf(ValidationError);
       expect((err as ValidationError).data).to.have.all.keys('rows');
     });
   });

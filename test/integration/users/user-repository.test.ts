@@ -64,6 +64,7 @@ describe('UserRepository', () => {
 
     it('rejects a 201-character name and accepts a 200-character one', async () => {
       const err = await rejection(fx.repo().create({ email: 'long@example.com', name: 'x'.repeat(201) }));
+      expect(err).to.be.instanceOf(ValidationError);
       expect((err as ValidationError).data).to.have.all.keys('name');
       const user = await fx.repo().create({ email: 'long@example.com', name: 'x'.repeat(200) });
       expect(user.name).to.have.length(200);
@@ -78,6 +79,7 @@ describe('UserRepository', () => {
       const err = await rejection(
         fx.repo().create({ email: 'x@example.com', name: 'X', status: 'deleted', id: '9' } as never),
       );
+      expect(err).to.be.instanceOf(ValidationError);
       expect((err as ValidationError).data).to.have.all.keys('status', 'id');
     });
 
@@ -163,12 +165,16 @@ describe('UserRepository', () => {
     it('validates the patch and the expected version before touching the database', async () => {
       const before = await snapshotUsers(fx.knex());
       const bad = await rejection(fx.repo().update('1', { email: 'nope', name: '' }, 1));
+      expect(bad).to.be.instanceOf(ValidationError);
       expect((bad as ValidationError).data).to.have.all.keys('email', 'name');
       const empty = await rejection(fx.repo().update('1', {}, 1));
+      expect(empty).to.be.instanceOf(ValidationError);
       expect((empty as ValidationError).data).to.have.all.keys('patch');
       const version = await rejection(fx.repo().update('1', { name: 'Y' }, 0));
+      expect(version).to.be.instanceOf(ValidationError);
       expect((version as ValidationError).data).to.have.all.keys('expectedVersion');
       const deleted = await rejection(fx.repo().update('1', { status: 'deleted' as 'active' }, 1));
+      expect(deleted).to.be.instanceOf(ValidationError);
       expect((deleted as ValidationError).data).to.have.all.keys('status');
       expect(await snapshotUsers(fx.knex())).to.deep.equal(before);
     });
@@ -219,6 +225,7 @@ describe('UserRepository', () => {
 
     it('rejects an unknown status with a ValidationError', async () => {
       const err = await rejection(fx.repo().count({ status: "active' or '1'='1" as 'active' }));
+      expect(err).to.be.instanceOf(ValidationError);
       expect((err as ValidationError).data).to.have.all.keys('status');
     });
   });
@@ -256,6 +263,7 @@ describe('UserRepository', () => {
 
     it('validates its input', async () => {
       const err = await rejection(fx.repo().upsertByEmail({ email: "' OR 1=1 --", name: 'x' }));
+      expect(err).to.be.instanceOf(ValidationError);
       expect((err as ValidationError).data).to.have.all.keys('email');
     });
   });

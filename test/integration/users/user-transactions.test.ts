@@ -29,9 +29,11 @@ describe('UserRepository in transactions', () => {
   it('joins the ambient transaction of db.withTransaction without a trx: every write disappears on rollback', async () => {
     const repo = fx.repo();
     const before = await fx.knex()('users').select('*').orderBy('id');
+    let createdId: string | undefined;
     let seenInside: string | undefined;
     await rolledBack(fx.database(), async () => {
       const user = await repo.create({ email: 'ambient@example.com', name: 'Ambient' });
+      createdId = user.id;
       // Visible inside: the read runs on the transaction's connection.
       seenInside = (await repo.findByEmail('AMBIENT@example.com'))?.id;
       await repo.update('1', { name: 'Changed' }, 1);
@@ -45,14 +47,15 @@ describe('UserRepository in transactions', () => {
       );
       expect(seenInside).to.equal(user.id);
     });
-    expect(seenInside).to.be.a('string');
+    expect(createdId).to.be.a('string');
+    expect(seenInside).to.equal(createdId);
     expect(await fx.knex()('users').select('*').orderBy('id')).to.deep.equal(before);
   });
 
   it('joins TxManager.withTransaction the same way', async () => {
     await rolledBack(tx, async () => {
-      await fx.repo().create({ email: 'txm@example.com', name: 'TxManager' });
-      expect(await fx.repo().findByEmail('txm@example.com')).to.not.equal(undefined);
+      const created = await fx.repo().create({ email: 'txm@example.com', name: 'TxManager' });
+      expect((await fx.repo().findByEmail('txm@example.com'))?.id).to.equal(created.id);
     });
     expect(await fx.repo().findByEmail('txm@example.com')).to.equal(undefined);
   });
@@ -67,9 +70,9 @@ describe('UserRepository in transactions', () => {
   it('uses an explicit executor over the ambient transaction', async () => {
     const trx = await fx.knex().transaction();
     try {
-      await fx.repo().create({ email: 'explicit@example.com', name: 'Explicit' }, trx);
+      const created = await fx.repo().create({ email: 'explicit@example.com', name: 'Explicit' }, trx);
       expect(await fx.repo().findByEmail('explicit@example.com')).to.equal(undefined);
-      expect(await fx.repo().findByEmail('explicit@example.com', trx)).to.not.equal(undefined);
+      expect((await fx.repo().findByEmail('explicit@example.com', trx))?.id).to.equal(created.id);
     } finally {
       await trx.rollback();
     }
@@ -77,8 +80,8 @@ describe('UserRepository in transactions', () => {
   });
 
   it('undoes only its own savepoint when a bulk load fails inside a transaction that goes on', async () => {
-    await tx.withTransaction(async () => {
-      await fx.repo().create({ email: 'outer@example.com', name: 'Outer' });
+    const outerId = await tx.withTransaction(async () => {
+      const outer = await fx.repo().create({ email: 'outer@example.com', name: 'Outer' });
       const failed = await fx
         .repo()
         .insertMany([
@@ -95,8 +98,9 @@ describe('UserRepository in transactions', () => {
         ])
         .catch((err: unknown) => err);
       expect(copied).to.be.instanceOf(UniqueViolationError);
+      return outer.id;
     });
-    expect(await fx.repo().findByEmail('outer@example.com')).to.not.equal(undefined);
+    expect((await fx.repo().findByEmail('outer@example.com'))?.id).to.equal(outerId);
     expect(await fx.repo().findByEmail('inner1@example.com')).to.equal(undefined);
     expect(await fx.repo().findByEmail('inner2@example.com')).to.equal(undefined);
   });
