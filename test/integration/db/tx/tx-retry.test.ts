@@ -94,8 +94,15 @@ describe('TxManager retry (real PostgreSQL)', () => {
           sqlState: '40001',
           isolation: 'serializable',
         });
-        expect(w.attempt).to.be.a('number');
-        expect(w.delayMs).to.be.a('number');
+        // Retry n of at most 59 waits a full-jitter draw from [0, min(maxDelayMs, baseDelayMs * 2^(n-1))).
+        const attempt = w.attempt as number;
+        expect(Number.isInteger(attempt) && attempt >= 1 && attempt <= 59, `attempt ${attempt}`).to.equal(
+          true,
+        );
+        expect(Number.isInteger(w.delayMs), `delayMs ${String(w.delayMs)}`).to.equal(true);
+        expect(w.delayMs)
+          .to.be.at.least(0)
+          .and.below(Math.min(100, 5 * 2 ** (attempt - 1)));
         expect(JSON.stringify(w)).not.to.match(/bindings|balance/);
       }
       expect(lines.filter((l) => l.level >= 50)).to.deep.equal([]);
