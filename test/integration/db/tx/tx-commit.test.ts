@@ -145,7 +145,8 @@ describe('TxManager COMMIT (real PostgreSQL)', () => {
         (e: unknown) => e,
       );
       expect(err).to.be.instanceOf(TransactionAbortedError);
-      expect((err as Error).cause).to.be.instanceOf(Error);
+      // The statement that failed first: the duplicate key the transaction swallowed.
+      expect((err as Error).cause).to.have.property('code', '23505');
     });
 
     it('rolls back by itself at its deadline; commit() then rejects with TransactionTimeoutError', async () => {

@@ -95,7 +95,10 @@ describe('TxManager timeouts (real PostgreSQL)', () => {
 
   it('returns the connection healthy: the next transaction on the same single connection runs, with no local settings left', async () => {
     const before = await knex.raw<{ rows: Array<{ statement_timeout: string }> }>('show statement_timeout');
-    await tm.withTimeout(200, (trx) => trx.raw('select pg_sleep(5)')).catch(() => {});
+    const timedOut: unknown = await tm
+      .withTimeout(200, (trx) => trx.raw('select pg_sleep(5)'))
+      .catch((e: unknown) => e);
+    expect(timedOut).to.be.instanceOf(TransactionTimeoutError);
     const inside = await tm.withTimeout(5_000, async (trx) => {
       const st = await trx.raw<{ rows: Array<{ statement_timeout: string }> }>('show statement_timeout');
       const idle = await trx.raw<{ rows: Array<{ idle_in_transaction_session_timeout: string }> }>(
