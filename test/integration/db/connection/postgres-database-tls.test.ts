@@ -186,6 +186,7 @@ describe('PostgresDatabase TLS modes (dedicated server with TLS)', function () {
       host: 'localhost',
     });
     const err = (await db.connect().catch((e: unknown) => e)) as ConnectionError;
+    expect(err).to.be.instanceOf(ConnectionError);
     expect(err.attempts).to.equal(1);
     expect(err.hint).to.match(/\bDB_SSL_ROOT_CERT\b/);
   });

@@ -78,6 +78,7 @@ describe('connectWithRetry()', () => {
     const auth = Object.assign(new Error('password authentication failed for user "app"'), { code: '28P01' });
     const attempt = sinon.stub<[number], Promise<void>>().rejects(auth);
     const err = (await connectWithRetry(attempt, options()).catch((e: unknown) => e)) as ConnectionError;
+    expect(err).to.be.instanceOf(ConnectionError);
     expect(err.attempts).to.equal(1);
     expect(err.hint).to.match(/DB_PASSWORD/);
     await clock.tickAsync(10_000);
@@ -92,6 +93,7 @@ describe('connectWithRetry()', () => {
     const err = (await connectWithRetry(attempt, options({ maxRetries: 0 })).catch(
       (e: unknown) => e,
     )) as ConnectionError;
+    expect(err).to.be.instanceOf(ConnectionError);
     expect(err.cause).to.equal(driver);
   });
 
@@ -120,6 +122,7 @@ describe('connectWithRetry()', () => {
     await clock.tickAsync(10);
     controller.abort();
     const err = (await done) as ConnectionError;
+    expect(err).to.be.instanceOf(ConnectionError);
     expect(err.attempts).to.equal(1);
     expect(err.message).to.match(/aborted/);
   });
