@@ -112,9 +112,15 @@ describe('knex migrate CLI (knexfile.ts)', function () {
       expect(status.stdout).to.contain('No Pending Migration files Found.');
     });
 
-    it('never prints the password', async () => {
-      const result = await knexCli(['migrate:status'], env);
+    it('never prints the password, neither on success nor when the server refuses it', async () => {
+      const result = expectOk(await knexCli(['migrate:status'], env));
+      expect(result.stdout).to.contain('No Pending Migration files Found.');
       expect(result.stdout + result.stderr).not.to.contain(env.DB_PASSWORD);
+      const wrong = 'wrong-Secret-4711';
+      const refused = await knexCli(['migrate:status'], { ...env, DB_PASSWORD: wrong });
+      expect(refused.code, refused.stdout).not.to.equal(0);
+      expect(refused.stderr).to.contain('password authentication failed');
+      expect(refused.stdout + refused.stderr).not.to.contain(wrong);
     });
 
     it('refuses while a stale migration lock is held, and runs again after migrate:unlock', async () => {
