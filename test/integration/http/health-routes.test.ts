@@ -165,6 +165,12 @@ describe('HTTP probes and metrics', () => {
       );
       expect(closed?.value).to.equal(1);
       expect(samples.find((s) => s.name === 'db_up')?.value).to.equal(1);
+      expect(samples.find((s) => s.name === 'db_pool_max_connections')?.value).to.equal(
+        cfg.database.postgres.maxOpenConns,
+      );
+      // The start-up check and the loop's own (every 200 ms) have been timed by now.
+      const checks = samples.filter((s) => s.name === 'db_health_check_latency_seconds_count');
+      expect(checks.reduce((n, s) => n + s.value, 0)).to.be.at.least(1);
     });
   });
 
