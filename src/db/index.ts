@@ -21,6 +21,7 @@ export {
 export { prepareMigrationTarget, type MigrationTarget } from './migrations/migration-target.js';
 export { isTransient, classifyTxError, type TxErrorContext } from './errors/classify-error.js';
 export { translateError } from './errors/translate-error.js';
+export { withDriverConnection } from './knex-internals.js';
 export type { TxManagerOptions } from './tx/tx-manager.js';
 export { CircuitBreaker } from './circuit-breaker.js';
 export { attachQueryLogger, type QueryLogConfig } from './query-logger.js';

@@ -8,7 +8,8 @@ import { connectWithRetry } from './connection/connect-with-retry.js';
 import { ConnectionGate, type ConnectionHook } from './pool/connection-gate.js';
 import type { BreakerState, Database, HealthReport, PoolStats, TxOptions } from './database.js';
 import { knexConfig } from './pool/knex-config.js';
-import { PgConnectionOpener, type PooledPgClient } from './connection/pg-connection-opener.js';
+import { PgConnectionOpener } from './connection/pg-connection-opener.js';
+import { isBroken, setConnectionOpener, tarnPoolOf, type DriverConnection } from './knex-internals.js';
 import { PoolMonitor } from './pool/pool-monitor.js';
 import { destroyPool, drainPool } from './pool/pool-shutdown.js';
 import { probeServer } from './connection/server-probe.js';
@@ -25,13 +26,6 @@ export interface PostgresDatabaseOptions {
   /** Record the acquiring stack of every checkout, for `PoolExhaustedError.holders`. Costs a stack capture per acquire. Default false. */
   captureAcquireStacks?: boolean;
 }
-
-type KnexPgClient = Knex.Client & {
-  pool?: Parameters<PoolMonitor['attach']>[0];
-  version?: string;
-  acquireRawConnection(): Promise<unknown>;
-  checkVersion(connection: unknown): Promise<string>;
-};
 
 /**
  * The `Database` on knex + pg; knex owns the pool (tarn). See the README's "Database" section
@@ -55,7 +49,6 @@ export class PostgresDatabase implements Database {
   readonly #metrics: Metrics;
   readonly #breaker: { readonly state: BreakerState } | undefined;
   readonly #knex: Knex;
-  readonly #client: KnexPgClient;
   readonly #opener: PgConnectionOpener;
   readonly #monitor: PoolMonitor;
   readonly #gate: ConnectionGate;
@@ -78,9 +71,8 @@ export class PostgresDatabase implements Database {
       onBroken: () => this.#metrics.errors.inc({ class: 'connection' }),
     });
     this.#knex = knexFactory(knexConfig(this.#cfg, isQueryable, this.#logger));
-    this.#client = this.#knex.client as KnexPgClient;
     // Every pool connection is opened by our opener (TLS mode, deadline, error listener).
-    this.#client.acquireRawConnection = () => this.#openPooledConnection();
+    setConnectionOpener(this.#knex, () => this.#opener.open());
     const max = Math.max(1, this.#cfg.maxOpenConns);
     this.#monitor = new PoolMonitor({
       max,
@@ -182,11 +174,9 @@ export class PostgresDatabase implements Database {
     const abort = (this.#drainAbort = new AbortController());
     this.#shutdown = (async () => {
       this.#logger.info({ drainMs, inUse: this.#monitor.stats().inUse }, 'database closing');
-      const drained =
-        drainMs > 0 ? await drainPool(this.#client, drainMs, abort.signal, this.#logger) : false;
+      const drained = drainMs > 0 ? await drainPool(this.#knex, drainMs, abort.signal, this.#logger) : false;
       await destroyPool({
         knex: this.#knex,
-        client: this.#client,
         monitor: this.#monitor,
         force: !drained,
         timeoutMs: this.#cfg.timeout,
@@ -257,28 +247,14 @@ export class PostgresDatabase implements Database {
   }
 
   #attachPool(): void {
-    if (this.#client.pool) this.#monitor.attach(this.#client.pool);
-  }
-
-  async #openPooledConnection(): Promise<PooledPgClient> {
-    const conn = await this.#opener.open();
-    if (!this.#client.version) {
-      try {
-        // knex's own acquireRawConnection asks once per instance; its dialect reads it.
-        this.#client.version = await this.#client.checkVersion(conn);
-      } catch (err) {
-        conn.end().catch(() => {});
-        throw err;
-      }
-    }
-    return conn;
+    const pool = tarnPoolOf(this.#knex);
+    if (pool) this.#monitor.attach(pool);
   }
 }
 
 /** knex's pool `validate` hook: knex itself drops disposed and over-lifetime connections first. */
 function isQueryable(connection: unknown): boolean {
-  const c = connection as { _ending?: boolean; _queryable?: boolean };
-  return !c._ending && c._queryable !== false;
+  return !isBroken(connection as DriverConnection);
 }
 
 /** A frozen copy whose `password` is hidden (kept out of inspect and JSON, as pg-pool does). */

@@ -3,17 +3,11 @@ import { finished } from 'node:stream/promises';
 import type { Knex } from 'knex';
 import type pg from 'pg';
 import { from as copyFrom, type CopyStreamQuery } from 'pg-copy-streams';
-import { CheckViolationError, UniqueViolationError } from '../db/index.js';
+import { CheckViolationError, UniqueViolationError, withDriverConnection } from '../db/index.js';
 import { fieldError, validateNewUser, withRowIndex, type ValidNewUser } from './user-input.js';
 
 /** Rows of a bulk load: an array, any iterable, or an async iterable (a stream of objects). */
 export type UserRows = Iterable<unknown> | AsyncIterable<unknown>;
-
-/** The part of knex's client used here (a transaction's client returns its own connection). */
-interface ConnectionSource {
-  acquireConnection(): Promise<pg.PoolClient>;
-  releaseConnection(conn: pg.PoolClient): Promise<void>;
-}
 
 /** Bytes of COPY text gathered before one write to the socket. */
 const WRITE_BATCH_BYTES = 64 * 1024;
@@ -35,14 +29,7 @@ const WRITE_BATCH_BYTES = 64 * 1024;
 export async function copyUsersIn(executor: Knex | Knex.Transaction, rows: UserRows): Promise<number> {
   if (!isIterable(rows)) throw fieldError('rows', 'must be an iterable or async iterable of users', 'type');
   return executor.transaction(async (trx) => {
-    // Inside a transaction knex hands out the transaction's own connection.
-    const client = trx.client as ConnectionSource;
-    const conn = await client.acquireConnection();
-    try {
-      return await copyRows(conn, rows);
-    } finally {
-      await client.releaseConnection(conn);
-    }
+    return withDriverConnection<pg.PoolClient, number>(trx, (conn) => copyRows(conn, rows));
   });
 }
 

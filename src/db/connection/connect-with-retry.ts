@@ -1,7 +1,7 @@
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { fullJitterDelay, sleep } from '../backoff.js';
-import { classifyConnectError } from '../errors/classify-connect-error.js';
+import { classifyConnectError } from '../errors/classify-error.js';
 import { ConnectionError } from '../errors/errors.js';
 
 /** Settings of `connectWithRetry`. */

@@ -3,11 +3,12 @@ import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import type { PostgresConfig } from '../../config/app-config.js';
 import type { Logger } from '../../observability/logger.js';
+import { abortConnect, isMarkedBroken, markBroken, type DriverConnection } from '../knex-internals.js';
 import { pgClientConfig } from './pg-connection-config.js';
 import { isTlsRefused, sslOptions, type SslPlan } from './ssl-options.js';
 
-/** A pg client as knex's pool holds it; knex's pool `validate` drops it once `__knex__disposed` is set. */
-export type PooledPgClient = pg.Client & { __knex__disposed?: unknown };
+/** A pg client as knex's pool holds it; knex's pool `validate` drops it once marked broken. */
+export type PooledPgClient = pg.Client & DriverConnection;
 
 /** The secret-free part of a driver error, safe for logs and messages. */
 export function describeError(err: unknown): { code?: string; message: string } {
@@ -23,7 +24,7 @@ export function describeError(err: unknown): { code?: string; message: string } 
  * - Our own deadline around connect (pg#3197: pg's `connectionTimeoutMillis` does not bound
  *   a DNS stall); a connection that arrives after the deadline is closed at once (pg#3543).
  * - An 'error' listener from birth (pg#2762): a connection that breaks (server restart,
- *   `pg_terminate_backend`) is marked `__knex__disposed` so knex's pool `validate` drops it,
+ *   `pg_terminate_backend`) is marked broken so knex's pool `validate` drops it,
  *   and is logged at warn, secret-free. Without a listener, pg's 'error' event would crash
  *   the process.
  */
@@ -92,8 +93,8 @@ export class PgConnectionOpener {
     let connected = false;
     client.on('error', (err) => {
       // pg emits twice for one death (the server's 57P01, then "terminated unexpectedly"): log once.
-      const first = !client.__knex__disposed;
-      client.__knex__disposed ??= err;
+      const first = !isMarkedBroken(client);
+      markBroken(client, err);
       if (!connected || !first) return; // before connect, connect() rejects with it
       this.#logger.warn(
         { err: describeError(err), pid: (client as { processID?: number }).processID },
@@ -102,7 +103,7 @@ export class PgConnectionOpener {
       this.#onBroken(err);
     });
     client.on('end', () => {
-      client.__knex__disposed ??= 'Connection ended';
+      markBroken(client, 'Connection ended');
     });
     return new Promise<PooledPgClient>((resolve, reject) => {
       let late = false;
@@ -113,9 +114,7 @@ export class PgConnectionOpener {
         });
         reject(err);
         // Abandon the attempt now (a DNS lookup or TLS handshake may still be pending).
-        (
-          client as unknown as { connection?: { stream?: { destroy(): void } } }
-        ).connection?.stream?.destroy();
+        abortConnect(client);
       }, timeoutMs);
       client.connect().then(
         () => {

@@ -11,6 +11,18 @@ import {
   TransactionAbortedError,
   TransactionTimeoutError,
 } from './errors.js';
+import {
+  ACQUIRE_TIMEOUT_MESSAGE,
+  CLIENT_TIMEOUT_MESSAGE,
+  CONNECTION_ERRNO,
+  CONNECTION_MESSAGE,
+  CONNECTION_SQLSTATES,
+  SQLSTATE,
+  SQLSTATE_PATTERN,
+  TIMEOUT_SQLSTATES,
+  TLS_VERIFY_CODE,
+} from './sql-states.js';
+import { TLS_REFUSED_MESSAGE } from '../connection/ssl-options.js';
 
 /** What a database error means, as `classifyError` reports it. */
 export const ERROR_KINDS = [
@@ -40,28 +52,6 @@ export interface ErrorClassification {
   sqlState?: string;
 }
 
-// SQLSTATE classes start with a digit or F, H, P, X; errno codes such as EPIPE must not match.
-const SQLSTATE = /^[0-9FHPX][0-9A-Z]{4}$/;
-
-/** Socket-level failures: the connection is gone, nothing after the last acknowledged COMMIT happened. */
-const CONNECTION_ERRNO = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'CONNECT_TIMEOUT',
-]);
-
-// pg reports a lost socket without any code, only with these messages.
-const CONNECTION_MESSAGE =
-  /Connection terminated|not queryable|Client was closed|Connection ended|socket hang up|read ECONNRESET|write EPIPE/i;
-
-// pg's client-side `query_timeout` / knex's `.timeout()`: the server may still be running it.
-const CLIENT_TIMEOUT_MESSAGE = /Query read timeout|Defined query timeout/i;
-
 type ErrorLike = {
   code?: unknown;
   name?: unknown;
@@ -70,14 +60,22 @@ type ErrorLike = {
   cause?: unknown;
 };
 
-/** The error, its `nativeError` (objection) and its `cause` chain, outermost first, at most 8 deep. */
+/**
+ * The error and what it wraps, outermost first, at most 10 deep: objection's `nativeError`,
+ * the `cause` chain, and the members of an `AggregateError` (Node tries IPv6 and IPv4 and
+ * reports both). The one walker every check here uses.
+ */
 export function errorChain(err: unknown): ErrorLike[] {
   const chain: ErrorLike[] = [];
-  let current: unknown = err;
-  while (current !== null && typeof current === 'object' && chain.length < 8 && !chain.includes(current)) {
-    const e = current as ErrorLike;
-    chain.push(e);
-    current = e.nativeError ?? e.cause;
+  const queue: unknown[] = [err];
+  while (queue.length > 0 && chain.length < 10) {
+    const e = queue.shift();
+    if (e === null || typeof e !== 'object' || chain.includes(e)) continue;
+    const el = e as ErrorLike;
+    chain.push(el);
+    if (e instanceof AggregateError) queue.push(...(e.errors as unknown[]));
+    const inner = el.nativeError ?? el.cause;
+    if (inner !== undefined) queue.push(inner);
   }
   return chain;
 }
@@ -85,7 +83,7 @@ export function errorChain(err: unknown): ErrorLike[] {
 /** The first SQLSTATE on the error's chain: `err.code`, objection's `err.nativeError.code`, or a cause's. */
 export function sqlStateOf(err: unknown): string | undefined {
   for (const e of errorChain(err)) {
-    if (typeof e.code === 'string' && SQLSTATE.test(e.code)) return e.code;
+    if (typeof e.code === 'string' && SQLSTATE_PATTERN.test(e.code)) return e.code;
     if (e instanceof SerializationError) return e.sqlState;
   }
   return undefined;
@@ -100,7 +98,7 @@ export function sqlStateOf(err: unknown): string | undefined {
  * |---|---|---|
  * | serialization | 40001, `SerializationError` | yes |
  * | deadlock | 40P01 | yes |
- * | connection | class 08, 57P01-57P03, 57P05, 53300, ECONNRESET, ECONNREFUSED, EPIPE, ETIMEDOUT, "Connection terminated...", "not queryable", `ConnectionError` | yes (not `CommitUnknownError`, not `CircuitOpenError`) |
+ * | connection | class 08, 57P01-57P03, 57P05, 53300, the errno codes of `CONNECTION_ERRNO` (ECONNRESET, ECONNREFUSED, EPIPE, ETIMEDOUT, ENOTFOUND...), "Connection terminated...", "not queryable", `ConnectionError` | yes (not `CommitUnknownError`, not `CircuitOpenError`) |
  * | timeout | 57014, 55P03, 25P03, `TransactionTimeoutError`, `StatementTimeoutError`, pg's `query_timeout` | no |
  * | pool | knex's acquire timeout, `PoolExhaustedError` | no |
  * | readOnly | 25006, `ReadOnlyTransactionError` | no |
@@ -128,13 +126,11 @@ export function classifyError(err: unknown): ErrorClassification {
   if (err instanceof ConstraintViolationError) return withState('constraint', false);
 
   if (sqlState) {
-    if (sqlState === '40001') return withState('serialization', true);
-    if (sqlState === '40P01') return withState('deadlock', true);
-    if (sqlState.startsWith('08')) return withState('connection', true);
-    if (['57P01', '57P02', '57P03', '57P05', '53300'].includes(sqlState))
-      return withState('connection', true);
-    if (['57014', '55P03', '25P03'].includes(sqlState)) return withState('timeout', false);
-    if (sqlState === '25006') return withState('readOnly', false);
+    if (sqlState === SQLSTATE.serializationFailure) return withState('serialization', true);
+    if (sqlState === SQLSTATE.deadlockDetected) return withState('deadlock', true);
+    if (sqlState.startsWith('08') || CONNECTION_SQLSTATES.has(sqlState)) return withState('connection', true);
+    if (TIMEOUT_SQLSTATES.has(sqlState)) return withState('timeout', false);
+    if (sqlState === SQLSTATE.readOnlySqlTransaction) return withState('readOnly', false);
     if (sqlState.startsWith('23')) return withState('constraint', false);
     return withState('permanent', false);
   }
@@ -143,8 +139,7 @@ export function classifyError(err: unknown): ErrorClassification {
   for (const e of errorChain(err)) {
     const name = typeof e.name === 'string' ? e.name : '';
     const message = typeof e.message === 'string' ? e.message : '';
-    if (name === 'KnexTimeoutError' && /acquiring a connection/i.test(message))
-      return withState('pool', false);
+    if (name === 'KnexTimeoutError' && ACQUIRE_TIMEOUT_MESSAGE.test(message)) return withState('pool', false);
     if (CLIENT_TIMEOUT_MESSAGE.test(message)) return withState('timeout', false);
     if (typeof e.code === 'string' && CONNECTION_ERRNO.has(e.code)) return withState('connection', true);
     if (CONNECTION_MESSAGE.test(message)) return withState('connection', true);
@@ -199,7 +194,85 @@ export interface TxErrorContext {
 export function classifyTxError(err: unknown, ctx: TxErrorContext): ErrorClassification {
   const c = classifyError(err);
   const failover =
-    (c.kind === 'readOnly' && c.sqlState === '25006' && !ctx.declaredReadOnly) ||
-    (c.kind === 'connection' && c.transient && c.sqlState === '57P03');
+    (c.kind === 'readOnly' && c.sqlState === SQLSTATE.readOnlySqlTransaction && !ctx.declaredReadOnly) ||
+    (c.kind === 'connection' && c.transient && c.sqlState === SQLSTATE.cannotConnectNow);
   return failover ? { ...c, kind: 'failover', transient: true } : c;
+}
+
+/** What a failed connection attempt means for `connect()`'s retry loop and the pool's acquire. */
+export interface ConnectFailure {
+  /** Worth another attempt after a backoff (the server may come up, or free a slot). */
+  transient: boolean;
+  /** Short machine-friendly reason: a SQLSTATE, an errno code, or a word. */
+  reason: string;
+  /** A short, secret-free suggestion for the operator, naming the variables to check. */
+  hint: string;
+}
+
+/**
+ * Classifies one failed connection attempt as transient (retry after a backoff) or
+ * permanent (fail at once), with an operator hint: the connect-time reading of the same
+ * chain and the same tables as `classifyError`. Unknown errors are permanent: retrying a
+ * misconfiguration only delays the report.
+ *
+ * Transient: the errno codes of a lost or unreachable server (ENOTFOUND included), connect
+ * timeouts (pg's, ours, knex's acquire timeout while connecting), 57P03 (starting up), 53300
+ * (too many connections), 57P01/57P02 and class 08. Permanent: 28P01/28000
+ * (authentication), 3D000 (unknown database), 42501 (no CONNECT privilege), TLS verification
+ * failures and a server without TLS when TLS is required.
+ */
+export function classifyConnectError(err: unknown): ConnectFailure {
+  for (const e of errorChain(err)) {
+    const code = typeof e.code === 'string' ? e.code : undefined;
+    const message = typeof e.message === 'string' ? e.message : '';
+    // knex's acquire timeout and tarn's create timeout: the server did not answer in time.
+    if (e.name === 'KnexTimeoutError' || e.name === 'TimeoutError')
+      return transient('timeout', 'no answer in time; is the server up and reachable?');
+    switch (code) {
+      case SQLSTATE.invalidPassword:
+      case SQLSTATE.invalidAuthorization:
+        return permanent(code, 'check DB_USER and DB_PASSWORD (or DB_PASSWORD_FILE)');
+      case SQLSTATE.invalidCatalogName:
+        return permanent(code, 'does the database exist? check DB_NAME');
+      case SQLSTATE.insufficientPrivilege:
+        return permanent(code, 'the role lacks the CONNECT privilege on the database');
+      case SQLSTATE.cannotConnectNow:
+        return transient(code, 'the server is starting up or in recovery');
+      case SQLSTATE.tooManyConnections:
+        return transient(
+          code,
+          'the server has no connection slots left; lower maxOpenConns or raise max_connections',
+        );
+      case SQLSTATE.adminShutdown:
+      case SQLSTATE.crashShutdown:
+        return transient(code, 'the server is shutting down or restarting');
+      case 'SSL_ROOT_CERT_UNREADABLE':
+        return permanent(code, 'cannot read the CA file named by DB_SSL_ROOT_CERT (sslRootCert)');
+    }
+    if (code?.startsWith('08')) return transient(code, 'the connection broke; check the network');
+    if (code && TLS_VERIFY_CODE.test(code))
+      return permanent(
+        code,
+        'the server certificate failed verification; check DB_SSL_ROOT_CERT and the host name',
+      );
+    if (TLS_REFUSED_MESSAGE.test(message))
+      return permanent('no_tls', 'the server does not offer TLS; use DB_SSLMODE=disable or prefer');
+    if (code && CONNECTION_ERRNO.has(code)) return transient(code, hostHint(code));
+    if (CONNECTION_MESSAGE.test(message) || /connection timeout/i.test(message))
+      return transient('timeout', 'no answer in time; is the server up and reachable?');
+  }
+  return permanent('unknown', 'see the cause for details');
+}
+
+function hostHint(code: string): string {
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'the host name does not resolve; check DB_HOST';
+  return 'is the server up? check DB_HOST and DB_PORT';
+}
+
+function transient(reason: string, hint: string): ConnectFailure {
+  return { transient: true, reason, hint };
+}
+
+function permanent(reason: string, hint: string): ConnectFailure {
+  return { transient: false, reason, hint };
 }

@@ -150,3 +150,10 @@ export class TransactionAbortedError extends AppError {
 export class ForeignConnectionError extends AppError {
   readonly code = 'FOREIGN_CONNECTION';
 }
+
+/**
+ * The connection was lost during COMMIT and the server says the transaction aborted: safe to
+ * re-run. Internal to the transaction manager's retry (a caller sees it only as the `cause` of
+ * an exhausted retry's error).
+ */
+export class CommitAbortedError extends ConnectionError {}

@@ -1,8 +1,9 @@
 import { wrapError } from 'db-errors';
 import { AppError } from '../../app-error.js';
-import { classifyError, errorChain } from './classify-error.js';
+import { classifyConnectError, classifyTxError, errorChain } from './classify-error.js';
 import {
   ConnectionError,
+  DatabaseClosedError,
   DBError,
   PoolExhaustedError,
   ReadOnlyTransactionError,
@@ -11,28 +12,49 @@ import {
   ValidationError,
   NotFoundError,
 } from './errors.js';
+import { SQLSTATE } from './sql-states.js';
 
-/** Context for messages; never bind values. */
+/** What the caller knows about where an error came from; never bind values. */
 export interface TranslateContext {
   /** Attempts made by the transaction, for the message of an exhausted retry. */
   attempts?: number;
+  /**
+   * The transaction was declared read-only (`readOnly: true`): a 25006 is the caller's own
+   * write. Otherwise a 25006 or a 57P03 is a failover (pg#2650). Absent: no transaction
+   * context, and a 25006 is a read-only error.
+   */
+  declaredReadOnly?: boolean;
+  /**
+   * The transaction's connection broke before COMMIT was sent. Whatever the callback threw
+   * afterwards (knex's "Transaction query already complete", pg's "Client was closed") is
+   * that loss: a `ConnectionError` with the thrown error as `cause`.
+   */
+  connectionLost?: boolean;
 }
 
 /**
- * Turns a driver error into the exported error classes, once, at the transaction boundary
- * (CONVENTIONS: translate driver errors in one place). The driver error travels as `cause`.
+ * Turns a driver, pool or knex error into the exported error classes: the one translator,
+ * used by transactions, connect, the pool's acquire and COPY. The original travels as
+ * `cause`.
  *
  * - Our own errors (`AppError`), objection's `DBError`/`ValidationError`/`NotFoundError` and
  *   application errors (anything without a SQLSTATE or a connection signature) are returned
- *   unchanged: the caller gets exactly what the callback threw.
+ *   unchanged: the caller gets exactly what the callback threw, unless `connectionLost`.
  * - 23xxx: objection's constraint classes (`UniqueViolationError`, `ForeignKeyViolationError`,
  *   `NotNullViolationError`, `CheckViolationError`) via db-errors' `wrapError`, the same
  *   classes objection's own queries throw, with `table`/`constraint` fields.
  * - 40001, 40P01: `SerializationError` (with `sqlState`); 25006: `ReadOnlyTransactionError`;
+ *   a failover: `ReadOnlyTransactionError` (25006) or `ConnectionError` (57P03), naming it;
  *   57014/55P03: `StatementTimeoutError`; a lost connection: `ConnectionError`; knex's
  *   acquire timeout: `PoolExhaustedError`; any other SQLSTATE: objection's `DBError`/`DataError`.
  */
 export function translateError(err: unknown, ctx: TranslateContext = {}): unknown {
+  const tries = ctx.attempts && ctx.attempts > 1 ? ` after ${ctx.attempts} attempts` : '';
+  if (ctx.connectionLost && !(err instanceof ConnectionError))
+    return new ConnectionError(
+      `The database connection was lost during the transaction${tries}; nothing was committed.`,
+      { attempts: ctx.attempts ?? 1, cause: err },
+    );
   if (
     err instanceof AppError ||
     err instanceof DBError ||
@@ -40,23 +62,23 @@ export function translateError(err: unknown, ctx: TranslateContext = {}): unknow
     err instanceof NotFoundError
   )
     return err;
-  const { kind, sqlState } = classifyError(err);
-  const tries = ctx.attempts && ctx.attempts > 1 ? ` after ${ctx.attempts} attempts` : '';
+  const { kind, sqlState } = classifyTxError(err, { declaredReadOnly: ctx.declaredReadOnly ?? true });
   switch (kind) {
     case 'serialization':
-      return new SerializationError(`The transaction could not be serialized${tries}.`, sqlState ?? '40001', {
-        cause: err,
-      });
+      return new SerializationError(
+        `The transaction could not be serialized${tries}.`,
+        sqlState ?? SQLSTATE.serializationFailure,
+        { cause: err },
+      );
     case 'deadlock':
       return new SerializationError(
         `The transaction was chosen as a deadlock victim${tries}.`,
-        sqlState ?? '40P01',
-        {
-          cause: err,
-        },
+        sqlState ?? SQLSTATE.deadlockDetected,
+        { cause: err },
       );
+    case 'failover':
+      return failoverError(err, sqlState, ctx.attempts ?? 1);
     case 'readOnly':
-    case 'failover': // only classifyTxError returns it; the manager builds failover errors itself
       return new ReadOnlyTransactionError('A write was attempted in a read-only transaction.', {
         cause: err,
       });
@@ -75,6 +97,60 @@ export function translateError(err: unknown, ctx: TranslateContext = {}): unknow
     case 'permanent':
       return sqlState ? wrapDriverError(err) : err;
   }
+}
+
+/** What the pool knew when an acquire failed. */
+export interface AcquireContext {
+  /** The database is draining or closed. */
+  closed: boolean;
+  /** Every connection was checked out (a timeout then means "pool busy", not "server unreachable"). */
+  full: boolean;
+  max: number;
+  /** Who holds the connections, oldest first (leak detection). */
+  holders: () => ReadonlyArray<{ heldMs: number; stack?: string }>;
+}
+
+/**
+ * A failed pool checkout (knex#1833, pg#2973: "pool busy" and "database unreachable" must not
+ * look the same): `DatabaseClosedError` while closing; `PoolExhaustedError` with the oldest
+ * holders when knex's acquire timed out with every connection in use; otherwise
+ * `ConnectionError` with an operator hint (the server could not be reached or refused us).
+ */
+export function translateAcquireError(err: unknown, ctx: AcquireContext): Error {
+  if (ctx.closed || (err instanceof Error && /^aborted$|Unable to acquire a connection/.test(err.message)))
+    return new DatabaseClosedError('The database closed while waiting for a connection.', { cause: err });
+  if (ctx.full && err instanceof Error && err.name === 'KnexTimeoutError') {
+    const holders = ctx.holders();
+    return new PoolExhaustedError(
+      `No pool connection became free in time: all ${ctx.max} are in use (oldest held ${holders[0]?.heldMs ?? '?'} ms).`,
+      { holders, cause: err },
+    );
+  }
+  if (err instanceof AppError) return err;
+  const failure = classifyConnectError(err);
+  return new ConnectionError('Could not open a database connection.', { hint: failure.hint, cause: err });
+}
+
+/**
+ * A failover that outlasted the retries, or met a transaction without retry: never the raw
+ * driver error, never a success. 57P03 gives `ConnectionError` (the server refused
+ * connections), 25006 `ReadOnlyTransactionError`, each naming the failover and the SQLSTATE.
+ */
+function failoverError(err: unknown, sqlState: string | undefined, attempts: number): Error {
+  const tries = attempts > 1 ? ` (${attempts} attempts)` : '';
+  if (sqlState === SQLSTATE.cannotConnectNow)
+    return new ConnectionError(
+      `The server refused new connections (SQLSTATE 57P03: starting up, shutting down or in recovery)${tries}; a failover may be in progress.`,
+      {
+        attempts,
+        hint: 'wait for the failover to finish; check that the host points at the new primary',
+        cause: err,
+      },
+    );
+  return new ReadOnlyTransactionError(
+    `The session was read-only although a read-write transaction was asked for (SQLSTATE 25006)${tries}: the server is a standby or the connection predates a failover. Nothing was written.`,
+    { cause: err },
+  );
 }
 
 /** objection's class for a pg error (found on the error or its chain), with the original as `cause`. */

@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
 import type { Metrics } from '../../observability/metrics.js';
-import { classifyConnectError } from '../errors/classify-connect-error.js';
 import { ConnectionError, DatabaseClosedError, PoolExhaustedError } from '../errors/errors.js';
+import { translateAcquireError } from '../errors/translate-error.js';
+import { tarnPoolOf, wrapPoolAccess } from '../knex-internals.js';
 import type { PoolMonitor } from './pool-monitor.js';
 
 /** A per-connection hook (roadmap: foreign-connection guard, per-connection deadlines). */
@@ -11,12 +12,6 @@ export interface ConnectionHook {
   /** Runs before a connection goes back to the pool. Must not throw. */
   onRelease?(connection: unknown): void;
 }
-
-type KnexClient = Knex.Client & {
-  acquireConnection(): Promise<unknown>;
-  releaseConnection(connection: unknown): Promise<void>;
-  pool?: { numUsed(): number } | undefined;
-};
 
 /**
  * The one place where pool connections are checked out and returned. Every acquire on the
@@ -28,7 +23,7 @@ type KnexClient = Knex.Client & {
  * - A failure to open a connection becomes `ConnectionError` with a hint, the driver error as `cause`.
  */
 export class ConnectionGate {
-  readonly #client: KnexClient;
+  readonly #knex: Knex;
   readonly #monitor: PoolMonitor;
   readonly #metrics: Metrics;
   readonly #max: number;
@@ -36,17 +31,17 @@ export class ConnectionGate {
   #open = false;
 
   constructor(knex: Knex, opts: { monitor: PoolMonitor; metrics: Metrics; max: number }) {
-    this.#client = knex.client as KnexClient;
+    this.#knex = knex;
     this.#monitor = opts.monitor;
     this.#metrics = opts.metrics;
     this.#max = opts.max;
-    const acquire: () => Promise<unknown> = this.#client.acquireConnection.bind(this.#client);
-    const release: (connection: unknown) => Promise<void> = this.#client.releaseConnection.bind(this.#client);
-    this.#client.acquireConnection = () => this.#acquire(acquire, release);
-    this.#client.releaseConnection = (connection: unknown) => {
-      for (const hook of this.#hooks) hook.onRelease?.(connection);
-      return release(connection);
-    };
+    wrapPoolAccess(knex, ({ acquire, release }) => ({
+      acquire: () => this.#acquire(acquire, release),
+      release: (connection: unknown) => {
+        for (const hook of this.#hooks) hook.onRelease?.(connection);
+        return release(connection);
+      },
+    }));
   }
 
   /** Lets acquires through (`connect()`), or refuses them (`disconnect()`/`close()`). */
@@ -66,7 +61,7 @@ export class ConnectionGate {
 
   async #acquire(
     acquire: () => Promise<unknown>,
-    release: (connection: unknown) => Promise<void>,
+    release: (connection: unknown) => Promise<unknown>,
   ): Promise<unknown> {
     if (!this.#open)
       throw new DatabaseClosedError('The database is closing or closed; no new work is accepted.');
@@ -86,21 +81,15 @@ export class ConnectionGate {
   }
 
   #translate(err: unknown): Error {
-    if (!this.#open || (err instanceof Error && /^aborted$|Unable to acquire a connection/.test(err.message)))
-      return new DatabaseClosedError('The database closed while waiting for a connection.', { cause: err });
-    if (err instanceof Error && err.name === 'KnexTimeoutError') {
-      const used = this.#client.pool?.numUsed() ?? 0;
-      if (used >= this.#max) {
-        this.#metrics.errors.inc({ class: 'pool_exhausted' });
-        const holders = this.#monitor.holders();
-        return new PoolExhaustedError(
-          `No pool connection became free in time: all ${this.#max} are in use (oldest held ${holders[0]?.heldMs ?? '?'} ms).`,
-          { holders, cause: err },
-        );
-      }
-    }
-    this.#metrics.errors.inc({ class: 'connection' });
-    const failure = classifyConnectError(err);
-    return new ConnectionError('Could not open a database connection.', { hint: failure.hint, cause: err });
+    const full = (tarnPoolOf(this.#knex)?.numUsed() ?? 0) >= this.#max;
+    const typed = translateAcquireError(err, {
+      closed: !this.#open,
+      full,
+      max: this.#max,
+      holders: () => this.#monitor.holders(),
+    });
+    if (typed instanceof PoolExhaustedError) this.#metrics.errors.inc({ class: 'pool_exhausted' });
+    else if (typed instanceof ConnectionError) this.#metrics.errors.inc({ class: 'connection' });
+    return typed;
   }
 }

@@ -1,7 +1,13 @@
 import { performance } from 'node:perf_hooks';
-import type { Pool } from 'tarn';
 import type { Metrics } from '../../observability/metrics.js';
 import type { PoolStats } from '../database.js';
+import {
+  isBroken,
+  isIdleInPool,
+  lifetimeLimitOf,
+  type DriverConnection,
+  type TarnPool,
+} from '../knex-internals.js';
 
 /** One checked-out connection, for leak detection. */
 export interface PoolHolder {
@@ -11,8 +17,7 @@ export interface PoolHolder {
   stack?: string;
 }
 
-type Connection = { __knex__disposed?: unknown; __knexLifetimeLimit?: number };
-type TarnPool = Pool<Connection>;
+type Connection = DriverConnection;
 
 /**
  * Keeps the pool statistics that tarn does not: waits, retirements by cause, and who holds
@@ -129,13 +134,14 @@ export class PoolMonitor {
     this.#holders.delete(conn);
     if (this.#closing) return;
     // tarn's reaper destroys straight out of its free list; validation failures are taken
-    // out of it first. `free` is protected in tarn's types, hence the cast.
-    const free = (pool as unknown as { free: Array<{ resource: Connection }> }).free;
-    if (free.some((r) => r.resource === conn)) this.#maxIdleTimeClosed += 1;
-    else if (conn.__knex__disposed)
+    // out of it first.
+    if (isIdleInPool(pool, conn)) this.#maxIdleTimeClosed += 1;
+    else if (isBroken(conn))
       return; // broken, not retired by age: counted nowhere
-    else if (conn.__knexLifetimeLimit && performance.now() > conn.__knexLifetimeLimit)
-      this.#maxLifetimeClosed += 1;
+    else {
+      const limit = lifetimeLimitOf(conn);
+      if (limit && performance.now() > limit) this.#maxLifetimeClosed += 1;
+    }
   }
 }
 

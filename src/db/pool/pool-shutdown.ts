@@ -2,20 +2,8 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Knex } from 'knex';
 import type { Logger } from '../../observability/logger.js';
-import type { PooledPgClient } from '../connection/pg-connection-opener.js';
+import { abandonPool, markBroken, tarnPoolOf } from '../knex-internals.js';
 import type { PoolMonitor } from './pool-monitor.js';
-
-/** The tarn pool counters a drain waits on. */
-interface PoolCounts {
-  numUsed(): number;
-  numPendingAcquires(): number;
-  numPendingCreates(): number;
-}
-
-/** The knex client whose pool is closed (`pool` is undefined once abandoned or destroyed). */
-export interface ClosingClient {
-  pool?: PoolCounts | undefined;
-}
 
 /** How often a drain looks at the pool, ms. */
 const DRAIN_POLL_MS = 10;
@@ -28,14 +16,14 @@ const DRAIN_POLL_MS = 10;
  *   with the connections still in use). Never throws.
  */
 export async function drainPool(
-  client: ClosingClient,
+  knex: Knex,
   drainMs: number,
   signal: AbortSignal,
   logger: Logger,
 ): Promise<boolean> {
   const until = performance.now() + drainMs;
   for (;;) {
-    const pool = client.pool;
+    const pool = tarnPoolOf(knex);
     if (!pool || pool.numUsed() + pool.numPendingAcquires() + pool.numPendingCreates() === 0) return true;
     if (signal.aborted || performance.now() >= until) {
       logger.warn({ inUse: pool.numUsed(), drainMs }, 'drain timeout: closing connections still in use');
@@ -57,15 +45,14 @@ export async function drainPool(
  */
 export async function destroyPool(opts: {
   knex: Knex;
-  client: ClosingClient;
   monitor: PoolMonitor;
   force: boolean;
   timeoutMs: number;
   logger: Logger;
 }): Promise<void> {
   if (opts.force) {
-    for (const conn of opts.monitor.checkedOut() as PooledPgClient[]) {
-      conn.__knex__disposed ??= 'closed by PostgresDatabase.close()';
+    for (const conn of opts.monitor.checkedOut()) {
+      markBroken(conn, 'closed by PostgresDatabase.close()');
       conn.end().catch(() => {});
     }
   }
@@ -75,7 +62,7 @@ export async function destroyPool(opts: {
   ]);
   if (!destroyed) {
     opts.logger.warn('the pool did not finish closing in time; abandoning it');
-    opts.client.pool = undefined;
+    abandonPool(opts.knex);
   }
   opts.monitor.detach();
 }

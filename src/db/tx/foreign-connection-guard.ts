@@ -3,13 +3,12 @@ import type { Knex } from 'knex';
 import type { ForeignConnectionGuardMode } from '../../config/app-config.js';
 import type { Logger } from '../../observability/logger.js';
 import { ForeignConnectionError } from '../errors/errors.js';
+import { wrapPoolAccess } from '../knex-internals.js';
 import { currentTransaction } from './tx-context.js';
 
 const ownAcquire = new AsyncLocalStorage<true>();
 const INSTALLED = Symbol('pgdl.foreignConnectionGuard');
 const guards = new WeakMap<Knex.Transaction, { mode: ForeignConnectionGuardMode; logger: Logger }>();
-
-type GuardedClient = { acquireConnection(): Promise<unknown>; [INSTALLED]?: true };
 
 /** Runs `acquire` as the transaction manager's own checkout, which the guard lets through. */
 export function acquireOwn<T>(acquire: () => Promise<T>): Promise<T> {
@@ -37,29 +36,30 @@ export function guardTransaction(
  * - 'error': rejects the query with `ForeignConnectionError` before it waits for a slot.
  *
  * The manager's own checkouts (`requiresNew`, `beginTx`) pass through `acquireOwn`. Installed
- * once per knex client by wrapping `client.acquireConnection`, where every builder, `knex.raw`,
+ * once per knex instance around its pool checkout (`wrapPoolAccess`), where every builder, `knex.raw`,
  * `knex.transaction()` and objection query acquires.
  */
 export function installForeignConnectionGuard(knex: Knex): void {
-  const client = knex.client as GuardedClient;
-  if (client[INSTALLED]) return;
-  client[INSTALLED] = true;
-  const acquire = client.acquireConnection.bind(client);
-  client.acquireConnection = () => {
-    const trx = ownAcquire.getStore() ? undefined : currentTransaction();
-    const guard = trx && guards.get(trx);
-    if (guard && guard.mode !== 'off') {
-      if (guard.mode === 'error')
-        return Promise.reject(
-          new ForeignConnectionError(
-            'A query inside a transaction asked for a second pool connection; run it on the transaction (trx) instead.',
-          ),
+  const marks = knex as unknown as { [INSTALLED]?: true };
+  if (marks[INSTALLED]) return;
+  marks[INSTALLED] = true;
+  wrapPoolAccess(knex, ({ acquire }) => ({
+    acquire: () => {
+      const trx = ownAcquire.getStore() ? undefined : currentTransaction();
+      const guard = trx && guards.get(trx);
+      if (guard && guard.mode !== 'off') {
+        if (guard.mode === 'error')
+          return Promise.reject(
+            new ForeignConnectionError(
+              'A query inside a transaction asked for a second pool connection; run it on the transaction (trx) instead.',
+            ),
+          );
+        guard.logger.warn(
+          { stack: new Error('acquired here').stack },
+          'a query inside a transaction took a second pool connection: it runs outside the transaction (knex#1171)',
         );
-      guard.logger.warn(
-        { stack: new Error('acquired here').stack },
-        'a query inside a transaction took a second pool connection: it runs outside the transaction (knex#1171)',
-      );
-    }
-    return acquire();
-  };
+      }
+      return acquire();
+    },
+  }));
 }

@@ -102,18 +102,29 @@ export class TxDeadline {
   }
 }
 
-/** Settles with `p`, or rejects after `ms` (the work itself goes on). */
-export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+/**
+ * Settles with `p`, or rejects after `ms` (the work itself goes on); a value arriving later
+ * goes to `onLate` (e.g. to close a late connection).
+ */
+export function withTimeout<T>(p: Promise<T>, ms: number, onLate?: (value: T) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    let late = false;
+    const timer = setTimeout(
+      () => {
+        late = true;
+        reject(new Error(`no answer within ${Math.round(ms)} ms`));
+      },
+      Math.max(0, ms),
+    );
     p.then(
       (v) => {
         clearTimeout(timer);
-        resolve(v);
+        if (late) onLate?.(v);
+        else resolve(v);
       },
-      (err: Error) => {
+      (err: unknown) => {
         clearTimeout(timer);
-        reject(err);
+        if (!late) reject(err instanceof Error ? err : new Error(String(err)));
       },
     );
   });

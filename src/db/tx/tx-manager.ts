@@ -5,15 +5,26 @@ import type { Logger } from '../../observability/logger.js';
 import { Metrics } from '../../observability/metrics.js';
 import type { Database, TxOptions } from '../database.js';
 import { TxOptionsError } from '../errors/errors.js';
+import { TransactionStateError } from '../errors/errors.js';
 import { translateError } from '../errors/translate-error.js';
-import { currentTransaction, transactionContext, type TxFn } from './tx-context.js';
-import { handleOf } from './tx-handle.js';
+import { guardTransaction } from './foreign-connection-guard.js';
+import { handleOf } from './root-tx.js';
+import { SavepointTx } from './savepoint-tx.js';
+import {
+  currentTransaction,
+  isTransactionEnded,
+  runInTransaction,
+  transactionContext,
+  type TxFn,
+} from './tx-context.js';
 import { TxHookSet, type TxHooks } from './tx-hooks.js';
-import { joinAmbient } from './tx-join.js';
-import { DEFAULT_TX_DEFAULTS, resolveTxOptions, type ResolvedTxOptions } from './tx-options.js';
+import {
+  DEFAULT_TX_DEFAULTS,
+  joinConflicts,
+  resolveTxOptions,
+  type ResolvedTxOptions,
+} from './tx-options.js';
 import { TxRunner } from './tx-runner.js';
-import { SavepointTx } from './tx-savepoint.js';
-import { TxStarter } from './tx-starter.js';
 
 /** Optional collaborators and defaults of a TxManager. */
 export interface TxManagerOptions {
@@ -60,7 +71,6 @@ export class TxManager {
   readonly #hooks: TxHookSet;
   /** `resolveTxOptions({})` under this manager's defaults: the common call validates nothing. */
   readonly #plain: ResolvedTxOptions;
-  readonly #starter: TxStarter;
   readonly #runner: TxRunner;
 
   constructor(db: Database, logger: Logger, options: TxManagerOptions = {}) {
@@ -74,22 +84,17 @@ export class TxManager {
       defaultTimeout: t.defaultTimeout ?? DEFAULT_TX_DEFAULTS.defaultTimeout,
     };
     this.#guardMode = t.foreignConnectionGuard ?? 'warn';
-    this.#starter = new TxStarter({
-      db,
-      logger: this.#logger,
-      metrics: this.#metrics,
-      guardMode: this.#guardMode,
-      resolveLostCommit: t.resolveLostCommit ?? true,
-      lookupTimeoutMs: options.commitLookupTimeoutMs,
-    });
     this.#plain = resolveTxOptions({}, this.#defaults);
     this.#hooks = new TxHookSet(this.#logger);
     if (options.hooks) this.#hooks.add(options.hooks);
     this.#runner = new TxRunner({
-      starter: this.#starter,
-      hooks: this.#hooks,
-      metrics: this.#metrics,
+      db,
       logger: this.#logger,
+      metrics: this.#metrics,
+      hooks: this.#hooks,
+      guardMode: this.#guardMode,
+      resolveLostCommit: t.resolveLostCommit ?? true,
+      lookupTimeoutMs: options.commitLookupTimeoutMs,
       plain: this.#plain,
     });
   }
@@ -161,7 +166,7 @@ export class TxManager {
     const ambient = transactionContext.getStore();
     // Not async itself: the common top-level call adds no promise of its own.
     if (!ambient || o.propagation === 'requiresNew') return this.#runner.run(fn, o);
-    return joinAmbient(fn, o, ambient, this.#guardMode, this.#logger);
+    return this.#join(fn, o, ambient);
   }
 
   /**
@@ -204,12 +209,12 @@ export class TxManager {
     const handle =
       o.propagation === 'nested' && parent
         ? await SavepointTx.begin(parent)
-        : await this.#starter.begin(o, performance.now());
+        : await this.#runner.begin(o, performance.now());
     const trx = handle.trx;
     let ending: Promise<void> | undefined;
     const commit = (): Promise<void> =>
       (ending ??= handle.commit().catch((err: unknown) => {
-        throw translateError(err);
+        throw translateError(err, { declaredReadOnly: o.readOnly });
       }));
     // After commit() (failed or not) there is nothing left to roll back: a no-op, so the usual
     // `catch { await trx.rollback() }` does not throw the commit error a second time.
@@ -217,7 +222,50 @@ export class TxManager {
     Object.assign(trx, { commit, rollback });
     return trx;
   }
+  /**
+   * `withTransaction` inside an ambient transaction (propagation 'required' or 'nested'):
+   * 'required' runs `fn` on the ambient transaction itself, 'nested' in a savepoint of it whose
+   * failure rolls back to the savepoint only. Options that the call sets explicitly (isolation
+   * level, read-only, deferrable, timeout) must be compatible with what the ambient transaction
+   * guarantees. No retry here: retry happens at the outermost transaction only.
+   * @throws TransactionStateError when the ambient transaction has ended or the options conflict
+   *   with it; otherwise the callback's error unchanged (after the savepoint rolled back).
+   */
+  async #join<T>(fn: TxFn<T>, o: ResolvedTxOptions, ambient: Knex.Transaction): Promise<T> {
+    if (isTransactionEnded(ambient))
+      throw new TransactionStateError(
+        'The ambient transaction has already ended; await the work inside its callback.',
+      );
+    const parent = handleOf(ambient);
+    if (parent && JOIN_CHECKED.some((k) => o.explicit.has(k))) {
+      const conflicts = joinConflicts(await parent.root.traits(), o, performance.now());
+      if (conflicts.length > 0)
+        throw new TransactionStateError(`Cannot join the ambient transaction: ${conflicts.join('; ')}.`);
+    }
+    if (o.propagation === 'required') return fn(ambient);
+    // A transaction TxManager did not start (plain knex): knex's own savepoint.
+    if (!parent) return ambient.transaction((trx) => runInTransaction(trx, fn));
+    const sp = await SavepointTx.begin(parent);
+    guardTransaction(sp.trx, this.#guardMode, this.#logger);
+    let result: T;
+    try {
+      result = await runInTransaction(sp.trx, fn);
+    } catch (err) {
+      await sp.rollback(err);
+      throw err;
+    }
+    await sp.commit();
+    return result;
+  }
 }
+
+/** The options a joining call may set only when the ambient transaction already guarantees them. */
+const JOIN_CHECKED: ReadonlyArray<keyof TxOptions> = [
+  'isolationLevel',
+  'readOnly',
+  'deferrable',
+  'timeoutMs',
+];
 
 /** True when `opts` sets nothing (no own key with a value): the manager's defaults apply as they are. */
 function isEmpty(opts: TxOptions): boolean {

@@ -1,131 +1,210 @@
 import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
+import { handleWhen, retry, type IBackoff, type IBackoffFactory } from 'cockatiel';
+import type { Knex } from 'knex';
+import type { ForeignConnectionGuardMode } from '../../config/app-config.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics, RetryReason, TxOutcome } from '../../observability/metrics.js';
-import { classifyTxError, type ErrorClassification } from '../errors/classify-error.js';
-import { CommitUnknownError, TransactionTimeoutError } from '../errors/errors.js';
-import { runWithRetry, type RetryRunOptions } from './retry-policy.js';
+import { fullJitterDelay } from '../backoff.js';
+import type { Database } from '../database.js';
+import { classifyError, classifyTxError, type ErrorClassification } from '../errors/classify-error.js';
+import {
+  CommitAbortedError,
+  CommitUnknownError,
+  TransactionStateError,
+  TransactionTimeoutError,
+} from '../errors/errors.js';
+import { SQLSTATE } from '../errors/sql-states.js';
 import { translateError } from '../errors/translate-error.js';
-import { runAttempt } from './tx-attempt.js';
-import type { TxFn } from './tx-context.js';
-import { failoverError } from './tx-failover.js';
+import { acquirePooled } from '../knex-internals.js';
+import { acquireOwn, guardTransaction, installForeignConnectionGuard } from './foreign-connection-guard.js';
+import { RootTx, type RootTxDeps } from './root-tx.js';
+import { runInTransaction, transactionContext, type TxFn } from './tx-context.js';
 import { takeRetryVeto, type TxHookSet } from './tx-hooks.js';
-import { CommitAbortedError } from './tx-lost-commit.js';
-import type { ResolvedTxOptions } from './tx-options.js';
-import type { TxStarter } from './tx-starter.js';
+import type { ResolvedRetry, ResolvedTxOptions } from './tx-options.js';
 
 /** What a `TxRunner` works with (one manager's, fixed at construction). */
 export interface TxRunnerOptions {
-  starter: TxStarter;
-  hooks: TxHookSet;
-  metrics: Metrics;
+  db: Database;
   logger: Logger;
+  metrics: Metrics;
+  hooks: TxHookSet;
+  guardMode: ForeignConnectionGuardMode;
+  resolveLostCommit: boolean;
+  /** Bound on learning a lost COMMIT's outcome, ms; undefined: the default (5 s). */
+  lookupTimeoutMs: number | undefined;
   /** The manager's resolved default options: their retry rules are built once and shared. */
   plain: ResolvedTxOptions;
 }
 
+/** After the deadline, cancel + ROLLBACK get this long before the caller is told, ms. */
+const TIMEOUT_GRACE_MS = 150;
+
+/** A withTransaction callback's commit()/rollback(): the manager ends the transaction itself. */
+const refuseManualEnd = (): Promise<never> =>
+  Promise.reject(
+    new TransactionStateError(
+      'withTransaction() commits and rolls back by itself: return to commit, throw to roll back.',
+    ),
+  );
+const MANUAL_END_REFUSED = { commit: refuseManualEnd, rollback: refuseManualEnd };
+
 /**
- * Runs the outermost transactions of one TxManager (top level, or `requiresNew`): the retry
- * loop around `runAttempt`, which failures are retried (transient ones, a lost COMMIT only
- * when `idempotent`, never past the deadline, unless a `beforeRetry` hook vetoes), and the
- * accounting of each transaction: one warn line and one counted retry per retry, the
- * outcome's counters and duration, one error line when retries ran out, the `onEnd` hooks.
- * Built once per manager; nothing here is allocated per transaction beyond the retry rules of
- * non-default options.
+ * Runs the outermost transactions of one TxManager (top level, or `requiresNew`): begins each
+ * attempt as a `RootTx`, runs the callback as the ambient transaction (raced with the
+ * deadline when there is one), commits or rolls back, and retries transient failures
+ * (never past the deadline, a lost COMMIT only when `idempotent`, unless a `beforeRetry`
+ * hook vetoes). Retry happens here only: statement-level retry inside a transaction fails
+ * with "current transaction is aborted" (sequelize#12608). Each retry is one warn line and
+ * one counted retry (prisma#25525: only exhaustion logs at error); each outcome is counted
+ * and timed, and the `onEnd` hooks hear it. Built once per manager: per transaction it
+ * allocates only the attempt itself.
  */
 export class TxRunner {
-  readonly #starter: TxStarter;
-  readonly #hooks: TxHookSet;
-  readonly #metrics: Metrics;
-  readonly #logger: Logger;
-  readonly #plain: ResolvedTxOptions;
+  readonly #opts: TxRunnerOptions;
   #plainRetry: RetryRunOptions | undefined;
+  /** What every top-level transaction on `#guarded` shares (built once per knex instance). */
+  #deps: RootTxDeps | undefined;
+  #guarded: Knex | undefined;
 
-  constructor({ starter, hooks, metrics, logger, plain }: TxRunnerOptions) {
-    this.#starter = starter;
-    this.#hooks = hooks;
-    this.#metrics = metrics;
-    this.#logger = logger;
-    this.#plain = plain;
+  constructor(opts: TxRunnerOptions) {
+    this.#opts = opts;
   }
 
   /**
    * Runs `fn` as an outermost transaction: attempts with backoff while the failure is
    * transient (and the hooks and the deadline allow), then counts and logs the outcome, calls
    * the `onEnd` hooks and settles.
-   * @throws the last attempt's error, translated (`translateError`, or `failoverError` for a
-   *   failover that outlasted the retries).
+   * @throws the last attempt's error, translated (`translateError`).
    */
   async run<T>(fn: TxFn<T>, o: ResolvedTxOptions): Promise<T> {
     const started = performance.now();
     const deadline = o.timeoutMs === undefined ? undefined : started + o.timeoutMs;
-    const isolation = o.isolationLevel ?? 'default';
     let attempts = 0;
     try {
       const result = await runWithRetry(
         (attempt) => {
           attempts = attempt;
-          return runAttempt(this.#starter, this.#hooks, fn, o, started, attempt);
+          return this.#attempt(fn, o, started, attempt);
         },
         this.#retryRules(o, deadline),
       );
-      this.#ended('committed', isolation, started);
-      if (this.#hooks.hasEnd) this.#endHooks('committed', attempts, o, started, undefined, false);
+      this.#ended('committed', o, started, attempts, undefined, false);
       return result;
     } catch (err) {
       const verdict = classifyTxError(err, { declaredReadOnly: o.readOnly });
       const outcome = outcomeOf(err, o, verdict);
       const retryVetoed = takeRetryVeto(err);
-      this.#ended(outcome, isolation, started);
-      this.#metrics.errors.inc({ class: verdict.kind });
+      this.#opts.metrics.errors.inc({ class: verdict.kind });
       if (outcome === 'retry_exhausted' || outcome === 'commit_unknown') {
-        const { kind, sqlState } = verdict;
+        const { kind: reason, sqlState } = verdict;
+        const isolation = o.isolationLevel ?? 'default';
         if (retryVetoed)
-          this.#logger.error(
-            { attempts, reason: kind, sqlState, isolation, retryVetoed },
+          this.#opts.logger.error(
+            { attempts, reason, sqlState, isolation, retryVetoed },
             'transaction failed; a beforeRetry hook vetoed its retry',
           );
         else
-          this.#logger.error(
-            { attempts, reason: kind, sqlState, isolation },
+          this.#opts.logger.error(
+            { attempts, reason, sqlState, isolation },
             'transaction failed after every attempt',
           );
       }
-      const final =
-        verdict.kind === 'failover'
-          ? failoverError(err, verdict, attempts)
-          : translateError(err, { attempts });
-      if (this.#hooks.hasEnd) this.#endHooks(outcome, attempts, o, started, final, retryVetoed);
+      const final = translateError(err, { attempts, declaredReadOnly: o.readOnly });
+      this.#ended(outcome, o, started, attempts, final, retryVetoed);
       throw final;
     }
   }
 
-  #endHooks(
-    outcome: TxOutcome,
-    attempts: number,
-    o: ResolvedTxOptions,
-    started: number,
-    error: unknown,
-    retryVetoed: boolean,
-  ): void {
-    this.#hooks.end({
-      outcome,
-      attempts,
-      durationMs: performance.now() - started,
-      ...(error === undefined ? {} : { error }),
-      retryVetoed,
+  /**
+   * Begins a top-level transaction (an attempt of `run`, or `beginTx`); `onStatement` from
+   * the hooks. Counted as started and watched by the foreign-connection guard.
+   * @throws what `RootTx.begin` throws (TransactionTimeoutError past the deadline, the
+   *   acquire or BEGIN error otherwise); nothing is counted then.
+   */
+  async begin(o: ResolvedTxOptions, started: number, onStatement?: () => void): Promise<RootTx> {
+    const { db, metrics, guardMode, logger } = this.#opts;
+    const tx = await RootTx.begin(this.#depsFor(db.driver()), {
       isolationLevel: o.isolationLevel,
       readOnly: o.readOnly,
+      deferrable: o.deferrable,
+      timeoutMs: o.timeoutMs,
+      deadline: o.timeoutMs === undefined ? undefined : started + o.timeoutMs,
+      onStatement,
     });
+    metrics.txStarted.inc({ isolation: o.isolationLevel ?? 'default' });
+    guardTransaction(tx.trx, guardMode, logger);
+    return tx;
+  }
+
+  /**
+   * One attempt: begin, the callback (its own `commit()`/`rollback()` refused), then COMMIT,
+   * or ROLLBACK when it throws.
+   * @throws TransactionTimeoutError at the deadline (cancel + ROLLBACK get 150 ms of grace
+   *   first), also for a server-side 57014 just before it; `ConnectionError` when the
+   *   connection broke before COMMIT, whatever the callback threw; otherwise the BEGIN,
+   *   callback or COMMIT error unchanged.
+   */
+  async #attempt<T>(fn: TxFn<T>, o: ResolvedTxOptions, started: number, attempt: number): Promise<T> {
+    const hooks = this.#opts.hooks;
+    const onStatement = hooks.hasStatement
+      ? hooks.statementListener({ attempt, isolationLevel: o.isolationLevel, readOnly: o.readOnly })
+      : undefined;
+    const tx = await this.begin(o, started, onStatement);
+    const trx = tx.trx;
+    Object.assign(trx, MANUAL_END_REFUSED);
+    let result: T;
+    try {
+      const body = runInTransaction(trx, fn);
+      // Without a deadline there is nothing to race: no extra promise per transaction.
+      result = tx.hasDeadline
+        ? await Promise.race([body, tx.expiry.then(() => Promise.reject(tx.timeoutError()))])
+        : await body;
+    } catch (err) {
+      if (tx.expired || isOwnDeadline(err, o, started)) {
+        // Reject at the deadline (prisma#17245); cancel + ROLLBACK get a short grace to finish first.
+        await Promise.race([tx.rollback(tx.timeoutError()), delay(TIMEOUT_GRACE_MS)]);
+        throw err instanceof TransactionTimeoutError ? err : tx.timeoutError(err);
+      }
+      // Read before the rollback, which releases the connection.
+      const lost = tx.lostConnectionCaused(err);
+      await tx.rollback(err);
+      // knex marks a transaction complete when its connection dies between two statements,
+      // and the callback's next statement then throws "Transaction query already complete":
+      // the loss, not the message, is what happened, and it is safe to retry.
+      throw lost ? translateError(err, { connectionLost: true }) : err;
+    }
+    await tx.commit();
+    return result;
+  }
+
+  #depsFor(knex: Knex): RootTxDeps {
+    if (this.#guarded === knex && this.#deps) return this.#deps;
+    installForeignConnectionGuard(knex);
+    this.#guarded = knex;
+    const acquire = (): Promise<unknown> => acquirePooled(knex);
+    const { logger, resolveLostCommit, lookupTimeoutMs } = this.#opts;
+    this.#deps = {
+      knex,
+      logger,
+      // Outside any ambient transaction the guard lets every checkout through: no need to
+      // enter its AsyncLocalStorage (requiresNew and beginTx inside one still do).
+      acquire: () => (transactionContext.getStore() === undefined ? acquire() : acquireOwn(acquire)),
+      resolveLostCommit,
+      commitLookupTimeoutMs: lookupTimeoutMs,
+    };
+    return this.#deps;
   }
 
   /** The retry rules of one transaction; those of the default options are built once and shared. */
   #retryRules(o: ResolvedTxOptions, deadline: number | undefined): RetryRunOptions {
-    if (o === this.#plain && deadline === undefined)
+    if (o === this.#opts.plain && deadline === undefined)
       return (this.#plainRetry ??= this.#buildRetryRules(o, undefined));
     return this.#buildRetryRules(o, deadline);
   }
 
   #buildRetryRules(o: ResolvedTxOptions, deadline: number | undefined): RetryRunOptions {
+    const { hooks, metrics, logger } = this.#opts;
     const isolation = o.isolationLevel ?? 'default';
     const ctx = { declaredReadOnly: o.readOnly };
     return {
@@ -134,16 +213,16 @@ export class TxRunner {
         if (deadline !== undefined && performance.now() + delayMs >= deadline) return false;
         const verdict = classifyTxError(err, ctx);
         if (!(err instanceof CommitUnknownError ? o.idempotent : verdict.transient)) return false;
-        if (!this.#hooks.hasRetry) return true;
+        if (!hooks.hasRetry) return true;
         const reason = retryReason(err, verdict);
-        return this.#hooks.allowRetry({ attempt, delayMs, reason, sqlState: verdict.sqlState, error: err });
+        return hooks.allowRetry({ attempt, delayMs, reason, sqlState: verdict.sqlState, error: err });
       },
       onRetry: ({ attempt, delayMs, error }) => {
         const verdict = classifyTxError(error, ctx);
         const reason = retryReason(error, verdict);
-        this.#metrics.txRetries.inc({ reason });
+        metrics.txRetries.inc({ reason });
         const { sqlState } = verdict;
-        this.#logger.warn(
+        logger.warn(
           { attempt, delayMs, reason, sqlState, isolation },
           'transaction failed transiently; retrying',
         );
@@ -151,9 +230,28 @@ export class TxRunner {
     };
   }
 
-  #ended(outcome: TxOutcome, isolation: string, started: number): void {
-    this.#metrics.txEnded.inc({ outcome, isolation });
-    this.#metrics.txDuration.observe({ outcome }, (performance.now() - started) / 1000);
+  #ended(
+    outcome: TxOutcome,
+    o: ResolvedTxOptions,
+    started: number,
+    attempts: number,
+    error: unknown,
+    retryVetoed: boolean,
+  ): void {
+    const { metrics, hooks } = this.#opts;
+    const durationMs = performance.now() - started;
+    metrics.txEnded.inc({ outcome, isolation: o.isolationLevel ?? 'default' });
+    metrics.txDuration.observe({ outcome }, durationMs / 1000);
+    if (!hooks.hasEnd) return;
+    hooks.end({
+      outcome,
+      attempts,
+      durationMs,
+      ...(error === undefined ? {} : { error }),
+      retryVetoed,
+      isolationLevel: o.isolationLevel,
+      readOnly: o.readOnly,
+    });
   }
 }
 
@@ -168,4 +266,75 @@ function outcomeOf(err: unknown, o: ResolvedTxOptions, verdict: ErrorClassificat
   if (err instanceof CommitUnknownError) return 'commit_unknown';
   if (o.retry.maxAttempts > 1 && verdict.transient) return 'retry_exhausted';
   return 'rolled_back';
+}
+
+/** A server-side 57014 that arrived just before our own timer: it is our deadline all the same. */
+function isOwnDeadline(err: unknown, o: ResolvedTxOptions, started: number): boolean {
+  return (
+    o.timeoutMs !== undefined &&
+    classifyError(err).sqlState === SQLSTATE.queryCanceled &&
+    performance.now() >= started + o.timeoutMs - 50
+  );
+}
+
+/** How `runWithRetry` runs one callback. */
+export interface RetryRunOptions extends ResolvedRetry {
+  /**
+   * Whether `err` may be retried after waiting `delayMs` (kind, idempotency, deadline, the
+   * `beforeRetry` hooks). Called once per failure that has an attempt left, with the attempt
+   * that failed (1-based); the manager's rules live there, the schedule lives here.
+   */
+  shouldRetry(err: unknown, delayMs: number, attempt: number): boolean;
+  /** Called before each wait: the attempt that failed (1-based), the wait, the error. */
+  onRetry?(info: { attempt: number; delayMs: number; error: unknown }): void;
+  /** Uniform source in [0, 1) for the jitter; injectable for tests. Default Math.random. */
+  random?: () => number;
+}
+
+/** A backoff whose next duration was already drawn by the retry predicate. */
+class DrawnBackoff implements IBackoff<unknown> {
+  readonly #read: () => number;
+  constructor(read: () => number) {
+    this.#read = read;
+  }
+  get duration(): number {
+    return this.#read();
+  }
+  next(): IBackoff<unknown> {
+    return this;
+  }
+}
+
+/**
+ * Runs `fn` and re-runs it on failures that `shouldRetry` accepts, at most `maxAttempts`
+ * times in all, waiting between attempts with exponential backoff and full jitter: before
+ * retry n (0-based) a uniform draw from [0, min(maxDelayMs, baseDelayMs * 2^n)) ms
+ * (`fullJitterDelay`). Built on cockatiel's retry policy; the delay is drawn in the predicate
+ * so that `shouldRetry` can refuse a wait that would pass the transaction's deadline.
+ *
+ * `fn` receives the attempt number, 1-based. The last error is rethrown unchanged.
+ */
+export async function runWithRetry<T>(
+  fn: (attempt: number) => Promise<T>,
+  opts: RetryRunOptions,
+): Promise<T> {
+  if (opts.maxAttempts <= 1) return fn(1);
+  const random = opts.random ?? Math.random;
+  let retries = 0;
+  let drawn = 0;
+  const backoff: IBackoffFactory<unknown> = { next: () => new DrawnBackoff(() => drawn) };
+  const policy = retry(
+    handleWhen((err) => {
+      drawn = fullJitterDelay(retries, { baseMs: opts.baseDelayMs, maxMs: opts.maxDelayMs }, random);
+      const again = retries + 1 < opts.maxAttempts && opts.shouldRetry(err, drawn, retries + 1);
+      if (again) retries++;
+      return again;
+    }),
+    { maxAttempts: opts.maxAttempts - 1, backoff },
+  );
+  policy.onRetry((event) => {
+    if ('error' in event)
+      opts.onRetry?.({ attempt: event.attempt, delayMs: event.delay, error: event.error });
+  });
+  return policy.execute(({ attempt }) => fn(attempt + 1));
 }

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { classifyConnectError } from '../../../../src/db/errors/classify-connect-error.js';
+import { classifyConnectError } from '../../../../src/db/errors/classify-error.js';
 import { ConnectionError } from '../../../../src/db/errors/errors.js';
 import { ENV_VARS } from '../../../../src/config/env-vars.js';
 

@@ -1,8 +1,9 @@
 import type { Knex } from 'knex';
 import { TransactionAbortedError, TransactionStateError } from '../errors/errors.js';
+import { savepointNameOf } from '../knex-internals.js';
+import { registerHandle, type RootTx } from './root-tx.js';
+import { StatementSet, type RawResult } from './tx-connection.js';
 import { markTransactionEnded } from './tx-context.js';
-import { registerHandle, type RootTx } from './tx-handle.js';
-import { StatementTracker, type RawResult } from './tx-statements.js';
 
 const noop = (): void => {};
 
@@ -16,7 +17,8 @@ export class SavepointTx {
   readonly #parent: RootTx | SavepointTx;
   readonly #trx: Knex.Transaction;
   readonly #name: string | undefined;
-  readonly #tracker: StatementTracker;
+  /** This savepoint's own statements: RELEASE waits for them, and names the first failure. */
+  readonly #statements = new StatementSet();
   readonly #knexCommit: () => Promise<RawResult | undefined>;
   readonly #knexRollback: (err: unknown) => Promise<RawResult | undefined>;
   #ended = false;
@@ -28,9 +30,8 @@ export class SavepointTx {
     trx.executionPromise?.catch(noop);
     this.#knexCommit = trx.commit.bind(trx) as () => Promise<RawResult | undefined>;
     this.#knexRollback = trx.rollback.bind(trx) as (err: unknown) => Promise<RawResult | undefined>;
-    this.#tracker = new StatementTracker(
+    parent.root.connection!.watch(
       trx,
-      parent.root.connection,
       () =>
         this.usable
           ? undefined
@@ -38,6 +39,7 @@ export class SavepointTx {
               'The nested transaction has already ended; this statement was not sent.',
             ),
       parent.root.onStatement,
+      this.#statements,
     );
     registerHandle(trx, this);
   }
@@ -51,7 +53,7 @@ export class SavepointTx {
     const trx = await parent.trx.transaction();
     // knex names the savepoint after its transaction id and parks that id on the connection
     // while the savepoint lives; kept to recover from a failed RELEASE.
-    return new SavepointTx(parent, trx, parent.root.connection?.__knexTxId);
+    return new SavepointTx(parent, trx, savepointNameOf(parent.root.connection?.raw));
   }
 
   get trx(): Knex.Transaction {
@@ -74,7 +76,7 @@ export class SavepointTx {
    */
   async commit(): Promise<void> {
     if (!this.usable) throw new TransactionStateError('The nested transaction is not active.');
-    await this.#tracker.settled();
+    await this.#statements.settled();
     this.#ended = true;
     await this.#knexCommit();
     try {
@@ -85,7 +87,7 @@ export class SavepointTx {
       throw new TransactionAbortedError(
         'The savepoint could not be released: a statement inside it had failed.',
         {
-          cause: this.#tracker.firstError ?? err,
+          cause: this.#statements.firstError ?? err,
         },
       );
     } finally {
@@ -99,7 +101,7 @@ export class SavepointTx {
     this.#ended = true;
     markTransactionEnded(this.#trx);
     if (!this.root.usable) return;
-    await this.#tracker.settled();
+    await this.#statements.settled();
     await this.#knexRollback(cause).catch(noop);
   }
 }

@@ -1,37 +1,41 @@
 import type { Knex } from 'knex';
 import type { Logger } from '../../observability/logger.js';
-import { classifyError, classifyTxError, isClientSideTimeout } from '../errors/classify-error.js';
-import type { LookupConnection } from './commit-outcome.js';
 import type { IsolationLevel } from '../database.js';
+import { classifyError, classifyTxError, isClientSideTimeout } from '../errors/classify-error.js';
 import { TransactionAbortedError, TransactionStateError, TransactionTimeoutError } from '../errors/errors.js';
+import {
+  evictIdleConnections,
+  openUnpooledConnection,
+  releasePooled,
+  type DriverConnection,
+} from '../knex-internals.js';
+import {
+  NOTHING_WRITTEN,
+  recordXid,
+  resolveLostCommit,
+  type LookupConnection,
+  type RecordedXid,
+} from './lost-commit.js';
+import type { SavepointTx } from './savepoint-tx.js';
+import { TxConnection, type InnerQuery, type RawResult } from './tx-connection.js';
 import { markTransactionEnded } from './tx-context.js';
-import { evictIdleConnections } from './tx-failover.js';
-import { NOTHING_WRITTEN, recordXid, resolveLostCommit, type RecordedXid } from './tx-lost-commit.js';
-import type { TxTraits } from './tx-options.js';
-import { TxConnection, type PooledConnection } from './tx-connection.js';
 import { TxDeadline, withTimeout } from './tx-deadline.js';
-import { StatementTracker, type InnerQuery, type RawResult } from './tx-statements.js';
-import type { SavepointTx } from './tx-savepoint.js';
+import type { TxTraits } from './tx-options.js';
 
-type KnexClient = {
-  releaseConnection(connection: unknown): Promise<void>;
-  acquireRawConnection(): Promise<unknown>;
-};
-
-/** What one top-level transaction needs from its manager. */
+/** What every top-level transaction of one manager shares (built once per knex instance). */
 export interface RootTxDeps {
   knex: Knex;
   logger: Logger;
   /** Checks a connection out of the pool (past the foreign-connection guard). */
   acquire(): Promise<unknown>;
-  /** Bound on learning a lost COMMIT's outcome, ms. Default 5 s. */
-  commitLookupTimeoutMs?: number;
+  /** Bound on learning a lost COMMIT's outcome, ms. */
+  commitLookupTimeoutMs: number | undefined;
   /**
    * Record the xid before COMMIT (one round trip per read-write transaction) so that a COMMIT
-   * whose connection is lost is resolved with pg_xact_status. Default true. False: no xid
-   * round trip, and a lost COMMIT is a CommitUnknownError (retried only with `idempotent`).
+   * whose connection is lost is resolved with pg_xact_status. False: no xid round trip, and a
+   * lost COMMIT is a CommitUnknownError (retried only with `idempotent`).
    */
-  resolveLostCommit?: boolean;
+  resolveLostCommit: boolean;
 }
 
 /** The settings of one top-level transaction. */
@@ -80,11 +84,14 @@ const noop = (): void => {};
  * - one deadline over acquire, setup, statements and COMMIT, with a transaction-local
  *   `statement_timeout` and `idle_in_transaction_session_timeout` from the time left;
  * - on expiry, a statement still running is cancelled on the server (CancelRequest), then
- *   ROLLBACK; the handle refuses any further statement;
+ *   ROLLBACK; the handle refuses any further statement (knex#4415, pg#1954, prisma#17245);
  * - COMMIT owned: the xid is recorded first (read-write only), a failure at COMMIT rejects
- *   (knex#3370), a ROLLBACK tag rejects, a lost COMMIT is resolved with pg_xact_status;
+ *   (knex#3370), a ROLLBACK tag rejects (pgx's ErrTxCommitRollback), a lost COMMIT is
+ *   resolved with pg_xact_status;
+ * - a lost connection is a lost connection whatever the callback sees (`connectionLost`);
  * - the connection goes back to the pool only when its state is known to be idle; otherwise it
- *   is destroyed (pg#3399, drizzle#6114, PITFALLS "Observed here" #1);
+ *   is destroyed (pg#3399, drizzle#6114; a connection that went back mid-transaction would
+ *   commit the next borrower's rows together with the ones its caller was told had failed);
  * - a failover (`classifyTxError` kind 'failover': 25006 in a transaction not declared
  *   read-only, or 57P03) destroys the connection without ROLLBACK and evicts the pool's idle
  *   connections (pg#2650); the manager's retry then starts on a new connection.
@@ -96,7 +103,8 @@ export class RootTx {
   #state: 'starting' | 'active' | 'committing' | 'rollingBack' | 'ended' = 'starting';
   #conn: TxConnection | undefined;
   #trx: Knex.Transaction | undefined;
-  #tracker: StatementTracker | undefined;
+  #inner: InnerQuery | undefined;
+  /** knex's own COMMIT/ROLLBACK, kept: the callback's `trx.commit`/`rollback` are replaced (refused, or beginTx's). */
   #knexCommit: () => Promise<RawResult | undefined> = () => Promise.resolve(undefined);
   #knexRollback: (err: unknown) => Promise<RawResult | undefined> = () => Promise.resolve(undefined);
   #rollingBack: Promise<void> | undefined;
@@ -132,25 +140,34 @@ export class RootTx {
   }
 
   async #begin(): Promise<void> {
-    const client = this.#client;
-    const conn = (await this.#race(
+    const { knex, logger } = this.#deps;
+    const raw = (await this.#race(
       this.#deps.acquire(),
-      (late) => void client.releaseConnection(late),
-    )) as PooledConnection;
-    this.#conn = new TxConnection(conn, (c) => client.releaseConnection(c), this.#deps.logger);
+      (late) => void releasePooled(knex, late),
+    )) as DriverConnection;
+    const conn = (this.#conn = new TxConnection(raw, (c) => releasePooled(knex, c), logger));
     const { isolationLevel, readOnly, deferrable } = this.#settings;
     const trx = await this.#race(
-      this.#deps.knex.transaction(null, {
-        connection: conn,
+      knex.transaction(null, {
+        connection: raw,
         ...(isolationLevel ? { isolationLevel } : {}),
         ...(readOnly ? { readOnly: true } : {}),
       }),
     );
     this.#trx = trx;
     trx.executionPromise?.catch(noop);
+    // knex swallows a failed BEGIN: the transaction object arrives already complete, its
+    // executionPromise rejected with BEGIN's error (on a connection that died in the pool,
+    // a terminated backend), and every statement would answer "Transaction query already
+    // complete". BEGIN's own error is what happened.
+    if (trx.isCompleted()) {
+      conn.markLost();
+      await trx.executionPromise;
+      throw new TransactionStateError('BEGIN failed.');
+    }
     this.#knexCommit = trx.commit.bind(trx) as () => Promise<RawResult | undefined>;
     this.#knexRollback = trx.rollback.bind(trx) as (err: unknown) => Promise<RawResult | undefined>;
-    this.#tracker = new StatementTracker(trx, conn, () => this.#refusal(), this.#settings.onStatement);
+    this.#inner = conn.watch(trx, () => this.#refusal(), this.#settings.onStatement);
     handles.set(trx, this);
     // Still the transaction's first statement when BEGIN carried the isolation level: SET
     // TRANSACTION must precede any query (knex's BEGIN has no DEFERRABLE).
@@ -187,13 +204,31 @@ export class RootTx {
 
   /** Runs an internal statement on the connection (not refused, not counted). */
   get inner(): InnerQuery {
-    if (!this.#tracker) throw new TransactionStateError('The transaction has not begun.');
-    return this.#tracker.inner;
+    if (!this.#inner) throw new TransactionStateError('The transaction has not begun.');
+    return this.#inner;
   }
 
-  /** The connection this transaction runs on. */
-  get connection(): PooledConnection | undefined {
-    return this.#conn?.raw;
+  /** The connection this transaction holds. */
+  get connection(): TxConnection | undefined {
+    return this.#conn;
+  }
+
+  /**
+   * True once the connection broke before COMMIT was sent: whatever the callback threw after
+   * that is the loss (nothing was committed, so the transaction may be re-run).
+   */
+  get connectionLost(): boolean {
+    return this.#conn?.lost ?? false;
+  }
+
+  /**
+   * True when the callback's `err` is the lost connection: the connection broke, and `err`
+   * came from a statement (knex's "Transaction query already complete", pg's "Client was
+   * closed"...), not from the callback's own code.
+   */
+  lostConnectionCaused(err: unknown): boolean {
+    const conn = this.#conn;
+    return conn !== undefined && conn.lost && conn.cameFromStatement(err);
   }
 
   /** True while statements may run. */
@@ -240,42 +275,43 @@ export class RootTx {
   /**
    * Commits. Waits for statements still in flight, records the xid (read-write only), sends
    * COMMIT through knex and reads both its error (knex#3370) and its command tag.
-   * @throws the COMMIT's error (40001, a deferred 23xxx: the transaction is rolled back);
-   *   TransactionAbortedError when COMMIT answered ROLLBACK; CommitAbortedError when the
-   *   connection was lost during COMMIT and the server says it aborted; CommitUnknownError
-   *   when that cannot be learned; TransactionTimeoutError at the deadline.
+   * @throws the COMMIT's error (40001, a deferred 23xxx, knex#6141: the transaction is
+   *   rolled back); TransactionAbortedError when COMMIT answered ROLLBACK; CommitAbortedError
+   *   when the connection was lost during COMMIT and the server says it aborted;
+   *   CommitUnknownError when that cannot be learned; TransactionTimeoutError at the deadline.
    */
   async commit(): Promise<void> {
     if (this.#deadline.expired) throw this.timeoutError();
     if (!this.usable) throw this.#refusal() ?? new TransactionStateError('The transaction is not active.');
     this.#state = 'committing';
-    const tracker = this.#tracker!;
+    const conn = this.#conn!;
     // undefined: not recorded (resolveLostCommit off), so a lost COMMIT cannot be resolved.
     let recorded: RecordedXid | undefined;
     try {
-      await this.#race(tracker.settled());
+      await this.#race(conn.settled());
       if (this.#settings.readOnly) recorded = NOTHING_WRITTEN;
-      else if (this.#deps.resolveLostCommit !== false) recorded = await this.#race(recordXid(this.inner));
+      else if (this.#deps.resolveLostCommit) recorded = await this.#race(recordXid(this.inner));
     } catch (err) {
       await this.rollback(err);
       throw this.#deadline.expired ? this.timeoutError(err) : err;
     }
     let res: RawResult | undefined;
     try {
-      const committing = (async () => {
-        const r = await this.#knexCommit();
-        await this.trx.executionPromise;
+      const trx = this.trx;
+      const committing = this.#knexCommit().then(async (r) => {
+        await trx.executionPromise;
         return r;
-      })();
+      });
       res = await this.#deadline.raceWithGrace(committing, COMMIT_GRACE_MS, () => new CommitDeadline());
     } catch (err) {
-      if (err instanceof CommitDeadline || classifyError(err).kind === 'connection') {
+      if (err instanceof CommitDeadline || conn.lost || classifyError(err).kind === 'connection') {
         this.#dispose(false, 'connection lost during COMMIT');
         return resolveLostCommit(recorded, err instanceof CommitDeadline ? undefined : err, {
           tx: this,
           isolationLevel: this.#settings.isolationLevel,
-          open: () => this.#client.acquireRawConnection() as Promise<LookupConnection>,
-          pid: this.#conn?.processID,
+          // A pg Client, opened the way the pool opens one (TLS, deadline, error listener).
+          open: () => openUnpooledConnection(this.#deps.knex) as unknown as Promise<LookupConnection>,
+          pid: conn.processID,
           timeoutMs: this.#deps.commitLookupTimeoutMs,
           logger: this.#deps.logger,
         });
@@ -286,12 +322,11 @@ export class RootTx {
     }
     // A failover error the callback caught (a 25006 on a stale session) leaves the session
     // stale whatever COMMIT answered: destroyed, never pooled again.
-    if (!this.#evictOnFailover(tracker.firstError, 'failover before COMMIT'))
-      this.#dispose(true, 'committed');
+    if (!this.#evictOnFailover(conn.firstError, 'failover before COMMIT')) this.#dispose(true, 'committed');
     if (res?.response?.command === 'ROLLBACK')
       throw new TransactionAbortedError(
         'COMMIT was answered with ROLLBACK: a statement had failed earlier, so nothing was written.',
-        tracker.firstError === undefined ? undefined : { cause: tracker.firstError },
+        conn.firstError === undefined ? undefined : { cause: conn.firstError },
       );
   }
 
@@ -311,13 +346,12 @@ export class RootTx {
     this.#state = 'rollingBack';
     if (this.#trx) markTransactionEnded(this.#trx);
     const conn = this.#conn;
-    const tracker = this.#tracker;
     // The failed statement's error, or the first one the callback swallowed (beginTx's rollback() has no cause).
-    if (this.#evictOnFailover(cause, 'failover') || this.#evictOnFailover(tracker?.firstError, 'failover'))
+    if (this.#evictOnFailover(cause, 'failover') || this.#evictOnFailover(conn?.firstError, 'failover'))
       return;
-    if (!conn || !tracker || conn.broken || classifyError(cause).kind === 'connection')
+    if (!conn || !this.#trx || conn.lost || classifyError(cause).kind === 'connection')
       return this.#dispose(false, 'connection lost');
-    if (tracker.serverMayBeBusy || isClientSideTimeout(cause)) {
+    if (conn.serverMayBeBusy || isClientSideTimeout(cause)) {
       if (!(await conn.cancelRunning(CANCEL_TIMEOUT_MS))) return this.#dispose(false, 'cancel failed');
     }
     let healthy = false;
@@ -366,17 +400,11 @@ export class RootTx {
     if (this.#deadline.expired && this.#state !== 'committing')
       return new TransactionStateError(
         'The transaction timed out and was rolled back; this statement was not sent.',
-        {
-          cause: this.timeoutError(),
-        },
+        { cause: this.timeoutError() },
       );
     if (this.#state === 'starting' || this.#state === 'active' || this.#state === 'committing')
       return undefined;
     return new TransactionStateError('The transaction has already ended; this statement was not sent.');
-  }
-
-  get #client(): KnexClient {
-    return this.#deps.knex.client as KnexClient;
   }
 
   #race<T>(p: Promise<T>, onLate?: (value: T) => void): Promise<T> {

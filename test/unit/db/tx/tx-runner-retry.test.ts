@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
-import { runWithRetry } from '../../../../src/db/tx/retry-policy.js';
+import { runWithRetry } from '../../../../src/db/tx/tx-runner.js';
 import { isTransient } from '../../../../src/db/errors/classify-error.js';
 
 const serializationFailure = (): Error =>

@@ -1,0 +1,286 @@
+import type { Knex } from 'knex';
+import type { Pool } from 'tarn';
+
+/*
+ * The one module that touches private members of knex, tarn and pg. Every guarantee that
+ * needs one (a broken connection never pooled again, statements refused after the end, a
+ * cancel aimed at the right backend, idle connections evicted after a failover) goes through
+ * a named function here, and `assertDriverShape()` (run by a test against the installed
+ * versions) fails loudly, naming the member, when an upgrade takes one away.
+ *
+ * Relied on, by version: knex 3.3 (`client.acquireConnection`, `releaseConnection`,
+ * `acquireRawConnection`, `checkVersion`, `version`, `pool`; a transaction's private
+ * `client.query`/`client.stream`; the connection marks `__knex__disposed`, `__knexTxId`,
+ * `__knexLifetimeLimit`), tarn 3 (`free`, `_destroy`), pg 8 (`processID`, `secretKey`,
+ * `_queryable`, `_ending`, `connection.stream`).
+ */
+
+/** A pooled pg Client as knex holds it (the fields read here are pg's and knex's). */
+export interface DriverConnection {
+  processID?: number | null;
+  secretKey?: number | null;
+  host?: string;
+  port?: number;
+  __knex__disposed?: unknown;
+  __knexTxId?: string;
+  __knexLifetimeLimit?: number;
+  _queryable?: boolean;
+  _ending?: boolean;
+  connection?: { stream?: { destroy(): void } };
+  end(): Promise<void>;
+}
+
+/** tarn's pool as knex creates it. */
+export type TarnPool = Pool<DriverConnection>;
+
+/** A statement as knex's client runs it: a string for knex's own BEGIN/COMMIT/ROLLBACK/SAVEPOINT. */
+export type KnexQuery = string | { sql: string; bindings?: unknown[]; method?: string };
+
+/** The raw result knex's pg client resolves a statement with (`response` is pg's Result). */
+export interface RawResult {
+  response?: { command?: string; rows?: Record<string, unknown>[] };
+}
+
+type KnexClient = {
+  acquireConnection(): Promise<unknown>;
+  releaseConnection(connection: unknown): Promise<unknown>;
+  acquireRawConnection(): Promise<unknown>;
+  checkVersion(connection: unknown): Promise<string>;
+  version?: string;
+  pool?: TarnPool;
+};
+
+type TxClient = {
+  query(connection: unknown, obj: KnexQuery): Promise<unknown>;
+  stream(connection: unknown, obj: unknown, stream: unknown, options: unknown): Promise<unknown>;
+};
+
+type TarnInternals = {
+  free?: Array<{ resource: DriverConnection; settle(): void }>;
+  _destroy?(resource: unknown): Promise<unknown>;
+};
+
+const clientOf = (knex: Knex): KnexClient => {
+  const client: unknown = knex.client; // typed `any` by knex
+  return client as KnexClient;
+};
+
+/**
+ * Checks that the installed knex, tarn and pg still have every member this module uses.
+ * @throws Error naming each missing member.
+ */
+export function assertDriverShape(knex: Knex, connection: object): void {
+  const client = clientOf(knex) as unknown as Record<string, unknown>;
+  const missing = ['acquireConnection', 'releaseConnection', 'acquireRawConnection', 'checkVersion'].filter(
+    (m) => typeof client[m] !== 'function',
+  );
+  const pool = client.pool as Record<string, unknown> | undefined;
+  if (!pool) missing.push('knex.client.pool');
+  else {
+    if (!Array.isArray(pool.free)) missing.push('tarn Pool#free');
+    if (typeof pool._destroy !== 'function') missing.push('tarn Pool#_destroy');
+  }
+  const conn = connection as Record<string, unknown>;
+  for (const m of ['processID', 'secretKey', '_queryable', '_ending'])
+    if (!(m in conn)) missing.push(`pg Client#${m}`);
+  if (typeof (conn.connection as { stream?: unknown } | undefined)?.stream !== 'object')
+    missing.push('pg Client#connection.stream');
+  const trxClientProto = Object.getPrototypeOf(knex.client) as Record<string, unknown>;
+  for (const m of ['query', 'stream'])
+    if (typeof trxClientProto[m] !== 'function') missing.push(`knex Client#${m}`);
+  if (missing.length > 0)
+    throw new Error(`The installed knex/tarn/pg lack members this layer relies on: ${missing.join(', ')}.`);
+}
+
+/** Replaces how knex's pool opens a connection (our opener: TLS, deadline, error listeners). */
+export function setConnectionOpener(knex: Knex, open: () => Promise<DriverConnection>): void {
+  const client = clientOf(knex);
+  client.acquireRawConnection = async () => {
+    const conn = await open();
+    if (!client.version) {
+      try {
+        // knex's own acquireRawConnection asks once per instance; its dialect reads it.
+        client.version = await client.checkVersion(conn);
+      } catch (err) {
+        conn.end().catch(() => {});
+        throw err;
+      }
+    }
+    return conn;
+  };
+}
+
+/** Opens a connection outside the pool, the way the pool does (for a lost COMMIT's lookup). */
+export function openUnpooledConnection(knex: Knex): Promise<DriverConnection> {
+  return clientOf(knex).acquireRawConnection() as Promise<DriverConnection>;
+}
+
+/** The checkout and return every knex query goes through, to wrap them (the gate, the guard). */
+export interface PoolAccess {
+  acquire: () => Promise<unknown>;
+  release: (connection: unknown) => Promise<unknown>;
+}
+
+/** Wraps knex's pool checkout/return: `wrap` receives the current pair and returns the new one. */
+export function wrapPoolAccess(knex: Knex, wrap: (inner: PoolAccess) => Partial<PoolAccess>): void {
+  const client = clientOf(knex);
+  const inner: PoolAccess = {
+    acquire: client.acquireConnection.bind(client),
+    release: client.releaseConnection.bind(client),
+  };
+  const next = wrap(inner);
+  if (next.acquire) client.acquireConnection = next.acquire;
+  if (next.release) client.releaseConnection = next.release;
+}
+
+/** Checks a connection out of knex's pool (through every wrapper). */
+export function acquirePooled(knex: Knex): Promise<DriverConnection> {
+  return clientOf(knex).acquireConnection() as Promise<DriverConnection>;
+}
+
+/** Returns a connection to knex's pool (through every wrapper). */
+export function releasePooled(knex: Knex, connection: unknown): Promise<unknown> {
+  return clientOf(knex).releaseConnection(connection);
+}
+
+/** knex's current tarn pool, if it has one. */
+export function tarnPoolOf(knex: Knex): TarnPool | undefined {
+  return clientOf(knex).pool;
+}
+
+/** Forgets a pool that did not close in time (knex's destroy then has nothing to wait for). */
+export function abandonPool(knex: Knex): void {
+  clientOf(knex).pool = undefined;
+}
+
+/** True when `connection` sits in tarn's free list (idle), as tarn's reaper sees it. */
+export function isIdleInPool(pool: TarnPool, connection: DriverConnection): boolean {
+  const free = (pool as unknown as TarnInternals).free;
+  return Array.isArray(free) && free.some((r) => r.resource === connection);
+}
+
+/**
+ * Marks a connection broken: knex's pool `validate` then drops it instead of handing it out
+ * again. The first reason wins.
+ */
+export function markBroken(connection: DriverConnection, reason: unknown): void {
+  connection.__knex__disposed ??= reason;
+}
+
+/** True once `markBroken` (or knex) marked the connection broken. */
+export function isMarkedBroken(connection: DriverConnection): boolean {
+  return connection.__knex__disposed !== undefined;
+}
+
+/** The socket broke or pg gave up on it (or it was marked broken): nothing more can be sent. */
+export function isBroken(connection: DriverConnection): boolean {
+  return (
+    connection.__knex__disposed !== undefined ||
+    connection._queryable === false ||
+    connection._ending === true
+  );
+}
+
+/** knex's lifetime limit of a connection (`maxConnectionLifetimeMillis`), on the performance.now() clock. */
+export function lifetimeLimitOf(connection: DriverConnection): number | undefined {
+  return connection.__knexLifetimeLimit;
+}
+
+/** Abandons a connect still in progress (DNS, TLS): destroys its socket. */
+export function abortConnect(connection: DriverConnection): void {
+  connection.connection?.stream?.destroy();
+}
+
+/** What a CancelRequest needs: the backend and its secret, and where to send it. */
+export function cancelTargetOf(
+  connection: DriverConnection,
+): { host: string; port: number; processID: number; secretKey: number } | undefined {
+  const { processID, secretKey, host, port } = connection;
+  if (!processID || secretKey === null || secretKey === undefined || !host || !port) return undefined;
+  return { host, port, processID, secretKey };
+}
+
+/** The name knex gave the savepoint open on `connection` (its transaction id), if any. */
+export function savepointNameOf(connection: DriverConnection | undefined): string | undefined {
+  return connection?.__knexTxId;
+}
+
+/** Clears knex's transaction mark on a connection going back to the pool. */
+export function clearTransactionMark(connection: DriverConnection): void {
+  delete connection.__knexTxId;
+}
+
+/**
+ * Evicts every idle connection of knex's pool (after a failover, pg#2650): each is marked
+ * broken first, so that knex's `validate` drops it should it still be handed out, then taken
+ * out of tarn's free list and destroyed the way tarn's own idle reaper does it (settle, then
+ * `_destroy`, which fires the pool's `destroyRequest` event and closes the socket).
+ * Synchronous, so no acquire can pop the free list half-way. Never throws.
+ * @returns how many idle connections were evicted.
+ */
+export function evictIdleConnections(knex: Knex, reason: string): number {
+  const pool = clientOf(knex).pool as unknown as TarnInternals | undefined;
+  const free = pool?.free;
+  if (!pool || !Array.isArray(free)) return 0;
+  for (const entry of free) markBroken(entry.resource, `evicted: ${reason}`);
+  // Without tarn's destroy (another pool version), the marks alone make validate drop them.
+  if (typeof pool._destroy !== 'function') return free.length;
+  const evicted = free.splice(0);
+  for (const entry of evicted) {
+    entry.settle();
+    pool._destroy(entry.resource).catch(() => {});
+  }
+  return evicted.length;
+}
+
+/** What a transaction's statement interceptor sees and decides. */
+export interface StatementInterceptor {
+  /** Called for each statement of the callback (not knex's own BEGIN/COMMIT/...); returns the rejection or undefined to run it. */
+  before(): Error | undefined;
+  /** Receives the running statement's promise (to track it). */
+  track<T>(p: Promise<T>): Promise<T>;
+}
+
+/**
+ * Routes the statements of one knex transaction through `interceptor` (its client is private
+ * to it: nothing else is affected). knex's own BEGIN/SAVEPOINT/COMMIT/ROLLBACK arrive as
+ * plain strings and pass untouched.
+ * @returns a function that runs an internal statement on the connection, bypassing the checks.
+ */
+export function interceptStatements(
+  trx: Knex.Transaction,
+  connection: unknown,
+  interceptor: StatementInterceptor,
+): (sql: string, bindings?: unknown[]) => Promise<RawResult> {
+  const client = (trx as unknown as { client: TxClient }).client;
+  const query = client.query.bind(client);
+  const stream = client.stream.bind(client);
+  client.query = (conn, obj) => {
+    if (typeof obj === 'string') return query(conn, obj);
+    const refused = interceptor.before();
+    return refused ? Promise.reject(refused) : interceptor.track(query(conn, obj));
+  };
+  client.stream = (conn, obj, s, options) => {
+    const refused = interceptor.before();
+    return refused ? Promise.reject(refused) : interceptor.track(stream(conn, obj, s, options));
+  };
+  return (sql, bindings = []) => query(connection, { sql, bindings, method: 'raw' }) as Promise<RawResult>;
+}
+
+/**
+ * Runs `fn` on the pg client behind a knex transaction (its own connection: knex hands a
+ * transaction's connection to every checkout inside it), for what knex cannot express, such
+ * as `COPY ... FROM STDIN` through pg-copy-streams.
+ */
+export async function withDriverConnection<C, T>(
+  trx: Knex.Transaction,
+  fn: (connection: C) => Promise<T>,
+): Promise<T> {
+  const client = trx.client as unknown as KnexClient;
+  const connection = (await client.acquireConnection()) as C;
+  try {
+    return await fn(connection);
+  } finally {
+    await client.releaseConnection(connection);
+  }
+}
