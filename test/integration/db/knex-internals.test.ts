@@ -1,0 +1,66 @@
+import { expect } from 'chai';
+import knexFactory from 'knex';
+import {
+  acquirePooled,
+  assertDriverShape,
+  isBroken,
+  markBroken,
+  releasePooled,
+  tarnPoolOf,
+} from '../../../src/db/knex-internals.js';
+import { useDatabases } from '../../support/postgres-database-helpers.js';
+import { useTestDatabase } from '../../support/test-database.js';
+
+// The adapter is the only code that reads private members of knex, tarn and pg. These tests
+// run it against the installed versions, so an upgrade that drops one fails here, by name,
+// instead of silently weakening a guarantee.
+describe('knex-internals', () => {
+  const testDb = useTestDatabase();
+  const open = useDatabases();
+
+  it('finds every private member it relies on in the installed knex, tarn and pg', async () => {
+    const { db } = open(testDb().config({ maxOpenConns: 2 }));
+    await db.connect();
+    const knex = db.driver();
+    const conn = await acquirePooled(knex);
+    try {
+      expect(() => assertDriverShape(knex, conn)).not.to.throw();
+      expect(conn.processID).to.be.a('number').and.to.be.above(0);
+      expect(tarnPoolOf(knex)?.numUsed()).to.equal(1);
+    } finally {
+      await releasePooled(knex, conn);
+    }
+  });
+
+  it('names each missing member when the shape has changed', () => {
+    const knex = knexFactory({ client: 'pg', connection: {}, pool: { min: 0, max: 1 } });
+    try {
+      const client = knex.client as Record<string, unknown>;
+      client.checkVersion = undefined;
+      const pool = client.pool as Record<string, unknown>;
+      pool.free = undefined;
+      expect(() => assertDriverShape(knex, {})).to.throw(
+        /checkVersion, tarn Pool#free, pg Client#processID, pg Client#secretKey, pg Client#_queryable, pg Client#_ending, pg Client#connection.stream/,
+      );
+    } finally {
+      void knex.destroy();
+    }
+  });
+
+  it('marks a connection broken so that the pool never hands it out again', async () => {
+    const { db } = open(testDb().config({ maxOpenConns: 1 }));
+    await db.connect();
+    const knex = db.driver();
+    const first = await acquirePooled(knex);
+    expect(isBroken(first)).to.equal(false);
+    markBroken(first, 'test');
+    await releasePooled(knex, first);
+    const second = await acquirePooled(knex);
+    try {
+      expect(second).not.to.equal(first);
+      expect(isBroken(second)).to.equal(false);
+    } finally {
+      await releasePooled(knex, second);
+    }
+  });
+});
