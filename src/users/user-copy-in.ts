@@ -3,8 +3,19 @@ import { finished } from 'node:stream/promises';
 import type { Knex } from 'knex';
 import type pg from 'pg';
 import { from as copyFrom, type CopyStreamQuery } from 'pg-copy-streams';
-import { CheckViolationError, UniqueViolationError, withDriverConnection } from '../db/index.js';
-import { fieldError, validateNewUser, withRowIndex, type ValidNewUser } from './user-input.js';
+import {
+  CheckViolationError,
+  UniqueViolationError,
+  translateError,
+  withDriverConnection,
+} from '../db/index.js';
+import {
+  fieldError,
+  validateNewUser,
+  withRowIndex,
+  type DbErrorClass,
+  type ValidNewUser,
+} from './user-input.js';
 
 /** Rows of a bulk load: an array, any iterable, or an async iterable (a stream of objects). */
 export type UserRows = Iterable<unknown> | AsyncIterable<unknown>;
@@ -88,13 +99,14 @@ function escapeCopyText(value: string): string {
   );
 }
 
-type DbErrorClass = new (args: Record<string, unknown>) => Error;
-
-/** Turns a server error raised by the COPY into the typed error, naming the row (0-based). */
+/**
+ * Turns an error raised by the COPY into the typed error (`translateError`), naming the row
+ * (0-based) when the server's context names its line.
+ */
 function translate(err: unknown): unknown {
   const pgErr = err as { code?: string; where?: string; constraint?: string; message?: string };
   const line = /COPY users, line (\d+)/.exec(pgErr.where ?? '');
-  if (!line?.[1]) return err;
+  if (!line?.[1]) return translateError(err);
   const rowIndex = Number(line[1]) - 1;
   const args = { nativeError: err, client: 'postgres', table: 'users', constraint: pgErr.constraint ?? '' };
   let typed: Error;
@@ -102,7 +114,10 @@ function translate(err: unknown): unknown {
   if (pgErr.code === '23505')
     typed = new (UniqueViolationError as unknown as DbErrorClass)({ ...args, columns: ['email'] });
   else if (pgErr.code === '23514') typed = new (CheckViolationError as unknown as DbErrorClass)(args);
-  else return withRowIndex(err as Error, rowIndex);
+  else {
+    const other = translateError(err);
+    return other instanceof Error ? withRowIndex(other, rowIndex) : other;
+  }
   // The server's message names the constraint, never the values (those are in `detail`).
   typed.message = `rows[${rowIndex}]: ${pgErr.message ?? 'rejected by the server'}`;
   return withRowIndex(typed, rowIndex);

@@ -94,7 +94,8 @@ export function withRowIndex<E extends Error>(err: E, rowIndex: number): RowErro
   return Object.assign(err, { rowIndex });
 }
 
-type DbErrorClass = new (args: Record<string, unknown>) => Error;
+/** db-errors' typings declare Error's constructor; the real one takes an argument object. */
+export type DbErrorClass = new (args: Record<string, unknown>) => Error;
 
 /** The UniqueViolationError of a bulk-load row whose email is already taken (0-based `rowIndex`). */
 export function rowUniqueViolation(rowIndex: number): RowError {
