@@ -101,7 +101,10 @@ describe('runWithRetry()', () => {
       },
     ).catch((err: unknown) => err);
     await clock.runAllAsync();
-    await run;
+    // The refused retry surfaces the last failure unchanged.
+    expect(await run)
+      .to.be.instanceOf(Error)
+      .and.to.have.property('code', '40001');
     expect(seen).to.deep.equal([10, 20]);
     expect(calls).to.equal(2);
   });
