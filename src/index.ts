@@ -1,7 +1,7 @@
 /**
- * The public API of the data layer. Names exported here are a contract (ARCHITECTURE.md):
+ * The public API of the data layer. Names exported here are a contract (docs/architecture.md):
  * tests outside this repository call them. Shapes may grow; names and meanings do not change
- * without a note in the README.
+ * without a note in docs/architecture.md.
  */
 
 // Configuration

@@ -1,11 +1,11 @@
 /**
- * The typed shape of the application's configuration, after the seed's
+ * The typed shape of the application's configuration, after the Go original's
  * `Config { Server, Log, Database { Postgres } }`. Every duration is a number of
  * milliseconds (YAML and environment accept Go-style strings such as "500ms", "30s", "5m").
  * `loadConfig()` returns a deeply frozen value of this type.
  */
 
-/** libpq's sslmode values, with libpq's meanings (see the README's TLS section). */
+/** libpq's sslmode values, with libpq's meanings (see docs/configuration.md, TLS). */
 export const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 /** One of `SSL_MODES`. */
 export type SslMode = (typeof SSL_MODES)[number];

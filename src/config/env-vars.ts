@@ -1,6 +1,6 @@
 /**
  * Every environment variable that sets a configuration key: name -> key path. The one place
- * this mapping lives; the loader, the README table and the tests all read it. Each name also
+ * this mapping lives; the loader, the table in docs/configuration.md and the tests all read it. Each name also
  * has a `<NAME>_FILE` twin that reads the value from a file (Docker and Kubernetes secrets).
  *
  * `APP_ENV` (the profile), `DATABASE_URL` (parsed on its own, highest precedence) and

@@ -41,7 +41,7 @@ export interface TxOptions {
   idempotent?: boolean;
 }
 
-/** Pool statistics, after Go's sql.DBStats (which the seed's GetConnectionStats returns). */
+/** Pool statistics, after Go's sql.DBStats. */
 export interface PoolStats {
   /** Configured pool size. */
   maxOpenConnections: number;

@@ -28,7 +28,7 @@ export interface PostgresDatabaseOptions {
 }
 
 /**
- * The `Database` on knex + pg; knex owns the pool (tarn). See the README's "Database" section
+ * The `Database` on knex + pg; knex owns the pool (tarn). See docs/database.md
  * for how each config key maps onto knex, tarn and pg.
  *
  * Lifecycle: the pool exists from construction and accepts work at once; `connect()` proves
@@ -238,7 +238,7 @@ export class PostgresDatabase implements Database {
   }
 
   /**
-   * Adds a per-connection hook run at every checkout and return (the roadmap's
+   * Adds a per-connection hook run at every checkout and return (the
    * foreign-connection guard and per-connection deadlines plug in here).
    * @returns the hook's removal.
    */

@@ -6,7 +6,7 @@
  *
  * Values are checked at run time (class, function or const, and each error class's `code`);
  * type-only exports and members through the TypeScript checker on src/index.ts. Names with
- * status `planned` are skipped, listed as pending, and asserted NOT to exist yet, so the doc has
+ * status `planned` are asserted NOT to exist yet, so the doc has
  * to change when they land.
  */
 import { expect } from 'chai';
@@ -232,10 +232,16 @@ describe('public API (src/index.ts) against docs/architecture.md', () => {
   });
 
   describe('planned, not exported yet', () => {
-    for (const e of planned) it(`${e.name} (${e.kind})`);
-    for (const m of doc.members.filter((m) => m.status === 'planned' || plannedNames.has(m.owner)))
-      it(`${m.owner}.${m.name} (${m.kind})`);
-    for (const v of doc.env.filter((v) => v.status === 'planned')) it(`${v.name} -> ${v.key}`);
+    it('lists the planned names it checks below', () => {
+      const names = [
+        ...planned.map((e) => e.name),
+        ...doc.members
+          .filter((m) => m.status === 'planned' || plannedNames.has(m.owner))
+          .map((m) => `${m.owner}.${m.name}`),
+        ...doc.env.filter((v) => v.status === 'planned').map((v) => v.name),
+      ];
+      expect(names).to.include.members(['TwoPhaseCommit', 'TxOptions.target', 'DB_POOLER_MODE']);
+    });
 
     it('exports none of the planned names yet (docs/architecture.md changes when one lands)', () => {
       const landed = [

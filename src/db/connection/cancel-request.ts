@@ -27,7 +27,7 @@ export function cancelRequestPacket(processID: number, secretKey: number): Buffe
  * new socket, which takes no pool slot and needs no authentication (works while the pool is
  * exhausted). Resolves once the server has closed the socket, which it does after
  * signalling the backend; rejects when it cannot connect or hear back within `timeoutMs`
- * (knex's own cancel opens a full connection with no connect timeout; PITFALLS).
+ * (knex's own cancel opens a full connection with no connect timeout, so a partitioned server kept it pending for 20 s after a 1 s timeout).
  *
  * A cancel that arrives when the backend is idle is ignored by the server, so it cannot hit
  * a later statement as long as the caller sends nothing else until this resolves.

@@ -97,7 +97,7 @@ export function knexMigrationConfig(cfg: AppConfig): MigrationKnexConfig {
     },
     pool: { min: 0, max: 2 },
     acquireConnectionTimeout: pgCfg.timeout,
-    // Errors must not carry SQL with bind values inlined (PITFALLS: compileSqlOnError).
+    // Errors must not carry SQL with bind values inlined (knex's compileSqlOnError would inline them: secrets, personal data).
     compileSqlOnError: false,
     migrations: migratorConfig(),
     seeds: seederConfig(cfg.profile),

@@ -5,7 +5,7 @@ import { translateAcquireError } from '../errors/translate-error.js';
 import { tarnPoolOf, wrapPoolAccess } from '../knex-internals.js';
 import type { PoolMonitor } from './pool-monitor.js';
 
-/** A per-connection hook (roadmap: foreign-connection guard, per-connection deadlines). */
+/** A per-connection hook (foreign-connection guard, per-connection deadlines plug in here). */
 export interface ConnectionHook {
   /** Runs after a connection is checked out, before knex uses it. Throwing releases it and fails the acquire. */
   onAcquire?(connection: unknown): void;

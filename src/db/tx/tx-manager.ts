@@ -50,7 +50,7 @@ export interface TxManagerOptions {
 /**
  * The transaction manager: runs callbacks in transactions with isolation level, read-only,
  * deferrable, a deadline that cancels on the server, retry of transient failures, savepoint
- * nesting and an ambient transaction (see the README's "Transactions" section).
+ * nesting and an ambient transaction (see docs/transactions.md).
  *
  * Defaults: 3 attempts, backoff 20 ms base / 1 s cap (full jitter), no timeout, guard 'warn'.
  * It relies only on `db.driver()` (knex) and works with any `Database` built on knex + pg.
@@ -195,7 +195,7 @@ export class TxManager {
   }
 
   /**
-   * Explicit style (the seed's BeginTx): a new transaction on its own connection (or, with
+   * Explicit style (database/sql's BeginTx): a new transaction on its own connection (or, with
    * `propagation: 'nested'` inside an ambient transaction, a savepoint). The caller must call
    * `commit()` or `rollback()`. `commit()` rejects when COMMIT fails (stock knex resolves
    * undefined there) with the same translated errors as `withTransaction`. No retry, no ambient

@@ -57,7 +57,7 @@ async function usersTableExists(url: string): Promise<boolean> {
   return rows[0]?.t === 'users';
 }
 
-/** The CLI round trip the README promises, against whatever `env` points at. */
+/** The CLI round trip docs/migrations.md promises, against whatever `env` points at. */
 async function roundTrip(
   env: Record<string, string>,
   url: string,

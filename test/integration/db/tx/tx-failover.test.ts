@@ -8,7 +8,7 @@ import { adminQuery, useTestDatabase } from '../../../support/test-database.js';
 import { useDatabases, waitFor } from '../../../support/postgres-database-helpers.js';
 
 /**
- * pg#2650 (PITFALLS): after a failover, pooled sessions answer 25006 to a read-write
+ * pg#2650: after a failover, pooled sessions answer 25006 to a read-write
  * transaction. `alter database ... set default_transaction_read_only` stands in for the
  * demotion: it applies to new sessions only, so sessions opened while it was on stay
  * read-only after it is turned off, like sessions still attached to a demoted primary.

@@ -173,7 +173,7 @@ describe('TxManager timeouts (real PostgreSQL)', () => {
     }
   });
 
-  describe("with pg's client-side query_timeout (PITFALLS, observed here #1)", () => {
+  describe("with pg's client-side query_timeout (the connection went back to the pool mid-transaction)", () => {
     let raw: Knex;
     let facade: Database;
 
