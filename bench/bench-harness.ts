@@ -1,4 +1,4 @@
-import { performance } from 'node:perf_hooks';
+import { performance, PerformanceObserver } from 'node:perf_hooks';
 
 /** One measured scenario: `ops` operations run with `concurrency` in flight. */
 export interface BenchResult {
@@ -9,6 +9,8 @@ export interface BenchResult {
   p99Ms: number;
   /** Client (this process) CPU time per operation, user + system, µs (it too moves with load: fewer ops per syscall). */
   cpuUsPerOp: number;
+  /** Time this process spent in garbage collection per operation, µs (part of `cpuUsPerOp`). */
+  gcUsPerOp: number;
   /**
    * Set by `compare`: the median over rounds of this scenario's throughput divided by the
    * baseline's in the same round (paired, so load that drifts between rounds cancels out).
@@ -16,10 +18,18 @@ export interface BenchResult {
   ratio?: number;
 }
 
+/** A `compare` result: the median round, plus every round kept for paired ratios and spreads. */
+export interface ComparedResult extends BenchResult {
+  ratio: number;
+  /** This scenario's measurement in each round, in round order (round r of every scenario ran in the same pass). */
+  rounds: BenchResult[];
+}
+
 /**
  * Runs `op` `ops` times with `concurrency` calls in flight after a warm-up, and reports
- * throughput and latency percentiles. Hand-written rather than a benchmark library because
- * we need concurrency against a shared pool and one process comparing several stacks.
+ * throughput, latency percentiles, client CPU and GC time. Hand-written rather than a
+ * benchmark library because we need concurrency against a shared pool and one process
+ * comparing several stacks.
  */
 export async function measure(
   name: string,
@@ -30,6 +40,11 @@ export async function measure(
   for (let i = 0; i < warmup; i++) await op(i);
   const latencies = new Float64Array(opts.ops);
   let next = 0;
+  let gcMs = 0;
+  const gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcMs += e.duration;
+  });
+  gc.observe({ entryTypes: ['gc'] });
   const cpu0 = process.cpuUsage();
   const started = performance.now();
   const worker = async (): Promise<void> => {
@@ -43,6 +58,8 @@ export async function measure(
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
   const elapsed = performance.now() - started;
   const cpu = process.cpuUsage(cpu0);
+  for (const e of gc.takeRecords()) gcMs += e.duration;
+  gc.disconnect();
   latencies.sort();
   return {
     name,
@@ -51,6 +68,7 @@ export async function measure(
     p50Ms: latencies[Math.floor(opts.ops * 0.5)] ?? 0,
     p99Ms: latencies[Math.floor(opts.ops * 0.99)] ?? 0,
     cpuUsPerOp: (cpu.user + cpu.system) / opts.ops,
+    gcUsPerOp: (gcMs * 1000) / opts.ops,
   };
 }
 
@@ -61,7 +79,7 @@ export async function measure(
 export function report(title: string, results: BenchResult[], baseline: BenchResult): void {
   console.log(`\n## ${title}`);
   console.log(
-    `| scenario | ops/s (median round) | ratio vs ${baseline.name} (median of per-round ratios) | p50 ms | p99 ms | client CPU µs/op |`,
+    `| scenario | ops/s (median round) | ratio vs ${baseline.name} (median of per-round ratios) | p50 ms | p99 ms | client CPU µs/op (median) |`,
   );
   console.log('|---|---:|---:|---:|---:|---:|');
   for (const r of results) {
@@ -78,29 +96,48 @@ export interface Scenario {
   op: (i: number) => Promise<unknown>;
 }
 
+/** The middle value (the upper one of an even count). */
+export function median(xs: readonly number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+}
+
 /**
- * Measures every scenario `rounds` times, interleaved (A B C A B C ...), and keeps each one's
- * median round: on a shared 2-core machine, load drifts, and interleaving spreads the drift
- * over all scenarios instead of penalising whichever ran first. Each result's `ratio` is the
- * median of its per-round ratios against the first scenario (the baseline).
+ * Measures every scenario `rounds` times, interleaved, the order rotated by one each round
+ * (A B C, B C A, C A B ...): on a shared 2-core machine load drifts, and each scenario also
+ * pays for the one before it (GC debt, autovacuum), so no scenario always goes first or
+ * always follows the same neighbour. Every op runs once before the first round, so wrappers a
+ * stack installs lazily (TxManager's foreign-connection guard on `db.driver()`) are in place
+ * for every scenario of every round.
+ *
+ * Each result is the scenario's median round by throughput, except `cpuUsPerOp` and
+ * `gcUsPerOp`, which are medians over rounds of their own; `ratio` is the median of its
+ * per-round throughput ratios against the first scenario (the baseline); `rounds` keeps every
+ * round for other paired ratios.
  */
 export async function compare(
   scenarios: Scenario[],
   opts: { ops: number; concurrency: number; rounds?: number },
-): Promise<BenchResult[]> {
+): Promise<ComparedResult[]> {
   const rounds = opts.rounds ?? 3;
-  const byName = new Map<string, BenchResult[]>();
+  for (const [i, s] of scenarios.entries()) await s.op(i);
+  const byName = new Map<string, BenchResult[]>(scenarios.map((s) => [s.name, []]));
   for (let r = 0; r < rounds; r++) {
-    for (const s of scenarios) {
+    const offset = r % scenarios.length;
+    for (const s of [...scenarios.slice(offset), ...scenarios.slice(0, offset)]) {
       const result = await measure(s.name, s.op, { ...opts, warmup: r === 0 ? undefined : 50 });
-      byName.set(s.name, [...(byName.get(s.name) ?? []), result]);
+      byName.get(s.name)!.push(result);
     }
   }
   const baseline = byName.get(scenarios[0]!.name)!;
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   return scenarios.map((s) => {
     const runs = byName.get(s.name)!;
-    const result = [...runs].sort((a, b) => a.opsPerSec - b.opsPerSec)[Math.floor(runs.length / 2)]!;
-    return { ...result, ratio: median(runs.map((run, r) => run.opsPerSec / baseline[r]!.opsPerSec)) };
+    const mid = [...runs].sort((a, b) => a.opsPerSec - b.opsPerSec)[Math.floor(runs.length / 2)]!;
+    return {
+      ...mid,
+      cpuUsPerOp: median(runs.map((run) => run.cpuUsPerOp)),
+      gcUsPerOp: median(runs.map((run) => run.gcUsPerOp)),
+      ratio: median(runs.map((run, r) => run.opsPerSec / baseline[r]!.opsPerSec)),
+      rounds: runs,
+    };
   });
 }

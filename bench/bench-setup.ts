@@ -4,8 +4,7 @@ import path from 'node:path';
 import knexFactory from 'knex';
 import pg from 'pg';
 import type { PostgresConfig } from '../src/config/app-config.js';
-import { EmbeddedServer } from '../src/db/embedded/embedded-server.js';
-import { migratorConfig } from '../src/db/migrations/migrations-config.js';
+import { EmbeddedServer, migratorConfig } from '../src/db/index.js';
 import type { NewUser } from '../src/users/user-input.js';
 
 /** Pool size of every stack in the bench (raw pg, knex, PostgresDatabase). */

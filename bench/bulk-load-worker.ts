@@ -14,7 +14,7 @@ import { finished } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import pino from 'pino';
-import { PostgresDatabase } from '../src/db/postgres-database.js';
+import { PostgresDatabase } from '../src/db/index.js';
 import { UserRepository } from '../src/users/user-repository.js';
 import { benchConfig, benchUsers } from './bench-setup.js';
 import { BULK_INSERT_BATCH, type BulkScenario } from './bulk-load.js';

@@ -7,7 +7,11 @@
  * - reads: point reads by primary key on a 10k-row table, raw pg vs knex vs objection.
  * - users: `UserRepository.getById` / `findByEmail` (prepared statements on and off) against
  *   raw pg sending the very same SQL, on the migrated `users` table seeded with copyIn.
- * - tx: write transactions (BEGIN, one INSERT, COMMIT), raw pg vs knex vs TxManager.
+ * - tx: read-modify-write transactions (BEGIN; SELECT ... FOR UPDATE; UPDATE; COMMIT), raw pg
+ *   vs bare knex.transaction on the database's own knex vs TxManager (resolveLostCommit: false,
+ *   the same statements as knex; default, with the xid statement; timeoutMs), on pools of
+ *   BENCH_TX_POOL, BENCH_TX_CONCURRENCY in flight. Reports throughput against raw pg, client
+ *   CPU per transaction against bare knex, and the issue's 10 % CPU target (bench/tx-group.ts).
  * - bulk: BENCH_BULK_ROWS users loaded by raw INSERT, raw COPY, insertMany and copyIn, each
  *   run in its own process for a clean peak RSS.
  *
@@ -15,11 +19,15 @@
  * - BENCH_DATABASE_URL: a server to use (a database `pgdl_bench` is created on it and dropped
  *   afterwards; needs CREATEDB). Default: a throwaway embedded PostgreSQL.
  * - BENCH_OPS: operations per scenario and round in reads/users/tx, default 5000.
- * - BENCH_CONCURRENCY: operations in flight, default 8 (the pool size is 8).
- * - BENCH_ROUNDS: interleaved rounds per scenario, default 3 (the median is reported).
+ * - BENCH_CONCURRENCY: operations in flight in reads/users, default 8 (the pool size is 8).
+ * - BENCH_TX_CONCURRENCY: transactions in flight in tx, default 16; BENCH_TX_POOL: its pool
+ *   size (raw pg and the database alike), default 10.
+ * - BENCH_ROUNDS: interleaved rounds per scenario, order rotated each round, default 3 (the
+ *   median is reported).
  * - BENCH_USERS: users seeded for the users group, default 10000.
  * - BENCH_BULK_ROWS: rows per bulk load, default 100000; BENCH_BULK_ROUNDS, default 3.
- * - BENCH_GROUPS: comma-separated subset of reads,users,tx,bulk; default all.
+ * - BENCH_GROUPS: comma-separated subset of reads,users,tx,bulk; default all. On the command
+ *   line, `npm run bench -- --group tx` (repeatable, or comma-separated) takes precedence.
  * The defaults take about two and a half minutes on a 2-core machine.
  *
  * An AsyncLocalStorage is entered before anything is measured. Node 20 runs promise hooks for
@@ -32,12 +40,12 @@ import pg from 'pg';
 import knexFactory from 'knex';
 import { Model } from 'objection';
 import pino from 'pino';
-import { PostgresDatabase } from '../src/db/postgres-database.js';
-import { TxManager } from '../src/db/tx/tx-manager.js';
+import { PostgresDatabase } from '../src/db/index.js';
 import { UserRepository } from '../src/users/user-repository.js';
 import { compare, report, type Scenario } from './bench-harness.js';
 import { benchConfig, benchDatabase, benchServer, benchUsers, BENCH_POOL, migrate } from './bench-setup.js';
 import { reportBulk, runBulkGroup } from './bulk-load.js';
+import { runTxGroup } from './tx-group.js';
 
 const OPS = Number(process.env.BENCH_OPS ?? 5000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
@@ -45,7 +53,10 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const USERS = Number(process.env.BENCH_USERS ?? 10_000);
 const BULK_ROWS = Number(process.env.BENCH_BULK_ROWS ?? 100_000);
 const BULK_ROUNDS = Number(process.env.BENCH_BULK_ROUNDS ?? 3);
-const GROUPS = new Set((process.env.BENCH_GROUPS ?? 'reads,users,tx,bulk').split(',').map((g) => g.trim()));
+const TX_CONCURRENCY = Number(process.env.BENCH_TX_CONCURRENCY ?? 16);
+const TX_POOL = Number(process.env.BENCH_TX_POOL ?? 10);
+const ALL_GROUPS = ['reads', 'users', 'tx', 'bulk'] as const;
+const GROUPS = selectedGroups(process.argv.slice(2), process.env.BENCH_GROUPS);
 
 class Item extends Model {
   static override tableName = 'bench_items';
@@ -66,8 +77,6 @@ async function main(): Promise<void> {
   const logger = pino({ level: 'silent' });
   const db = new PostgresDatabase(benchConfig(url), logger);
   await db.connect();
-  const tx = new TxManager(db, logger);
-  const txNoLookup = new TxManager(db, logger, { transactions: { resolveLostCommit: false } });
   Model.knex(knex);
   const opts = { ops: OPS, concurrency: CONCURRENCY, rounds: ROUNDS };
   const run = async (title: string, scenarios: Scenario[]): Promise<void> => {
@@ -137,42 +146,7 @@ async function main(): Promise<void> {
     }
 
     if (GROUPS.has('tx')) {
-      await rawPool.query('create table bench_log (id bigserial primary key, note text not null)');
-      await run('Write transactions: BEGIN, one INSERT, COMMIT', [
-        {
-          name: 'raw pg BEGIN/INSERT/COMMIT',
-          op: async () => {
-            const c = await rawPool.connect();
-            try {
-              await c.query('begin');
-              await c.query('insert into bench_log (note) values ($1)', ['x']);
-              await c.query('commit');
-            } finally {
-              c.release();
-            }
-          },
-        },
-        {
-          name: 'knex.transaction',
-          op: () => knex.transaction((trx) => trx('bench_log').insert({ note: 'x' })),
-        },
-        {
-          name: 'knex.transaction on PostgresDatabase.driver()',
-          op: () => db.driver().transaction((trx) => trx('bench_log').insert({ note: 'x' })),
-        },
-        {
-          name: 'TxManager.withTransaction',
-          op: () => tx.withTransaction((trx) => trx('bench_log').insert({ note: 'x' })),
-        },
-        {
-          name: 'TxManager.withTransaction, resolveLostCommit: false (opt-out)',
-          op: () => txNoLookup.withTransaction((trx) => trx('bench_log').insert({ note: 'x' })),
-        },
-        {
-          name: 'TxManager.withTransaction, timeoutMs 5000',
-          op: () => tx.withTransaction((trx) => trx('bench_log').insert({ note: 'x' }), { timeoutMs: 5_000 }),
-        },
-      ]);
+      await runTxGroup(url, logger, { ops: OPS, concurrency: TX_CONCURRENCY, pool: TX_POOL, rounds: ROUNDS });
     }
 
     const mem = process.memoryUsage();
@@ -213,6 +187,27 @@ async function captureSql(db: PostgresDatabase, fn: () => Promise<unknown>): Pro
 function sqlOf(sent: string[]): string {
   if (sent.length !== 1 || !sent[0]) throw new Error(`expected one statement, got ${sent.length}`);
   return sent[0];
+}
+
+/**
+ * The groups to run: `--group tx` / `--group=reads,tx` (repeatable) if given, else
+ * BENCH_GROUPS, else all. An unknown name is an error, not an empty run.
+ */
+function selectedGroups(argv: string[], env: string | undefined): Set<string> {
+  const named: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--group') named.push(argv[++i] ?? '');
+    else if (arg.startsWith('--group=')) named.push(arg.slice('--group='.length));
+    else
+      throw new Error(`unknown argument ${arg} (usage: bench/run.ts [--group ${ALL_GROUPS.join('|')}]...)`);
+  }
+  const list = named.length > 0 ? named.join(',') : (env ?? ALL_GROUPS.join(','));
+  const groups = new Set(list.split(',').map((g) => g.trim()));
+  for (const g of groups)
+    if (!(ALL_GROUPS as readonly string[]).includes(g))
+      throw new Error(`unknown bench group "${g}" (known: ${ALL_GROUPS.join(', ')})`);
+  return groups;
 }
 
 function mib(bytes: number): string {
