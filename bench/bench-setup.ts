@@ -16,24 +16,35 @@ export const BENCH_POOL = 8;
  */
 export async function benchServer(): Promise<{ url: string; stop: () => Promise<void> }> {
   if (process.env.BENCH_DATABASE_URL) return { url: process.env.BENCH_DATABASE_URL, stop: async () => {} };
-  const root = mkdtempSync(path.join(os.tmpdir(), 'pgdl-bench-'));
-  // PostgreSQL runs as the `postgres` OS user when we are root: it must reach the data dir.
-  chmodSync(root, 0o755);
-  const port = 54000 + Math.floor(Math.random() * 1000);
-  const server = new EmbeddedServer({
-    dataDir: path.join(root, 'data'),
-    port,
-    username: 'postgres',
-    password: 'bench',
-  });
-  await server.start();
-  return {
-    url: `postgres://postgres:bench@127.0.0.1:${port}/postgres`,
-    stop: async () => {
-      await server.stop();
+  // Other test runs on a shared machine start their own servers on random ports too: a port
+  // taken between our pick and the server's bind fails the start, so try a few.
+  for (let attempt = 1; ; attempt++) {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'pgdl-bench-'));
+    // PostgreSQL runs as the `postgres` OS user when we are root: it must reach the data dir.
+    chmodSync(root, 0o755);
+    const port = 54000 + Math.floor(Math.random() * 1000);
+    const server = new EmbeddedServer({
+      dataDir: path.join(root, 'data'),
+      port,
+      username: 'postgres',
+      password: 'bench',
+    });
+    try {
+      await server.start();
+    } catch (err) {
+      await server.stop().catch(() => {});
       rmSync(root, { recursive: true, force: true });
-    },
-  };
+      if (attempt >= 3) throw err;
+      continue;
+    }
+    return {
+      url: `postgres://postgres:bench@127.0.0.1:${port}/postgres`,
+      stop: async () => {
+        await server.stop();
+        rmSync(root, { recursive: true, force: true });
+      },
+    };
+  }
 }
 
 /** A `PostgresConfig` for `url` with a pool of `BENCH_POOL` and production-like timeouts. */
