@@ -51,8 +51,14 @@ type KnexClient = {
 };
 
 type TxClient = {
-  query(connection: unknown, obj: KnexQuery): Promise<unknown>;
-  stream(connection: unknown, obj: unknown, stream: unknown, options: unknown): Promise<unknown>;
+  query: (this: unknown, connection: unknown, obj: KnexQuery) => Promise<unknown>;
+  stream: (
+    this: unknown,
+    connection: unknown,
+    obj: unknown,
+    stream: unknown,
+    options: unknown,
+  ) => Promise<unknown>;
 };
 
 type TarnInternals = {
@@ -253,18 +259,20 @@ export function interceptStatements(
   interceptor: StatementInterceptor,
 ): (sql: string, bindings?: unknown[]) => Promise<RawResult> {
   const client = (trx as unknown as { client: TxClient }).client;
-  const query = client.query.bind(client);
-  const stream = client.stream.bind(client);
+  // The originals are called with .call: no bound copies per transaction.
+  const query = client.query;
+  const stream = client.stream;
   client.query = (conn, obj) => {
-    if (typeof obj === 'string') return query(conn, obj);
+    if (typeof obj === 'string') return query.call(client, conn, obj);
     const refused = interceptor.before();
-    return refused ? Promise.reject(refused) : interceptor.track(query(conn, obj));
+    return refused ? Promise.reject(refused) : interceptor.track(query.call(client, conn, obj));
   };
   client.stream = (conn, obj, s, options) => {
     const refused = interceptor.before();
-    return refused ? Promise.reject(refused) : interceptor.track(stream(conn, obj, s, options));
+    return refused ? Promise.reject(refused) : interceptor.track(stream.call(client, conn, obj, s, options));
   };
-  return (sql, bindings = []) => query(connection, { sql, bindings, method: 'raw' }) as Promise<RawResult>;
+  return (sql, bindings = []) =>
+    query.call(client, connection, { sql, bindings, method: 'raw' }) as Promise<RawResult>;
 }
 
 /**

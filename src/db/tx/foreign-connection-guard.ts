@@ -4,11 +4,16 @@ import type { ForeignConnectionGuardMode } from '../../config/app-config.js';
 import type { Logger } from '../../observability/logger.js';
 import { ForeignConnectionError } from '../errors/errors.js';
 import { wrapPoolAccess } from '../knex-internals.js';
-import { currentTransaction } from './tx-context.js';
+import { currentTransaction, setTransactionGuard, transactionGuard } from './tx-context.js';
 
 const ownAcquire = new AsyncLocalStorage<true>();
 const INSTALLED = Symbol('pgdl.foreignConnectionGuard');
-const guards = new WeakMap<Knex.Transaction, { mode: ForeignConnectionGuardMode; logger: Logger }>();
+
+/** How the guard treats one transaction's second checkouts (one object per manager, shared by its transactions). */
+export interface TransactionGuard {
+  mode: ForeignConnectionGuardMode;
+  logger: Logger;
+}
 
 /** Runs `acquire` as the transaction manager's own checkout, which the guard lets through. */
 export function acquireOwn<T>(acquire: () => Promise<T>): Promise<T> {
@@ -16,12 +21,8 @@ export function acquireOwn<T>(acquire: () => Promise<T>): Promise<T> {
 }
 
 /** Sets how the guard treats second checkouts made while `trx` is the ambient transaction. */
-export function guardTransaction(
-  trx: Knex.Transaction,
-  mode: ForeignConnectionGuardMode,
-  logger: Logger,
-): void {
-  guards.set(trx, { mode, logger });
+export function guardTransaction(trx: Knex.Transaction, guard: TransactionGuard): void {
+  setTransactionGuard(trx, guard);
 }
 
 /**
@@ -46,7 +47,7 @@ export function installForeignConnectionGuard(knex: Knex): void {
   wrapPoolAccess(knex, ({ acquire }) => ({
     acquire: () => {
       const trx = ownAcquire.getStore() ? undefined : currentTransaction();
-      const guard = trx && guards.get(trx);
+      const guard = trx && (transactionGuard(trx) as TransactionGuard | undefined);
       if (guard && guard.mode !== 'off') {
         if (guard.mode === 'error')
           return Promise.reject(

@@ -18,7 +18,7 @@ import {
 } from './lost-commit.js';
 import type { SavepointTx } from './savepoint-tx.js';
 import { TxConnection, type InnerQuery, type RawResult } from './tx-connection.js';
-import { markTransactionEnded } from './tx-context.js';
+import { markTransactionEnded, setTransactionHandle, transactionHandle } from './tx-context.js';
 import { TxDeadline, withTimeout } from './tx-deadline.js';
 import type { TxTraits } from './tx-options.js';
 
@@ -62,16 +62,14 @@ const STATEMENT_SLACK_MS = 100;
 /** idle_in_transaction_session_timeout runs this much past the deadline: the client-side rollback should win. */
 const IDLE_SLACK_MS = 1_000;
 
-const handles = new WeakMap<object, RootTx | SavepointTx>();
-
 /** The manager's handle behind a transaction object, if TxManager started it. */
 export function handleOf(trx: Knex.Transaction): RootTx | SavepointTx | undefined {
-  return handles.get(trx);
+  return transactionHandle(trx) as RootTx | SavepointTx | undefined;
 }
 
 /** @internal Used by SavepointTx to register itself. */
 export function registerHandle(trx: Knex.Transaction, handle: RootTx | SavepointTx): void {
-  handles.set(trx, handle);
+  setTransactionHandle(trx, handle);
 }
 
 const noop = (): void => {};
@@ -141,10 +139,9 @@ export class RootTx {
 
   async #begin(): Promise<void> {
     const { knex, logger } = this.#deps;
-    const raw = (await this.#race(
-      this.#deps.acquire(),
-      (late) => void releasePooled(knex, late),
-    )) as DriverConnection;
+    const raw = (await (this.#deadline.at === undefined
+      ? this.#deps.acquire()
+      : this.#race(this.#deps.acquire(), (late) => void releasePooled(knex, late)))) as DriverConnection;
     const conn = (this.#conn = new TxConnection(raw, (c) => releasePooled(knex, c), logger));
     const { isolationLevel, readOnly, deferrable } = this.#settings;
     const trx = await this.#race(
@@ -167,8 +164,8 @@ export class RootTx {
     }
     this.#knexCommit = trx.commit.bind(trx) as () => Promise<RawResult | undefined>;
     this.#knexRollback = trx.rollback.bind(trx) as (err: unknown) => Promise<RawResult | undefined>;
-    this.#inner = conn.watch(trx, () => this.#refusal(), this.#settings.onStatement);
-    handles.set(trx, this);
+    this.#inner = conn.watch(trx, this, this.#settings.onStatement);
+    setTransactionHandle(trx, this);
     // Still the transaction's first statement when BEGIN carried the isolation level: SET
     // TRANSACTION must precede any query (knex's BEGIN has no DEFERRABLE).
     if (deferrable) await this.#race(this.inner('set transaction deferrable'));
@@ -282,13 +279,13 @@ export class RootTx {
    */
   async commit(): Promise<void> {
     if (this.#deadline.expired) throw this.timeoutError();
-    if (!this.usable) throw this.#refusal() ?? new TransactionStateError('The transaction is not active.');
+    if (!this.usable) throw this.refusal() ?? new TransactionStateError('The transaction is not active.');
     this.#state = 'committing';
     const conn = this.#conn!;
     // undefined: not recorded (resolveLostCommit off), so a lost COMMIT cannot be resolved.
     let recorded: RecordedXid | undefined;
     try {
-      await this.#race(conn.settled());
+      if (conn.inflight > 0) await this.#race(conn.settled());
       if (this.#settings.readOnly) recorded = NOTHING_WRITTEN;
       else if (this.#deps.resolveLostCommit) recorded = await this.#race(recordXid(this.inner));
     } catch (err) {
@@ -298,11 +295,16 @@ export class RootTx {
     let res: RawResult | undefined;
     try {
       const trx = this.trx;
-      const committing = this.#knexCommit().then(async (r) => {
+      if (this.#deadline.at === undefined) {
+        res = await this.#knexCommit();
         await trx.executionPromise;
-        return r;
-      });
-      res = await this.#deadline.raceWithGrace(committing, COMMIT_GRACE_MS, () => new CommitDeadline());
+      } else {
+        const committing = this.#knexCommit().then(async (r) => {
+          await trx.executionPromise;
+          return r;
+        });
+        res = await this.#deadline.raceWithGrace(committing, COMMIT_GRACE_MS, () => new CommitDeadline());
+      }
     } catch (err) {
       if (err instanceof CommitDeadline || conn.lost || classifyError(err).kind === 'connection') {
         this.#dispose(false, 'connection lost during COMMIT');
@@ -396,7 +398,8 @@ export class RootTx {
     if (this.#state === 'active') void this.rollback(this.timeoutError());
   }
 
-  #refusal(): Error | undefined {
+  /** Why a statement may not run now (timed out, ended), or undefined: the connection's statement gate. */
+  refusal(): Error | undefined {
     if (this.#deadline.expired && this.#state !== 'committing')
       return new TransactionStateError(
         'The transaction timed out and was rolled back; this statement was not sent.',

@@ -30,17 +30,7 @@ export class SavepointTx {
     trx.executionPromise?.catch(noop);
     this.#knexCommit = trx.commit.bind(trx) as () => Promise<RawResult | undefined>;
     this.#knexRollback = trx.rollback.bind(trx) as (err: unknown) => Promise<RawResult | undefined>;
-    parent.root.connection!.watch(
-      trx,
-      () =>
-        this.usable
-          ? undefined
-          : new TransactionStateError(
-              'The nested transaction has already ended; this statement was not sent.',
-            ),
-      parent.root.onStatement,
-      this.#statements,
-    );
+    parent.root.connection!.watch(trx, this, parent.root.onStatement, this.#statements);
     registerHandle(trx, this);
   }
 
@@ -62,6 +52,13 @@ export class SavepointTx {
 
   get root(): RootTx {
     return this.#parent.root;
+  }
+
+  /** Why a statement may not run now: the savepoint (or its root) has ended. */
+  refusal(): Error | undefined {
+    return this.usable
+      ? undefined
+      : new TransactionStateError('The nested transaction has already ended; this statement was not sent.');
   }
 
   get usable(): boolean {

@@ -7,6 +7,7 @@ import {
   clearTransactionMark,
   interceptStatements,
   isBroken,
+  type StatementInterceptor,
   markBroken,
   type DriverConnection,
   type RawResult,
@@ -18,6 +19,44 @@ export type { RawResult } from '../knex-internals.js';
 export type InnerQuery = (sql: string, bindings?: unknown[]) => Promise<RawResult>;
 
 const noop = (): void => {};
+
+/** Whether a transaction's statements may run now. */
+export interface StatementGate {
+  /** The error to reject a statement with, or undefined to let it run. */
+  refusal(): Error | undefined;
+}
+
+/** One transaction's (or savepoint's) statement checks, as one object rather than a closure each. */
+class Watcher implements StatementInterceptor {
+  readonly #gate: StatementGate;
+  readonly #onStatement: (() => void) | undefined;
+  readonly #statements: StatementSet;
+  readonly #also: StatementSet | undefined;
+
+  constructor(
+    gate: StatementGate,
+    onStatement: (() => void) | undefined,
+    statements: StatementSet,
+    also?: StatementSet,
+  ) {
+    this.#gate = gate;
+    this.#onStatement = onStatement;
+    this.#statements = statements;
+    this.#also = also;
+  }
+
+  before(): Error | undefined {
+    const refused = this.#gate.refusal();
+    if (refused === undefined && this.#onStatement !== undefined) this.#onStatement();
+    return refused;
+  }
+
+  track<T>(p: Promise<T>): Promise<T> {
+    this.#statements.track(p);
+    this.#also?.track(p);
+    return p;
+  }
+}
 
 /** Statements in flight and the first failure among them (a transaction's, or a savepoint's own). */
 export class StatementSet {
@@ -96,29 +135,18 @@ export class TxConnection {
 
   /**
    * Routes `trx`'s statements through this connection's checks.
-   * @param refusal - the error to reject a statement with, or undefined to let it run.
+   * @param gate - says whether a statement may run now (`refusal()`: the error, or undefined).
    * @param onStatement - called before each statement let through (the `onStatement` hooks).
    * @param also - a savepoint's own statement set, tracked as well.
    * @returns the runner of internal statements (timeouts, xid), unchecked and uncounted.
    */
   watch(
     trx: Knex.Transaction,
-    refusal: () => Error | undefined,
+    gate: StatementGate,
     onStatement?: () => void,
     also?: StatementSet,
   ): InnerQuery {
-    return interceptStatements(trx, this.raw, {
-      before: () => {
-        const refused = refusal();
-        if (refused === undefined && onStatement !== undefined) onStatement();
-        return refused;
-      },
-      track: (p) => {
-        this.#statements.track(p);
-        also?.track(p);
-        return p;
-      },
-    });
+    return interceptStatements(trx, this.raw, new Watcher(gate, onStatement, this.#statements, also));
   }
 
   /** True once the connection broke, by an event on the client or a connection error on a statement. */
@@ -160,6 +188,11 @@ export class TxConnection {
   /** Resolves when every statement in flight has settled (their outcome is the caller's). */
   settled(): Promise<void> {
     return this.#statements.settled();
+  }
+
+  /** Statements still in flight (COMMIT waits for them only when there are some). */
+  get inflight(): number {
+    return this.#statements.inflight;
   }
 
   /**

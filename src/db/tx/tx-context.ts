@@ -23,10 +23,45 @@ export function runInTransaction<T>(trx: Knex.Transaction, fn: TxFn<T>): Promise
 }
 
 function invoke<T>(fn: TxFn<T>, trx: Knex.Transaction): Promise<T> {
-  return new Promise<T>((resolve) => resolve(fn(trx)));
+  try {
+    const result = fn(trx);
+    // The common case, an async callback, already returned a promise: no second one.
+    return result instanceof Promise ? result : Promise.resolve(result);
+  } catch (err) {
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the callback's own value, unchanged
+    return Promise.reject(err);
+  }
 }
 
-const ended = new WeakSet<object>();
+/*
+ * What the manager knows about a transaction object travels on the object itself, under
+ * symbol keys (invisible to JSON, for...in and knex): no WeakMap or WeakSet entry per
+ * transaction, whose ephemeron bookkeeping showed up in the collector's time per transaction.
+ */
+const ENDED = Symbol('pgdl.transactionEnded');
+const HANDLE = Symbol('pgdl.transactionHandle');
+const GUARD = Symbol('pgdl.foreignConnectionGuard');
+type Marked = { [ENDED]?: true; [HANDLE]?: unknown; [GUARD]?: unknown };
+
+/** Attaches the manager's handle to a transaction object (see `handleOf` in root-tx). */
+export function setTransactionHandle(trx: Knex.Transaction, handle: unknown): void {
+  (trx as unknown as Marked)[HANDLE] = handle;
+}
+
+/** The handle attached with `setTransactionHandle`, if any. */
+export function transactionHandle(trx: Knex.Transaction): unknown {
+  return (trx as unknown as Marked)[HANDLE];
+}
+
+/** Attaches the foreign-connection guard's settings to a transaction object. */
+export function setTransactionGuard(trx: Knex.Transaction, guard: unknown): void {
+  (trx as unknown as Marked)[GUARD] = guard;
+}
+
+/** The guard settings attached with `setTransactionGuard`, if any. */
+export function transactionGuard(trx: Knex.Transaction): unknown {
+  return (trx as unknown as Marked)[GUARD];
+}
 
 /**
  * Marks a transaction as over (committed, rolled back, or timed out). From then on
@@ -34,12 +69,12 @@ const ended = new WeakSet<object>();
  * promise of the callback cannot run outside the transaction unnoticed (drizzle#6083).
  */
 export function markTransactionEnded(trx: Knex.Transaction): void {
-  ended.add(trx);
+  (trx as unknown as Marked)[ENDED] = true;
 }
 
 /** True once the transaction has ended (by TxManager or by knex). */
 export function isTransactionEnded(trx: Knex.Transaction): boolean {
-  return ended.has(trx) || trx.isCompleted();
+  return (trx as unknown as Marked)[ENDED] === true || trx.isCompleted();
 }
 
 /** The transaction running in this async call chain, if any and not yet ended. */

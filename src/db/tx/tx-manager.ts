@@ -246,7 +246,7 @@ export class TxManager {
     // A transaction TxManager did not start (plain knex): knex's own savepoint.
     if (!parent) return ambient.transaction((trx) => runInTransaction(trx, fn));
     const sp = await SavepointTx.begin(parent);
-    guardTransaction(sp.trx, this.#guardMode, this.#logger);
+    guardTransaction(sp.trx, this.#runner.guard);
     let result: T;
     try {
       result = await runInTransaction(sp.trx, fn);

@@ -17,7 +17,12 @@ import {
 import { SQLSTATE } from '../errors/sql-states.js';
 import { translateError } from '../errors/translate-error.js';
 import { acquirePooled } from '../knex-internals.js';
-import { acquireOwn, guardTransaction, installForeignConnectionGuard } from './foreign-connection-guard.js';
+import {
+  acquireOwn,
+  guardTransaction,
+  installForeignConnectionGuard,
+  type TransactionGuard,
+} from './foreign-connection-guard.js';
 import { RootTx, type RootTxDeps } from './root-tx.js';
 import { runInTransaction, transactionContext, type TxFn } from './tx-context.js';
 import { takeRetryVeto, type TxHookSet } from './tx-hooks.js';
@@ -66,9 +71,16 @@ export class TxRunner {
   /** What every top-level transaction on `#guarded` shares (built once per knex instance). */
   #deps: RootTxDeps | undefined;
   #guarded: Knex | undefined;
+  readonly #guard: TransactionGuard;
 
   constructor(opts: TxRunnerOptions) {
     this.#opts = opts;
+    this.#guard = { mode: opts.guardMode, logger: opts.logger };
+  }
+
+  /** How the foreign-connection guard treats this manager's transactions. */
+  get guard(): TransactionGuard {
+    return this.#guard;
   }
 
   /**
@@ -79,16 +91,24 @@ export class TxRunner {
    */
   async run<T>(fn: TxFn<T>, o: ResolvedTxOptions): Promise<T> {
     const started = performance.now();
-    const deadline = o.timeoutMs === undefined ? undefined : started + o.timeoutMs;
-    let attempts = 0;
+    let attempts = 1;
     try {
-      const result = await runWithRetry(
-        (attempt) => {
-          attempts = attempt;
-          return this.#attempt(fn, o, started, attempt);
-        },
-        this.#retryRules(o, deadline),
-      );
+      let result: T;
+      try {
+        // The first attempt runs bare: the retry machinery is built only once one has failed.
+        result = await this.#attempt(fn, o, started, 1);
+      } catch (first) {
+        if (o.retry.maxAttempts <= 1) throw first;
+        const deadline = o.timeoutMs === undefined ? undefined : started + o.timeoutMs;
+        result = await retryAfterFailure(
+          first,
+          (attempt) => {
+            attempts = attempt;
+            return this.#attempt(fn, o, started, attempt);
+          },
+          this.#retryRules(o, deadline),
+        );
+      }
       this.#ended('committed', o, started, attempts, undefined, false);
       return result;
     } catch (err) {
@@ -123,7 +143,7 @@ export class TxRunner {
    *   acquire or BEGIN error otherwise); nothing is counted then.
    */
   async begin(o: ResolvedTxOptions, started: number, onStatement?: () => void): Promise<RootTx> {
-    const { db, metrics, guardMode, logger } = this.#opts;
+    const { db, metrics } = this.#opts;
     const tx = await RootTx.begin(this.#depsFor(db.driver()), {
       isolationLevel: o.isolationLevel,
       readOnly: o.readOnly,
@@ -133,7 +153,7 @@ export class TxRunner {
       onStatement,
     });
     metrics.txStarted.inc({ isolation: o.isolationLevel ?? 'default' });
-    guardTransaction(tx.trx, guardMode, logger);
+    guardTransaction(tx.trx, this.#guard);
     return tx;
   }
 
@@ -319,22 +339,42 @@ export async function runWithRetry<T>(
   opts: RetryRunOptions,
 ): Promise<T> {
   if (opts.maxAttempts <= 1) return fn(1);
+  try {
+    return await fn(1);
+  } catch (err) {
+    return retryAfterFailure(err, fn, opts);
+  }
+}
+
+/**
+ * The rest of `runWithRetry` once attempt 1 failed with `first`: decides on it, waits, then
+ * runs attempts 2..maxAttempts under cockatiel's retry policy. Split off so that a transaction
+ * that succeeds at once builds no policy, backoff or event listener.
+ */
+export async function retryAfterFailure<T>(
+  first: unknown,
+  fn: (attempt: number) => Promise<T>,
+  opts: RetryRunOptions,
+): Promise<T> {
   const random = opts.random ?? Math.random;
   let retries = 0;
   let drawn = 0;
+  const decide = (err: unknown): boolean => {
+    drawn = fullJitterDelay(retries, { baseMs: opts.baseDelayMs, maxMs: opts.maxDelayMs }, random);
+    const again = retries + 1 < opts.maxAttempts && opts.shouldRetry(err, drawn, retries + 1);
+    if (again) retries++;
+    return again;
+  };
+  if (!decide(first)) throw first;
+  opts.onRetry?.({ attempt: 1, delayMs: drawn, error: first });
+  await delay(drawn);
+  if (opts.maxAttempts <= 2) return fn(2);
   const backoff: IBackoffFactory<unknown> = { next: () => new DrawnBackoff(() => drawn) };
-  const policy = retry(
-    handleWhen((err) => {
-      drawn = fullJitterDelay(retries, { baseMs: opts.baseDelayMs, maxMs: opts.maxDelayMs }, random);
-      const again = retries + 1 < opts.maxAttempts && opts.shouldRetry(err, drawn, retries + 1);
-      if (again) retries++;
-      return again;
-    }),
-    { maxAttempts: opts.maxAttempts - 1, backoff },
-  );
+  const policy = retry(handleWhen(decide), { maxAttempts: opts.maxAttempts - 2, backoff });
   policy.onRetry((event) => {
+    // cockatiel counts its own retries; attempt 1 was run before the policy.
     if ('error' in event)
-      opts.onRetry?.({ attempt: event.attempt, delayMs: event.delay, error: event.error });
+      opts.onRetry?.({ attempt: event.attempt + 1, delayMs: event.delay, error: event.error });
   });
-  return policy.execute(({ attempt }) => fn(attempt + 1));
+  return policy.execute(({ attempt }) => fn(attempt + 2));
 }
