@@ -11,17 +11,26 @@
  * BENCH_CPU_PROFILE_DIR=/tmp/prof BENCH_PROFILE_ROUNDS=3 BENCH_OPS=5000 BENCH_ONLY='^(knex|managerNoXid)$' \
  *   npx tsx bench/tx-profile.ts
  * npx tsx bench/cpu-profile-summary.ts --ops 5000 /tmp/prof/knex.*.cpuprofile --vs /tmp/prof/managerNoXid.*.cpuprofile
- * # or the whole process (setup included: identical in both runs, so it cancels in the difference):
+ * # or the whole process: setup, tx-profile's counting pass (1000 tx under an async hook) and
+ * # warm-up included, so compare the totals in ms (no --ops); the main thread's file is
+ * # CPU.*.0.*.cpuprofile (thread 1 is tsx's module loader):
  * BENCH_ONLY='^knex$' node --import tsx --cpu-prof --cpu-prof-dir=/tmp/prof-a bench/tx-profile.ts
  * BENCH_ONLY='^managerNoXid$' node --import tsx --cpu-prof --cpu-prof-dir=/tmp/prof-b bench/tx-profile.ts
- * npx tsx bench/cpu-profile-summary.ts --ops 5000 /tmp/prof-a/*.cpuprofile /tmp/prof-b/*.cpuprofile
+ * npx tsx bench/cpu-profile-summary.ts /tmp/prof-a/CPU.*.0.*.cpuprofile /tmp/prof-b/CPU.*.0.*.cpuprofile
  * # allocations (BENCH_HEAP_PROFILE=1 also writes DIR/<stack>[.<round>].heapprofile, collected objects included):
  * BENCH_HEAP_PROFILE=1 BENCH_CPU_PROFILE_DIR=/tmp/prof BENCH_ONLY='^(knex|managerNoXid)$' npx tsx bench/tx-profile.ts
  * npx tsx bench/cpu-profile-summary.ts --ops 5000 /tmp/prof/knex.heapprofile /tmp/prof/managerNoXid.heapprofile
  * ```
  * Several profiles per side (`A1 A2 A3 --vs B1 B2 B3`, e.g. BENCH_PROFILE_ROUNDS=3) are summed
- * per side, which averages out a round disturbed by other load. `--ops N` (transactions per
- * file) divides by N and prints µs (bytes) per transaction; `--top N` changes the 25.
+ * per side, which averages out a round disturbed by other load. Options:
+ * - `--ops N`: transactions per file; prints µs (bytes) per transaction.
+ * - `--top N`: rows per table instead of 25.
+ * - `--inclusive REGEX` (CPU): the inclusive time (itself and what it calls synchronously) of
+ *   the functions whose `file:function:line` matches, e.g. 'src/db/tx|cockatiel'.
+ * - `--own REGEX` (CPU): each sample charged to its nearest frame matching REGEX unless a
+ *   library frame (`--until REGEX`, default knex, tarn, pg*, objection, lodash, bench/) is
+ *   nearer: the CPU of the code under study itself, builtins and promise hooks it triggers
+ *   included, the knex/pg work it asks for excluded. E.g. `--own 'src/db/tx|cockatiel|prom-client'`.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -64,6 +73,14 @@ interface Costs {
    * everything it called, each sample counted once per function.
    */
   inclusive: Map<string, number>;
+  /** CPU profiles with `--own`: time charged to the nearest `--own` frame (see `ownedBy`). */
+  owned: Map<string, number>;
+}
+
+/** `--own REGEX --until REGEX`: which frames are the code under study, and which are its callees' libraries. */
+interface Ownership {
+  own: RegExp;
+  until: RegExp;
 }
 
 const ROOT = process.cwd();
@@ -115,10 +132,16 @@ function add(costs: Costs, frame: CallFrame, amount: number): void {
   if (!costs.where.has(key)) costs.where.set(key, { file: fileOf(frame), category: categoryOf(frame) });
 }
 
-function load(file: string): Costs {
+function load(file: string, ownership?: Ownership): Costs {
   const json = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile | HeapProfile;
   if ('head' in json) {
-    const costs: Costs = { unit: 'bytes', byFunction: new Map(), where: new Map(), inclusive: new Map() };
+    const costs: Costs = {
+      unit: 'bytes',
+      byFunction: new Map(),
+      where: new Map(),
+      inclusive: new Map(),
+      owned: new Map(),
+    };
     const stack: HeapNode[] = [json.head];
     while (stack.length > 0) {
       const node = stack.pop()!;
@@ -127,7 +150,13 @@ function load(file: string): Costs {
     }
     return costs;
   }
-  const costs: Costs = { unit: 'us', byFunction: new Map(), where: new Map(), inclusive: new Map() };
+  const costs: Costs = {
+    unit: 'us',
+    byFunction: new Map(),
+    where: new Map(),
+    inclusive: new Map(),
+    owned: new Map(),
+  };
   const frames = new Map(json.nodes.map((n) => [n.id, n.callFrame]));
   const parents = new Map<number, number>();
   for (const n of json.nodes) for (const child of n.children ?? []) parents.set(child, n.id);
@@ -145,8 +174,30 @@ function load(file: string): Costs {
     for (let node: number | undefined = id; node !== undefined; node = parents.get(node))
       seen.add(keyOf(frames.get(node)!));
     for (const key of seen) costs.inclusive.set(key, (costs.inclusive.get(key) ?? 0) + interval);
+    const owner = ownership && ownedBy(id, frames, parents, ownership);
+    if (owner) costs.owned.set(owner, (costs.owned.get(owner) ?? 0) + interval);
   }
   return costs;
+}
+
+/**
+ * The code under study that a sample is charged to: walking from the leaf towards the root,
+ * the first frame matching `own`, unless a frame matching `until` comes first (then the
+ * sample is work of a library the code called: knex building a query, pg writing it).
+ * Builtins on the way (a Promise constructor, WeakMap#set) are charged to their caller.
+ */
+function ownedBy(
+  leaf: number,
+  frames: Map<number, CallFrame>,
+  parents: Map<number, number>,
+  { own, until }: Ownership,
+): string | undefined {
+  for (let node: number | undefined = leaf; node !== undefined; node = parents.get(node)) {
+    const key = keyOf(frames.get(node)!);
+    if (own.test(key)) return key;
+    if (until.test(key)) return undefined;
+  }
+  return undefined;
 }
 
 function group(costs: Costs, by: 'file' | 'category'): Map<string, number> {
@@ -217,11 +268,18 @@ function diffTable(
 
 /** Several profiles of the same stack as one: costs summed, so `--ops` counts per file. */
 function merge(all: Costs[]): Costs {
-  const out: Costs = { unit: all[0]!.unit, byFunction: new Map(), where: new Map(), inclusive: new Map() };
+  const out: Costs = {
+    unit: all[0]!.unit,
+    byFunction: new Map(),
+    where: new Map(),
+    inclusive: new Map(),
+    owned: new Map(),
+  };
   for (const c of all) {
     if (c.unit !== out.unit) throw new Error('cannot merge a CPU profile with a heap profile');
     for (const [k, v] of c.byFunction) out.byFunction.set(k, (out.byFunction.get(k) ?? 0) + v);
     for (const [k, v] of c.inclusive) out.inclusive.set(k, (out.inclusive.get(k) ?? 0) + v);
+    for (const [k, v] of c.owned) out.owned.set(k, (out.owned.get(k) ?? 0) + v);
     for (const [k, w] of c.where) out.where.set(k, w);
   }
   return out;
@@ -231,22 +289,27 @@ function main(argv: string[]): void {
   let ops: number | undefined;
   let top = 25;
   let inclusive: RegExp | undefined;
+  let own: RegExp | undefined;
+  let until = /^(knex|tarn|pg|pg-[a-z]+|objection|lodash)\/|^bench\//;
   const sides: string[][] = [[]];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--ops') ops = Number(argv[++i]);
     else if (argv[i] === '--top') top = Number(argv[++i]);
     else if (argv[i] === '--vs') sides.push([]);
     else if (argv[i] === '--inclusive') inclusive = new RegExp(argv[++i] ?? '');
+    else if (argv[i] === '--own') own = new RegExp(argv[++i] ?? '');
+    else if (argv[i] === '--until') until = new RegExp(argv[++i] ?? '');
     else sides[sides.length - 1]!.push(argv[i]!);
   }
   // Without --vs, two files are A and B.
   if (sides.length === 1 && sides[0]!.length === 2) sides.splice(0, 1, [sides[0]![0]!], [sides[0]![1]!]);
   if (sides.length > 2 || sides.some((f) => f.length === 0))
     throw new Error(
-      'usage: cpu-profile-summary.ts [--ops N] [--top N] A.cpuprofile [B.cpuprofile] | A1 A2 ... --vs B1 B2 ...',
+      'usage: cpu-profile-summary.ts [--ops N] [--top N] [--inclusive RE] [--own RE [--until RE]] A [B] | A1 A2 ... --vs B1 B2 ...',
     );
   const names = sides.map((files) => files.join(' + '));
-  const profiles = sides.map((files) => merge(files.map(load)));
+  const ownership = own ? { own, until } : undefined;
+  const profiles = sides.map((files) => merge(files.map((f) => load(f, ownership))));
   // --ops is per file: a side of k files ran k x N transactions.
   const perSide = sides.map((files) => (ops ? ops * files.length : undefined));
   for (const [i, c] of profiles.entries()) {
@@ -264,6 +327,14 @@ function main(argv: string[]): void {
         top,
       );
     }
+    if (ownership && c.unit === 'us')
+      table(
+        `Time of ${String(own)} itself, libraries it calls excluded (each sample charged to its nearest ${String(own)} frame unless a ${String(until)} frame is nearer)`,
+        c.owned,
+        c,
+        perSide[i],
+        top,
+      );
   }
   if (profiles.length === 2) {
     const [a, b] = profiles as [Costs, Costs];
