@@ -95,6 +95,8 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
       users: new UserRepository(db.driver(), { preparedStatements: pgCfg.preparedStatements }),
       tx,
       breaker,
+      transactions: cfg.database.transactions,
+      logger: logger.child({ component: 'users' }),
     });
 
     const healthLoop = new HealthLoop(db, {

@@ -60,10 +60,12 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   app.addHook('onRequest', (request, _reply, done) => {
     requestContext.run({ reqId: String(request.id) }, done);
   });
-  app.addHook('onSend', async (request, reply) => {
+  // Callback style: an async hook would cost a promise (and its hooks) per response.
+  app.addHook('onSend', (request, reply, payload, done) => {
     void reply.header('x-request-id', String(request.id));
     // A response finished while draining closes its connection, so the server can close.
     if (deps.health.draining) void reply.header('connection', 'close');
+    done(null, payload);
   });
   installErrorHandler(app);
   registerHealthRoutes(app, deps.health);

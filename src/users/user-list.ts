@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
+import type { StatementCache } from './statement-cache.js';
 import { LIST_ORDERS, type ListOrder, type UserCursorCodec } from './user-cursor.js';
 import { fieldError } from './user-input.js';
-import { USER_STATUSES, User, type UserStatus } from './user-model.js';
+import { USER_STATUSES, User, type UserRow, type UserStatus } from './user-model.js';
 
 /** Options of `UserRepository.list`. */
 export interface ListUsersOptions {
@@ -13,6 +14,12 @@ export interface ListUsersOptions {
   cursor?: string;
   /** By id; default 'asc' (oldest first). */
   order?: ListOrder;
+}
+
+/** What `listUsers` works with, the repository's. */
+export interface ListDeps {
+  cursors: UserCursorCodec;
+  statements: StatementCache;
 }
 
 /** One page of a user list. */
@@ -49,9 +56,10 @@ export const USER_COLUMNS = [
  */
 export async function listUsers(
   executor: Knex | Knex.Transaction,
-  cursors: UserCursorCodec,
+  deps: ListDeps,
   opts: ListUsersOptions,
 ): Promise<UserPage> {
+  const { cursors, statements } = deps;
   const status = parseStatusFilter(opts.status);
   const limit = opts.limit ?? LIST_LIMIT_DEFAULT;
   if (!Number.isInteger(limit) || limit < 1 || limit > LIST_LIMIT_MAX) {
@@ -62,10 +70,19 @@ export async function listUsers(
     throw fieldError('order', "must be 'asc' or 'desc'", 'enum');
   const after =
     opts.cursor === undefined ? undefined : cursors.decode(opts.cursor, { status, order }).afterId;
-  const query = whereStatus(executor('users').select(USER_COLUMNS), status);
-  if (after !== undefined) void query.where('id', order === 'asc' ? '>' : '<', after);
-  const rows = (await query.orderBy('id', order).limit(limit + 1)) as Record<string, unknown>[];
-  const items = rows.slice(0, limit).map((row) => User.fromDatabaseJson(row));
+  // One SQL text per shape (filter x first page or not x order), compiled once. Unnamed: the
+  // repository names only its point reads (see `preparedStatements`).
+  const shape = `${status === null ? 'live' : 'status'}_${after === undefined ? 'first' : 'after'}_${order}`;
+  const bindings: Array<string | number> = [];
+  if (status !== null) bindings.push(status);
+  if (after !== undefined) bindings.push(after);
+  bindings.push(limit + 1);
+  const rows = await statements.rows<UserRow>(executor, `list_${shape}`, bindings, () => {
+    const query = whereStatus(executor('users').select(USER_COLUMNS), status);
+    if (after !== undefined) void query.where('id', order === 'asc' ? '>' : '<', after);
+    return query.orderBy('id', order).limit(limit + 1);
+  });
+  const items = rows.slice(0, limit).map((row) => User.fromRow(row));
   const last = items.at(-1);
   const nextCursor = rows.length > limit && last ? cursors.encode({ afterId: last.id, status, order }) : null;
   return { items, nextCursor };

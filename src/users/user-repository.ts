@@ -1,9 +1,15 @@
 import type { Knex } from 'knex';
-import { raw, type PartialModelObject } from 'objection';
-import { NotFoundError, OptimisticLockError, executorFor, type Executor } from '../db/index.js';
+import {
+  NotFoundError,
+  OptimisticLockError,
+  executorFor,
+  translateError,
+  type Executor,
+} from '../db/index.js';
 import { copyUsersIn, type UserRows } from './user-copy-in.js';
 import { insertUsersInChunks } from './user-insert-many.js';
 import { UserCursorCodec } from './user-cursor.js';
+import { StatementCache } from './statement-cache.js';
 import {
   fieldError,
   isUserId,
@@ -20,7 +26,7 @@ import {
   type ListUsersOptions,
   type UserPage,
 } from './user-list.js';
-import { EMAIL_MAX_LENGTH, User, type UserStatus } from './user-model.js';
+import { EMAIL_MAX_LENGTH, User, type UserRow, type UserStatus } from './user-model.js';
 
 export { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, type ListUsersOptions, type UserPage } from './user-list.js';
 
@@ -62,6 +68,7 @@ export class UserRepository {
   readonly #prepared: boolean;
   readonly #cursors: UserCursorCodec;
   readonly #chunkSize: number;
+  readonly #statements = new StatementCache();
 
   /** @throws RangeError when `insertChunkSize` is out of range. */
   constructor(knex: Knex, opts: UserRepositoryOptions = {}) {
@@ -81,23 +88,29 @@ export class UserRepository {
    */
   async create(input: NewUser, executor?: Executor): Promise<User> {
     const valid = validateNewUser(input);
-    return User.query(this.#ex(executor)).insert(valid).returning('*');
+    // knex, not `User.query().insert()`: objection would validate the row a second time and
+    // map it twice more, for the same statement.
+    const rows = await translated(this.#ex(executor)('users').insert(valid, USER_COLUMNS));
+    return User.fromRow((rows as UserRow[])[0]!);
   }
 
   /** @throws NotFoundError when no live user has this id. */
-  async getById(id: string, executor?: Executor): Promise<User> {
-    return (await this.findById(id, executor)) ?? throwNotFound();
+  getById(id: string, executor?: Executor): Promise<User> {
+    return this.findById(id, executor).then((user) => user ?? throwNotFound());
   }
 
   /** The live user with this id, or undefined (also for a malformed id). */
   async findById(id: string, executor?: Executor): Promise<User | undefined> {
     if (!isUserId(id)) return undefined;
-    const query = this.#ex(executor)('users')
-      .select(USER_COLUMNS)
-      .where('id', id)
-      .whereNull('deleted_at')
-      .first();
-    return toUser(await this.#named(query, 'users_find_by_id'));
+    const ex = this.#ex(executor);
+    const rows = await this.#statements.rows<UserRow>(
+      ex,
+      'findById',
+      [id, 1],
+      () => ex('users').select(USER_COLUMNS).where('id', id).whereNull('deleted_at').first(),
+      this.#name('users_find_by_id'),
+    );
+    return toUser(rows[0]);
   }
 
   /**
@@ -107,12 +120,20 @@ export class UserRepository {
   async findByEmail(email: string, executor?: Executor): Promise<User | undefined> {
     assertSearchString('email', email);
     if (email.length > EMAIL_MAX_LENGTH) return undefined;
-    const query = this.#ex(executor)('users')
-      .select(USER_COLUMNS)
-      .whereRaw('lower(email) = lower(?)', [email])
-      .whereNull('deleted_at')
-      .first();
-    return toUser(await this.#named(query, 'users_find_by_email'));
+    const ex = this.#ex(executor);
+    const rows = await this.#statements.rows<UserRow>(
+      ex,
+      'findByEmail',
+      [email, 1],
+      () =>
+        ex('users')
+          .select(USER_COLUMNS)
+          .whereRaw('lower(email) = lower(?)', [email])
+          .whereNull('deleted_at')
+          .first(),
+      this.#name('users_find_by_email'),
+    );
+    return toUser(rows[0]);
   }
 
   /**
@@ -122,7 +143,7 @@ export class UserRepository {
    *   malformed, altered, or from a list with another status or order).
    */
   async list(opts: ListUsersOptions = {}, executor?: Executor): Promise<UserPage> {
-    return listUsers(this.#ex(executor), this.#cursors, opts);
+    return listUsers(this.#ex(executor), { cursors: this.#cursors, statements: this.#statements }, opts);
   }
 
   /**
@@ -138,14 +159,17 @@ export class UserRepository {
     const valid = validatePatch(patch);
     if (!isUserId(id)) throwNotFound();
     const ex = this.#ex(executor);
-    const changes = { ...valid, version: raw('version + 1') } as PartialModelObject<User>;
-    const [updated] = await User.query(ex)
-      .patch(changes)
-      .where('id', id)
-      .where('version', expectedVersion)
-      .whereNull('deleted_at')
-      .returning('*');
-    if (updated) return updated;
+    // knex, not `User.query().patch()` (see `create`); `updated_at` as BaseModel's
+    // $beforeUpdate sets it: the database clock.
+    const changes = { ...valid, updated_at: ex.fn.now(), version: ex.raw('version + 1') };
+    const rows = (await translated(
+      ex('users')
+        .update(changes, USER_COLUMNS)
+        .where('id', id)
+        .where('version', expectedVersion)
+        .whereNull('deleted_at'),
+    )) as UserRow[];
+    if (rows[0]) return User.fromRow(rows[0]);
     const current: unknown = await ex('users')
       .select('version')
       .where('id', id)
@@ -224,7 +248,7 @@ export class UserRepository {
       [valid.email, valid.name, valid.status, statusGiven, statusGiven],
     );
     const { inserted, ...row } = result.rows[0] ?? {};
-    return { user: User.fromDatabaseJson(row), created: inserted === true };
+    return { user: User.fromRow(row as unknown as UserRow), created: inserted === true };
   }
 
   /**
@@ -256,15 +280,26 @@ export class UserRepository {
     return executorFor(this.#knex, explicit);
   }
 
-  /** Names the statement so pg prepares it once per connection (the SQL text never varies). */
-  #named<Q extends Knex.QueryBuilder>(query: Q, name: string): Q {
-    if (this.#prepared) void query.options({ name });
-    return query;
+  /** The statement's name when prepared statements are on: pg prepares it once per connection (its SQL text never varies). */
+  #name(name: string): string | undefined {
+    return this.#prepared ? name : undefined;
   }
 }
 
 function toUser(row: unknown): User | undefined {
-  return typeof row === 'object' && row !== null ? User.fromDatabaseJson(row) : undefined;
+  return typeof row === 'object' && row !== null ? User.fromRow(row as UserRow) : undefined;
+}
+
+/**
+ * A knex write, its driver error translated as objection's query builder translates it
+ * (`UniqueViolationError` for a taken email...), also when no transaction is around it.
+ */
+async function translated<T>(query: PromiseLike<T>): Promise<T> {
+  try {
+    return await query;
+  } catch (err) {
+    throw translateError(err);
+  }
 }
 
 function throwNotFound(): never {

@@ -88,6 +88,9 @@ export const userPageResponse = {
   },
 } as const;
 
+/** Answer of a successful `DELETE /users/:id`: no body. */
+export const noContentResponse = { type: 'null' } as const;
+
 /** Answer of a successful `POST /users/import`: how many rows were written. */
 export const importResponse = {
   type: 'object',

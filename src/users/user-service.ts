@@ -1,4 +1,13 @@
-import type { CircuitBreaker, TxManager, TxOptions } from '../db/index.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { TransactionConfig } from '../config/app-config.js';
+import {
+  isTransient,
+  translateError,
+  type CircuitBreaker,
+  type TxManager,
+  type TxOptions,
+} from '../db/index.js';
+import type { Logger } from '../observability/logger.js';
 import type { NewUser, UserPatch } from './user-input.js';
 import type { User, UserStatus } from './user-model.js';
 import type { UserPage, UserRepository } from './user-repository.js';
@@ -9,6 +18,15 @@ export interface UserServiceDeps {
   tx: TxManager;
   /** Every call runs through it: fails fast while the database is known to be unreachable. */
   breaker: Pick<CircuitBreaker, 'execute'>;
+  /**
+   * Retry and timeout settings (config `database.transactions`): the retry of a one-statement
+   * read follows the transactions' `maxAttempts`/`baseDelay`/`maxDelay`; a `defaultTimeout`
+   * above 0 keeps reads in read-only transactions, which enforce it. Default: 3 attempts,
+   * 20 ms / 1 s backoff, no timeout.
+   */
+  transactions?: Pick<TransactionConfig, 'maxAttempts' | 'baseDelay' | 'maxDelay' | 'defaultTimeout'>;
+  /** Where a retried read says so (one warn line per retry); none when absent. */
+  logger?: Logger;
 }
 
 /** Options of a list call. */
@@ -26,10 +44,28 @@ export interface ListUsersQuery {
  */
 const WRITE: TxOptions = { isolationLevel: 'repeatable read' };
 
+const READ_RETRY_DEFAULTS = { maxAttempts: 3, baseDelay: 20, maxDelay: 1_000, defaultTimeout: 0 };
+
 /**
- * The users use cases: owns transaction boundaries (every call is one transaction through
- * `TxManager`, retried on transient failures) and business rules; every call runs through
- * the circuit breaker.
+ * The users use cases: owns transaction boundaries and business rules; every call runs
+ * through the circuit breaker.
+ *
+ * Boundaries:
+ * - Writes are one transaction each through `TxManager` (see `WRITE`), retried on transient
+ *   failures.
+ * - Reads of one statement (`get`, `list`: the page is one `select ... limit n+1`) run on the
+ *   pool without a transaction. A single statement is atomic and sees one snapshot on its
+ *   own; `BEGIN READ ONLY` and `COMMIT` around it would add two round trips and a knex
+ *   transaction object and guarantee nothing more. They keep what the transaction gave them:
+ *   the session's `statement_timeout` and `lock_timeout` (startup parameters of every pool
+ *   connection, so they hold outside transactions too), errors translated to the same typed
+ *   errors, and retry of transient failures (a lost connection, a failover) with the
+ *   transactions' attempts and backoff: a read is idempotent. Inside a caller's ambient
+ *   transaction they join it and are not retried (only the outermost transaction retries).
+ *   With a `defaultTimeout` configured they run in read-only transactions, which enforce it.
+ * - A read made of several statements that must agree with each other (a page and its total
+ *   count, say) belongs in one `withReadOnlyTransaction`, so that every statement sees the
+ *   same snapshot: none of today's reads is one.
  *
  * Rules:
  * - Emails are normalised before they are stored or compared: surrounding whitespace
@@ -46,12 +82,16 @@ export class UserService {
   readonly #users: UserRepository;
   readonly #tx: TxManager;
   readonly #breaker: Pick<CircuitBreaker, 'execute'>;
+  readonly #retry: Required<NonNullable<UserServiceDeps['transactions']>>;
+  readonly #logger: Logger | undefined;
 
   /** Keeps its collaborators; nothing runs until a method is called. */
   constructor(deps: UserServiceDeps) {
     this.#users = deps.users;
     this.#tx = deps.tx;
     this.#breaker = deps.breaker;
+    this.#retry = { ...READ_RETRY_DEFAULTS, ...deps.transactions };
+    this.#logger = deps.logger;
   }
 
   /** @throws ValidationError naming the bad fields; UniqueViolationError for a taken email (any case). */
@@ -61,12 +101,12 @@ export class UserService {
 
   /** @throws NotFoundError when no live user has the id (also for a malformed id). */
   get(id: string): Promise<User> {
-    return this.#read(() => this.#users.getById(id));
+    return this.#statementRead(() => this.#users.getById(id));
   }
 
-  /** One page in id order. @throws ValidationError on `limit` or `cursor`. */
+  /** One page in id order (one statement). @throws ValidationError on `limit` or `cursor`. */
   list(query: ListUsersQuery): Promise<UserPage> {
-    return this.#read(() => this.#users.list(query));
+    return this.#statementRead(() => this.#users.list(query));
   }
 
   /**
@@ -94,8 +134,32 @@ export class UserService {
     );
   }
 
-  #read<T>(fn: () => Promise<T>): Promise<T> {
-    return this.#breaker.execute(() => this.#tx.withReadOnlyTransaction(fn));
+  /** A read of one statement: no transaction (see the class doc for what it keeps). */
+  #statementRead<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#retry.defaultTimeout > 0)
+      return this.#breaker.execute(() => this.#tx.withReadOnlyTransaction(fn));
+    // In a caller's transaction: join it and leave retry to its outermost transaction.
+    return this.#breaker.execute(() =>
+      this.#tx.current() ? fn() : fn().catch((err: unknown) => this.#retryRead(fn, err)),
+    );
+  }
+
+  /** Re-runs a statement read whose first attempt failed with `err`, while the failure is transient. */
+  async #retryRead<T>(fn: () => Promise<T>, err: unknown): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const typed = translateError(err, { attempts: attempt });
+      if (attempt >= this.#retry.maxAttempts || !isTransient(err)) throw typed;
+      // Full jitter, as the transactions' retry: a uniform draw below the exponential ceiling.
+      const ceiling = Math.min(this.#retry.maxDelay, this.#retry.baseDelay * 2 ** (attempt - 1));
+      const delayMs = Math.floor(Math.random() * ceiling);
+      this.#logger?.warn({ err: typed, attempt, delayMs }, 'read failed transiently; retrying');
+      await delay(delayMs);
+      try {
+        return await fn();
+      } catch (next) {
+        err = next;
+      }
+    }
   }
 
   #write<T>(fn: () => Promise<T>): Promise<T> {
