@@ -13,7 +13,7 @@ import {
 
 /** Paths into the repository that the docs name in inline code (placeholders such as `<profile>` excluded). */
 const REPO_PATH =
-  /^(src|test|bench|examples|migrations|seeds|config|docs|\.ci)\/[\w./-]*$|^(knexfile\.ts|package\.json|tsconfig(\.build)?\.json|docker-compose\.yml|Dockerfile|eslint\.config\.js|\.mocharc\.yml|\.env\.example)$/;
+  /^(src|test|bench|examples|migrations|seeds|config|docs|deploy|\.ci)\/[\w./-]*$|^(knexfile\.ts|package\.json|tsconfig(\.build)?\.json|docker-compose\.yml|Dockerfile|eslint\.config\.js|\.mocharc\.yml|\.env\.example)$/;
 
 /** Every file under a directory, as paths from the repository root. */
 function walk(dir: string): string[] {
