@@ -22,7 +22,7 @@ export interface DriverConnection {
   host?: string;
   port?: number;
   __knex__disposed?: unknown;
-  __knexTxId?: string;
+  __knexTxId?: string | undefined;
   __knexLifetimeLimit?: number;
   _queryable?: boolean;
   _ending?: boolean;
@@ -211,9 +211,12 @@ export function savepointNameOf(connection: DriverConnection | undefined): strin
   return connection?.__knexTxId;
 }
 
-/** Clears knex's transaction mark on a connection going back to the pool. */
+/**
+ * Clears knex's transaction mark on a connection going back to the pool. Assigned, not
+ * deleted: `delete` would turn the long-lived pg client into a slow dictionary-mode object.
+ */
 export function clearTransactionMark(connection: DriverConnection): void {
-  delete connection.__knexTxId;
+  connection.__knexTxId = undefined;
 }
 
 /**
@@ -237,6 +240,11 @@ export function evictIdleConnections(knex: Knex, reason: string): number {
     pool._destroy(entry.resource).catch(() => {});
   }
   return evicted.length;
+}
+
+/** The knex client private to one transaction (a plain object per transaction). */
+export function transactionClientOf(trx: Knex.Transaction): object {
+  return (trx as unknown as { client: object }).client;
 }
 
 /** What a transaction's statement interceptor sees and decides. */

@@ -144,13 +144,10 @@ export class RootTx {
       : this.#race(this.#deps.acquire(), (late) => void releasePooled(knex, late)))) as DriverConnection;
     const conn = (this.#conn = new TxConnection(raw, (c) => releasePooled(knex, c), logger));
     const { isolationLevel, readOnly, deferrable } = this.#settings;
-    const trx = await this.#race(
-      knex.transaction(null, {
-        connection: raw,
-        ...(isolationLevel ? { isolationLevel } : {}),
-        ...(readOnly ? { readOnly: true } : {}),
-      }),
-    );
+    const config: Knex.TransactionConfig = { connection: raw };
+    if (isolationLevel) config.isolationLevel = isolationLevel;
+    if (readOnly) config.readOnly = true;
+    const trx = await this.#race(knex.transaction(null, config));
     this.#trx = trx;
     trx.executionPromise?.catch(noop);
     // knex swallows a failed BEGIN: the transaction object arrives already complete, its

@@ -61,11 +61,11 @@ class Watcher implements StatementInterceptor {
 /** Statements in flight and the first failure among them (a transaction's, or a savepoint's own). */
 export class StatementSet {
   readonly #inflight = new Set<Promise<unknown>>();
-  readonly #onFailure: ((err: unknown) => void) | undefined;
+  readonly #observer: { statementFailed(err: unknown): void } | undefined;
   #firstError: unknown;
 
-  constructor(onFailure?: (err: unknown) => void) {
-    this.#onFailure = onFailure;
+  constructor(observer?: { statementFailed(err: unknown): void }) {
+    this.#observer = observer;
   }
 
   /** The first statement failure seen, if any. */
@@ -84,7 +84,7 @@ export class StatementSet {
       (err: unknown) => {
         this.#inflight.delete(p);
         this.#firstError ??= err;
-        this.#onFailure?.(err);
+        this.#observer?.statementFailed(err);
       },
     );
   }
@@ -116,14 +116,10 @@ export class TxConnection {
   readonly raw: DriverConnection;
   readonly #release: (connection: unknown) => Promise<unknown>;
   readonly #logger: Logger;
-  readonly #statements = new StatementSet((err) => {
-    if (typeof err === 'object' && err !== null) this.#statementErrors.add(err);
-    if (isClientSideTimeout(err)) this.#serverMayBeBusy = true;
-    else if (classifyError(err).kind === 'connection') this.#lostBy ??= err;
-  });
+  readonly #statements = new StatementSet(this);
   #lostBy: unknown;
-  /** Errors statements on this connection rejected with (to tell them from the callback's own). */
-  readonly #statementErrors = new WeakSet<object>();
+  /** Errors statements on this connection rejected with (to tell them from the callback's own); rarely any. */
+  #statementErrors: unknown[] | undefined;
   #serverMayBeBusy = false;
   #released = false;
 
@@ -159,7 +155,15 @@ export class TxConnection {
    * statement failure seen on this connection, not an error of the callback's own making.
    */
   cameFromStatement(err: unknown): boolean {
-    return errorChain(err).some((e) => this.#statementErrors.has(e));
+    const seen = this.#statementErrors;
+    return seen !== undefined && errorChain(err).some((e) => seen.includes(e));
+  }
+
+  /** @internal Called by the statement set when a statement on this connection fails. */
+  statementFailed(err: unknown): void {
+    (this.#statementErrors ??= []).push(err);
+    if (isClientSideTimeout(err)) this.#serverMayBeBusy = true;
+    else if (classifyError(err).kind === 'connection') this.#lostBy ??= err;
   }
 
   /** Records that the connection is gone although no event said so yet (a failed BEGIN). */

@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Knex } from 'knex';
 import { TransactionStateError } from '../errors/errors.js';
+import { transactionClientOf } from '../knex-internals.js';
 
 /**
  * The ambient transaction of the current async call chain (after Slonik's
@@ -34,33 +35,36 @@ function invoke<T>(fn: TxFn<T>, trx: Knex.Transaction): Promise<T> {
 }
 
 /*
- * What the manager knows about a transaction object travels on the object itself, under
- * symbol keys (invisible to JSON, for...in and knex): no WeakMap or WeakSet entry per
- * transaction, whose ephemeron bookkeeping showed up in the collector's time per transaction.
+ * What the manager knows about a transaction travels on the transaction's own knex client
+ * (a plain object knex creates per transaction), under symbol keys invisible to JSON,
+ * for...in and knex: no WeakMap or WeakSet entry per transaction (their ephemeron bookkeeping
+ * showed in the collector's time), and not on the transaction object itself, a function with
+ * dozens of properties where adding one measured several microseconds.
  */
 const ENDED = Symbol('pgdl.transactionEnded');
 const HANDLE = Symbol('pgdl.transactionHandle');
 const GUARD = Symbol('pgdl.foreignConnectionGuard');
-type Marked = { [ENDED]?: true; [HANDLE]?: unknown; [GUARD]?: unknown };
+type Marks = { [ENDED]?: true; [HANDLE]?: unknown; [GUARD]?: unknown };
+const marksOf = (trx: Knex.Transaction): Marks => transactionClientOf(trx);
 
-/** Attaches the manager's handle to a transaction object (see `handleOf` in root-tx). */
+/** Attaches the manager's handle to a transaction (see `handleOf` in root-tx). */
 export function setTransactionHandle(trx: Knex.Transaction, handle: unknown): void {
-  (trx as unknown as Marked)[HANDLE] = handle;
+  marksOf(trx)[HANDLE] = handle;
 }
 
 /** The handle attached with `setTransactionHandle`, if any. */
 export function transactionHandle(trx: Knex.Transaction): unknown {
-  return (trx as unknown as Marked)[HANDLE];
+  return marksOf(trx)[HANDLE];
 }
 
-/** Attaches the foreign-connection guard's settings to a transaction object. */
+/** Attaches the foreign-connection guard's settings to a transaction. */
 export function setTransactionGuard(trx: Knex.Transaction, guard: unknown): void {
-  (trx as unknown as Marked)[GUARD] = guard;
+  marksOf(trx)[GUARD] = guard;
 }
 
 /** The guard settings attached with `setTransactionGuard`, if any. */
 export function transactionGuard(trx: Knex.Transaction): unknown {
-  return (trx as unknown as Marked)[GUARD];
+  return marksOf(trx)[GUARD];
 }
 
 /**
@@ -69,12 +73,12 @@ export function transactionGuard(trx: Knex.Transaction): unknown {
  * promise of the callback cannot run outside the transaction unnoticed (drizzle#6083).
  */
 export function markTransactionEnded(trx: Knex.Transaction): void {
-  (trx as unknown as Marked)[ENDED] = true;
+  marksOf(trx)[ENDED] = true;
 }
 
 /** True once the transaction has ended (by TxManager or by knex). */
 export function isTransactionEnded(trx: Knex.Transaction): boolean {
-  return (trx as unknown as Marked)[ENDED] === true || trx.isCompleted();
+  return marksOf(trx)[ENDED] === true || trx.isCompleted();
 }
 
 /** The transaction running in this async call chain, if any and not yet ended. */

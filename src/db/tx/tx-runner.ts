@@ -52,7 +52,6 @@ const refuseManualEnd = (): Promise<never> =>
       'withTransaction() commits and rolls back by itself: return to commit, throw to roll back.',
     ),
   );
-const MANUAL_END_REFUSED = { commit: refuseManualEnd, rollback: refuseManualEnd };
 
 /**
  * Runs the outermost transactions of one TxManager (top level, or `requiresNew`): begins each
@@ -172,7 +171,9 @@ export class TxRunner {
       : undefined;
     const tx = await this.begin(o, started, onStatement);
     const trx = tx.trx;
-    Object.assign(trx, MANUAL_END_REFUSED);
+    const ends = trx as unknown as { commit: unknown; rollback: unknown };
+    ends.commit = refuseManualEnd;
+    ends.rollback = refuseManualEnd;
     let result: T;
     try {
       const body = runInTransaction(trx, fn);
