@@ -65,9 +65,14 @@ export interface BenchProcess {
  * The service as `npm start` runs it (`tsx src/main.ts`; here `node --import tsx`, so
  * `--cpu-prof` reaches the process that serves) in the development profile, with
  * `LOG_LEVEL=warn` JSON logs, migrations at start, on `databaseUrl`. Resolves once `/readyz`
- * answers 200. With `cpuProfDir`, it writes a V8 CPU profile there when it exits.
+ * answers 200. With `cpuProfDir`, it writes a V8 CPU profile there when it exits; `extraEnv`
+ * adds or overrides settings.
  */
-export async function startService(databaseUrl: string, cpuProfDir?: string): Promise<BenchProcess> {
+export async function startService(
+  databaseUrl: string,
+  cpuProfDir?: string,
+  extraEnv: Record<string, string> = {},
+): Promise<BenchProcess> {
   const port = await freePort();
   const env = {
     ...cleanEnv(),
@@ -79,6 +84,7 @@ export async function startService(databaseUrl: string, cpuProfDir?: string): Pr
     DB_MIGRATE_ON_START: 'true',
     SERVER_HOST: '127.0.0.1',
     SERVER_PORT: String(port),
+    ...extraEnv,
   };
   const prof = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
   const child = spawn(process.execPath, [...prof, '--import', 'tsx', 'src/main.ts'], {

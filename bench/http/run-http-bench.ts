@@ -10,6 +10,7 @@
  * npm run bench:http -- --quick             # 1 round x 1 s: proves it runs (a few seconds of load)
  * npm run bench:http -- --rounds 5 --duration 8 --routes get,patch
  * npm run bench:http -- --quick --generator autocannon   # the fallback when wrk is not installed
+ * npm run bench:http -- --routes post,patch --service-env DB_TX_RESOLVE_LOST_COMMIT=false
  * # a CPU profile of the service under load only (written when it exits):
  * npm run bench:http -- --only service --routes get --cpu-prof /tmp/prof
  * npx tsx bench/cpu-profile-summary.ts /tmp/prof/*.cpuprofile
@@ -35,6 +36,7 @@ const { values: flags } = parseArgs({
     connections: { type: 'string', default: '32' },
     threads: { type: 'string', default: '2' },
     generator: { type: 'string' },
+    'service-env': { type: 'string', multiple: true },
   },
 });
 
@@ -61,6 +63,16 @@ setTimeout(() => {
   process.exit(2);
 }, plannedS * 2_000).unref();
 
+/** `--service-env KEY=VALUE` (repeatable): extra settings of the service, e.g. `DB_TX_RESOLVE_LOST_COMMIT=false`. */
+function serviceEnv(): Record<string, string> {
+  const pairs = (flags['service-env'] ?? []).map((kv) => {
+    const eq = kv.indexOf('=');
+    if (eq < 1) throw new Error(`--service-env takes KEY=VALUE, not ${kv}`);
+    return [kv.slice(0, eq), kv.slice(eq + 1)];
+  });
+  return Object.fromEntries(pairs) as Record<string, string>;
+}
+
 /** With `--cpu-prof DIR`: DIR/service and DIR/baseline, one profile per process, written at its exit. */
 function profileDir(side: Side): string | undefined {
   return flags['cpu-prof'] && path.join(flags['cpu-prof'], side);
@@ -75,7 +87,7 @@ async function main(): Promise<void> {
   const sql = new pg.Client({ connectionString: db.url });
   try {
     // The service runs the migrations at start; the baseline needs the table, so it comes second.
-    servers.service = await startService(db.url, profileDir('service'));
+    servers.service = await startService(db.url, profileDir('service'), serviceEnv());
     await sql.connect();
     await sql.query(
       `insert into users (email, name)
