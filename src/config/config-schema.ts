@@ -95,6 +95,6 @@ type Expected = Omit<AppConfig, 'profile'>;
  * Compile-time proof that the schema's output is exactly the documented `AppConfig` shape
  * (less `profile`): `true` when they match, `never` (a type error below) when they drift apart.
  */
-export type SchemaMatchesAppConfig = [Parsed, Expected] extends [Expected, Parsed] ? true : never;
+type SchemaMatchesAppConfig = [Parsed, Expected] extends [Expected, Parsed] ? true : never;
 const _schemaMatches: SchemaMatchesAppConfig = true;
 void _schemaMatches;

@@ -35,7 +35,7 @@ export function fromSource(path: string, sources: SourceMap): string {
 }
 
 /** ` (got 70000)` for known non-secret scalar keys; a type name for anything else; nothing for secrets. */
-export function got(path: string, input: unknown): string {
+function got(path: string, input: unknown): string {
   if (input === undefined || SECRET_KEYS.includes(path)) return '';
   if (Array.isArray(input)) return ' (got a list)';
   if (isPlainObject(input)) return ' (got a mapping)';

@@ -1,7 +1,7 @@
 export { loadConfig, type LoadConfigOptions } from './load-config.js';
 export { ConfigError } from './config-error.js';
 export { redactConfig, REDACTED } from './redact-config.js';
-export { DEFAULTS, PROFILE_DEFAULTS, SECRET_KEYS } from './defaults.js';
+export { DEFAULTS, PROFILE_DEFAULTS } from './defaults.js';
 export { ENV_VARS } from './env-vars.js';
 export { parseDuration } from './parse-duration.js';
 export { SSL_MODES, LOG_LEVELS, FOREIGN_CONNECTION_GUARD_MODES } from './app-config.js';

@@ -2,28 +2,22 @@ export * from './database.js';
 export * from './errors/errors.js';
 export { PostgresDatabase } from './postgres-database.js';
 export { TxManager } from './tx/tx-manager.js';
-export { EmbeddedServer, type EmbeddedServerOptions } from './embedded/embedded-server.js';
+export { EmbeddedServer } from './embedded/embedded-server.js';
 export { currentTransaction, executorFor, type Executor } from './tx/tx-context.js';
 export { classifyError, type ErrorClassification, type ErrorKind } from './errors/classify-error.js';
 export { BaseModel } from './base-model.js';
 export {
   knexMigrationConfig,
   migratorConfig,
-  seederConfig,
-  assertSeedingAllowed,
   MIGRATIONS_DIRECTORY,
   MIGRATIONS_TABLE,
   MIGRATION_LOAD_EXTENSIONS,
-  SEEDS_ROOT,
-  SEEDABLE_PROFILES,
-  type MigrationKnexConfig,
 } from './migrations/migrations-config.js';
-export { prepareMigrationTarget, type MigrationTarget } from './migrations/migration-target.js';
+export { prepareMigrationTarget } from './migrations/migration-target.js';
 export { isTransient, classifyTxError, type TxErrorContext } from './errors/classify-error.js';
 export { translateError } from './errors/translate-error.js';
 export { withDriverConnection } from './knex-internals.js';
 export type { TxManagerOptions } from './tx/tx-manager.js';
 export { CircuitBreaker } from './circuit-breaker.js';
-export { attachQueryLogger, type QueryLogConfig } from './query-logger.js';
-export { EMBEDDED_FALLBACK_PASSWORD } from './migrations/migration-target.js';
+export { attachQueryLogger } from './query-logger.js';
 export type { TxHooks, TxRetryInfo, TxStatementInfo, TxEndInfo } from './tx/tx-hooks.js';

@@ -34,7 +34,7 @@ export interface DriverConnection {
 export type TarnPool = Pool<DriverConnection>;
 
 /** A statement as knex's client runs it: a string for knex's own BEGIN/COMMIT/ROLLBACK/SAVEPOINT. */
-export type KnexQuery = string | { sql: string; bindings?: unknown[]; method?: string };
+type KnexQuery = string | { sql: string; bindings?: unknown[]; method?: string };
 
 /** The raw result knex's pg client resolves a statement with (`response` is pg's Result). */
 export interface RawResult {

@@ -3,8 +3,11 @@ import { pino } from 'pino';
 import type { LogConfig } from '../config/app-config.js';
 import { REDACTED } from '../config/redact-config.js';
 
-/** pino-pretty is optional at run time (a dev dependency), so it is required lazily through this. */
-const requireHere = createRequire(import.meta.url);
+/**
+ * pino-pretty is optional at run time (a dev dependency), so it is required lazily through this;
+ * named `require` so that tools following require calls (knip) see the dependency.
+ */
+const require = createRequire(import.meta.url);
 
 /** The logger every component takes (pino); give each one `logger.child({ component })`. */
 export type Logger = pino.Logger;
@@ -126,7 +129,7 @@ export function createLogger(
  * Whether `name` resolves from here. `resolve` replaces `require.resolve` (tests pass one
  * that fails, as on a production install).
  */
-export function isInstalled(name: string, resolve: (id: string) => string = requireHere.resolve): boolean {
+export function isInstalled(name: string, resolve: (id: string) => string = require.resolve): boolean {
   try {
     resolve(name);
     return true;
@@ -158,6 +161,6 @@ const PRETTY_OPTIONS = { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname'
 
 /** A synchronous pino-pretty stream; loaded lazily because pino-pretty is a dev dependency. */
 function prettyStream(destination: pino.DestinationStream): pino.DestinationStream {
-  const build = requireHere('pino-pretty') as (opts: object) => pino.DestinationStream;
+  const build = require('pino-pretty') as (opts: object) => pino.DestinationStream;
   return build({ ...PRETTY_OPTIONS, colorize: false, sync: true, destination });
 }

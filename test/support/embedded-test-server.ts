@@ -4,8 +4,8 @@ import path from 'node:path';
 import { EmbeddedServer } from '../../src/db/embedded/embedded-server.js';
 import { freePort } from './free-port.js';
 
-export const TEST_SUPERUSER = 'postgres';
-export const TEST_SUPERUSER_PASSWORD = 'test-superuser-secret';
+const TEST_SUPERUSER = 'postgres';
+const TEST_SUPERUSER_PASSWORD = 'test-superuser-secret';
 
 /** A throwaway embedded PostgreSQL on a free port with its data in a temp dir. */
 export interface DedicatedServer {

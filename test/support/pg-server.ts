@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { startDedicatedServer, type DedicatedServer } from './embedded-test-server.js';
 
 /** Where the test run's PostgreSQL server came from. */
-export type ServerSource = 'PG_TEST_URL' | 'testcontainers' | 'embedded';
+type ServerSource = 'PG_TEST_URL' | 'testcontainers' | 'embedded';
 
 export interface TestServer {
   source: ServerSource;

@@ -3,8 +3,8 @@ import type { Database, TxOptions } from '../../src/db/database.js';
 import { withPgClient } from '../../src/db/connection/with-pg-client.js';
 
 /** Accounts 1..ACCOUNT_COUNT, each opened with INITIAL_BALANCE. */
-export const ACCOUNT_COUNT = 6;
-export const INITIAL_BALANCE = 1_000_000;
+const ACCOUNT_COUNT = 6;
+const INITIAL_BALANCE = 1_000_000;
 
 /** One transfer; `id` is made by the client, once, so every retry of it writes the same ledger row. */
 export interface Transfer {

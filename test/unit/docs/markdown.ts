@@ -90,7 +90,7 @@ export function fencedBlocks(markdown: string): FencedBlock[] {
 }
 
 /** The text outside fenced blocks (fences replaced by blank lines, so line numbers hold). */
-export function prose(markdown: string): string {
+function prose(markdown: string): string {
   const lines = markdown.split('\n');
   let fence: string | undefined;
   return lines
@@ -136,7 +136,7 @@ export function headingAnchors(markdown: string): Set<string> {
 }
 
 /** A heading's anchor: lower case, punctuation dropped (`-` and `_` kept), spaces to `-`. */
-export function slug(heading: string): string {
+function slug(heading: string): string {
   return heading
     .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
     .toLowerCase()
