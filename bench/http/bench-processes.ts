@@ -57,6 +57,8 @@ export async function startDatabase(name: string): Promise<{ url: string; stop: 
 export interface BenchProcess {
   url: string;
   pid: number;
+  /** The last 200 kB it printed (the service: its JSON log lines at warn and above). */
+  output(): string;
   /** SIGTERM, then SIGKILL after 10 s; resolves when it has exited. */
   stop(): Promise<void>;
 }
@@ -93,8 +95,9 @@ export async function startService(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const url = `http://127.0.0.1:${port}`;
-  await waitUntil(child, async () => (await fetch(`${url}/readyz`)).status === 200, 'the service');
-  return asBenchProcess(child, url);
+  const output = collectOutput(child);
+  await waitUntil(child, async () => (await fetch(`${url}/readyz`)).status === 200, 'the service', output);
+  return asBenchProcess(child, url, output);
 }
 
 /** The bare Fastify + pg baseline (`baseline-server.ts`) on `databaseUrl`; `cpuProfDir` as for the service. */
@@ -107,8 +110,14 @@ export async function startBaseline(databaseUrl: string, cpuProfDir?: string): P
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const url = `http://127.0.0.1:${port}`;
-  await waitUntil(child, async () => (await fetch(`${url}/users?limit=1`)).status === 200, 'the baseline');
-  return asBenchProcess(child, url);
+  const output = collectOutput(child);
+  await waitUntil(
+    child,
+    async () => (await fetch(`${url}/users?limit=1`)).status === 200,
+    'the baseline',
+    output,
+  );
+  return asBenchProcess(child, url, output);
 }
 
 /** This process's environment without anything that would configure the service. */
@@ -120,25 +129,36 @@ function cleanEnv(): NodeJS.ProcessEnv {
 }
 
 /** Polls `ready` every 100 ms for up to 60 s; rejects with the child's output if it exits first. */
-async function waitUntil(child: ChildProcess, ready: () => Promise<boolean>, what: string): Promise<void> {
+/** The last 200 kB a child printed (stdout and stderr). */
+function collectOutput(child: ChildProcess): () => string {
   let output = '';
-  child.stdout?.on('data', (c: Buffer) => (output = (output + c.toString()).slice(-20_000)));
-  child.stderr?.on('data', (c: Buffer) => (output = (output + c.toString()).slice(-20_000)));
+  const add = (c: Buffer): void => void (output = (output + c.toString()).slice(-200_000));
+  child.stdout?.on('data', add);
+  child.stderr?.on('data', add);
+  return () => output;
+}
+
+async function waitUntil(
+  child: ChildProcess,
+  ready: () => Promise<boolean>,
+  what: string,
+  output: () => string,
+): Promise<void> {
   let exited = false;
   child.once('exit', () => (exited = true));
   const started = Date.now();
   for (;;) {
-    if (exited) throw new Error(`${what} exited before it was ready:\n${output}`);
+    if (exited) throw new Error(`${what} exited before it was ready:\n${output()}`);
     if (await ready().catch(() => false)) return;
     if (Date.now() - started > 60_000) {
       child.kill('SIGKILL');
-      throw new Error(`${what} was not ready within 60 s:\n${output}`);
+      throw new Error(`${what} was not ready within 60 s:\n${output()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-function asBenchProcess(child: ChildProcess, url: string): BenchProcess {
+function asBenchProcess(child: ChildProcess, url: string, output: () => string): BenchProcess {
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null) resolve();
     else child.once('exit', () => resolve());
@@ -146,6 +166,7 @@ function asBenchProcess(child: ChildProcess, url: string): BenchProcess {
   return {
     url,
     pid: child.pid!,
+    output,
     stop: async () => {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);

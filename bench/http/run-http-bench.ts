@@ -141,6 +141,7 @@ async function main(): Promise<void> {
         }
       }
     }
+    reportServiceLog(servers.service.output());
     printResults(measured, {
       generator,
       rounds,
@@ -155,6 +156,22 @@ async function main(): Promise<void> {
     await db.stop();
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** What the service logged at warn and above during the run (retries, failed requests), counted by message. */
+function reportServiceLog(output: string): void {
+  const counts = new Map<string, number>();
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const l = JSON.parse(line) as { msg?: string; err?: { type?: string; code?: string } };
+      const key = [l.msg, l.err?.type, l.err?.code].filter(Boolean).join(' / ');
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    } catch {
+      // a line cut at the start of the kept output
+    }
+  }
+  for (const [key, n] of counts) console.error(`service log: ${n} x ${key}`);
 }
 
 await main();

@@ -3,11 +3,12 @@ import type { Knex } from 'knex';
 import type { Executor } from '../db/index.js';
 
 /**
- * SQL text compiled by knex once per statement shape, then run as `executor.raw(sql, bindings)`.
+ * SQL text compiled by knex once per statement shape, then run as `executor.raw(sql, bindings)`:
+ * the users API's statements that run on every request (point reads, list pages, insert, update).
  *
- * knex compiles a query builder anew on every run: building and compiling the primary-key
- * read cost about as much client CPU as everything else the service does for `GET /users/:id`
- * (docs/benchmarks.md). Within one shape the SQL text never varies (that is also what lets it
+ * knex compiles a query builder anew on every run: for the primary-key read that was ~25 µs of
+ * the ~200 µs of client CPU of a `GET /users/:id` (docs/benchmarks.md), about 3x what compiling
+ * the raw text costs. Within one shape the SQL text never varies (that is also what lets it
  * be a named prepared statement), so one compile serves every later call. The raw statement
  * still runs through knex: the pool and its gate, the ambient transaction, and the `query`
  * events that log and time every statement.

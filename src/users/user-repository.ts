@@ -88,10 +88,15 @@ export class UserRepository {
    */
   async create(input: NewUser, executor?: Executor): Promise<User> {
     const valid = validateNewUser(input);
+    const ex = this.#ex(executor);
     // knex, not `User.query().insert()`: objection would validate the row a second time and
     // map it twice more, for the same statement.
-    const rows = await translated(this.#ex(executor)('users').insert(valid, USER_COLUMNS));
-    return User.fromRow((rows as UserRow[])[0]!);
+    const rows = await translated(
+      this.#statements.rows<UserRow>(ex, 'create', [valid.email, valid.name, valid.status], () =>
+        ex('users').insert(valid, USER_COLUMNS),
+      ),
+    );
+    return User.fromRow(rows[0]!);
   }
 
   /** @throws NotFoundError when no live user has this id. */
@@ -161,14 +166,21 @@ export class UserRepository {
     const ex = this.#ex(executor);
     // knex, not `User.query().patch()` (see `create`); `updated_at` as BaseModel's
     // $beforeUpdate sets it: the database clock.
-    const changes = { ...valid, updated_at: ex.fn.now(), version: ex.raw('version + 1') };
-    const rows = (await translated(
-      ex('users')
-        .update(changes, USER_COLUMNS)
-        .where('id', id)
-        .where('version', expectedVersion)
-        .whereNull('deleted_at'),
-    )) as UserRow[];
+    // One SQL text per set of changed fields.
+    const fields = Object.keys(valid) as Array<keyof UserPatch>;
+    const rows = await translated(
+      this.#statements.rows<UserRow>(
+        ex,
+        `update_${fields.join('_')}`,
+        [...fields.map((f) => valid[f]!), id, expectedVersion],
+        () =>
+          ex('users')
+            .update({ ...valid, updated_at: ex.fn.now(), version: ex.raw('version + 1') }, USER_COLUMNS)
+            .where('id', id)
+            .where('version', expectedVersion)
+            .whereNull('deleted_at'),
+      ),
+    );
     if (rows[0]) return User.fromRow(rows[0]);
     const current: unknown = await ex('users')
       .select('version')
