@@ -242,6 +242,22 @@ export function evictIdleConnections(knex: Knex, reason: string): number {
   return evicted.length;
 }
 
+/** A knex transaction's own COMMIT and ROLLBACK (RELEASE / ROLLBACK TO for a savepoint). */
+export interface TransactionEnders {
+  commit: () => Promise<RawResult | undefined>;
+  rollback: (err: unknown) => Promise<RawResult | undefined>;
+}
+
+/**
+ * knex's `trx.commit` and `trx.rollback`, kept before the manager replaces them on the
+ * object. knex 3 defines them as arrow functions over its Transaction (they ignore `this`), so
+ * the references are used as they are, unbound (`knex-internals.test.ts` pins it).
+ */
+export function transactionEnders(trx: Knex.Transaction): TransactionEnders {
+  const t = trx as unknown as TransactionEnders;
+  return { commit: t.commit, rollback: t.rollback };
+}
+
 /** The knex client private to one transaction (a plain object per transaction). */
 export function transactionClientOf(trx: Knex.Transaction): object {
   return (trx as unknown as { client: object }).client;

@@ -7,7 +7,9 @@ import {
   evictIdleConnections,
   openUnpooledConnection,
   releasePooled,
+  transactionEnders,
   type DriverConnection,
+  type TransactionEnders,
 } from '../knex-internals.js';
 import {
   NOTHING_WRITTEN,
@@ -30,6 +32,8 @@ export interface RootTxDeps {
   acquire(): Promise<unknown>;
   /** Bound on learning a lost COMMIT's outcome, ms. */
   commitLookupTimeoutMs: number | undefined;
+  /** Called once the transaction has begun (counts it, installs the foreign-connection guard). */
+  onBegun(tx: RootTx): void;
   /**
    * Record the xid before COMMIT (one round trip per read-write transaction) so that a COMMIT
    * whose connection is lost is resolved with pg_xact_status. False: no xid round trip, and a
@@ -103,8 +107,7 @@ export class RootTx {
   #trx: Knex.Transaction | undefined;
   #inner: InnerQuery | undefined;
   /** knex's own COMMIT/ROLLBACK, kept: the callback's `trx.commit`/`rollback` are replaced (refused, or beginTx's). */
-  #knexCommit: () => Promise<RawResult | undefined> = () => Promise.resolve(undefined);
-  #knexRollback: (err: unknown) => Promise<RawResult | undefined> = () => Promise.resolve(undefined);
+  #ends: TransactionEnders | undefined;
   #rollingBack: Promise<void> | undefined;
   #isolation: IsolationLevel | undefined;
 
@@ -125,7 +128,47 @@ export class RootTx {
   static async begin(deps: RootTxDeps, settings: RootTxSettings): Promise<RootTx> {
     const tx = new RootTx(deps, settings);
     try {
-      await tx.#begin();
+      const { knex, logger } = tx.#deps;
+      const raw = (await (tx.#deadline.at === undefined
+        ? tx.#deps.acquire()
+        : tx.#race(tx.#deps.acquire(), (late) => void releasePooled(knex, late)))) as DriverConnection;
+      const conn = (tx.#conn = new TxConnection(raw, (c) => releasePooled(knex, c), logger));
+      const { isolationLevel, readOnly, deferrable } = tx.#settings;
+      const config: Knex.TransactionConfig = { connection: raw };
+      if (isolationLevel) config.isolationLevel = isolationLevel;
+      if (readOnly) config.readOnly = true;
+      const trx = await tx.#race(knex.transaction(null, config));
+      tx.#trx = trx;
+      trx.executionPromise?.catch(noop);
+      // knex swallows a failed BEGIN: the transaction object arrives already complete, its
+      // executionPromise rejected with BEGIN's error (on a connection that died in the pool,
+      // a terminated backend), and every statement would answer "Transaction query already
+      // complete". BEGIN's own error is what happened.
+      if (trx.isCompleted()) {
+        conn.markLost();
+        await trx.executionPromise;
+        throw new TransactionStateError('BEGIN failed.');
+      }
+      tx.#ends = transactionEnders(trx);
+      tx.#inner = conn.watch(trx, tx, tx.#settings.onStatement);
+      setTransactionHandle(trx, tx);
+      // Still the transaction's first statement when BEGIN carried the isolation level: SET
+      // TRANSACTION must precede any query (knex's BEGIN has no DEFERRABLE).
+      if (deferrable) await tx.#race(tx.inner('set transaction deferrable'));
+      const left = tx.#deadline.remainingMs();
+      if (left !== undefined) {
+        // Transaction-local (set_config(..., true)): nothing stays on the pooled session.
+        await tx.#race(
+          tx.inner(
+            "select set_config('statement_timeout', ?, true), set_config('idle_in_transaction_session_timeout', ?, true)",
+            [`${left + STATEMENT_SLACK_MS}ms`, `${left + IDLE_SLACK_MS}ms`],
+          ),
+        );
+      }
+      if (tx.#deadline.expired) throw tx.timeoutError();
+      tx.#state = 'active';
+      // Counted and guarded only once it has begun.
+      deps.onBegun(tx);
     } catch (err) {
       if (tx.#trx) await tx.rollback(err);
       else {
@@ -137,47 +180,9 @@ export class RootTx {
     return tx;
   }
 
-  async #begin(): Promise<void> {
-    const { knex, logger } = this.#deps;
-    const raw = (await (this.#deadline.at === undefined
-      ? this.#deps.acquire()
-      : this.#race(this.#deps.acquire(), (late) => void releasePooled(knex, late)))) as DriverConnection;
-    const conn = (this.#conn = new TxConnection(raw, (c) => releasePooled(knex, c), logger));
-    const { isolationLevel, readOnly, deferrable } = this.#settings;
-    const config: Knex.TransactionConfig = { connection: raw };
-    if (isolationLevel) config.isolationLevel = isolationLevel;
-    if (readOnly) config.readOnly = true;
-    const trx = await this.#race(knex.transaction(null, config));
-    this.#trx = trx;
-    trx.executionPromise?.catch(noop);
-    // knex swallows a failed BEGIN: the transaction object arrives already complete, its
-    // executionPromise rejected with BEGIN's error (on a connection that died in the pool,
-    // a terminated backend), and every statement would answer "Transaction query already
-    // complete". BEGIN's own error is what happened.
-    if (trx.isCompleted()) {
-      conn.markLost();
-      await trx.executionPromise;
-      throw new TransactionStateError('BEGIN failed.');
-    }
-    this.#knexCommit = trx.commit.bind(trx) as () => Promise<RawResult | undefined>;
-    this.#knexRollback = trx.rollback.bind(trx) as (err: unknown) => Promise<RawResult | undefined>;
-    this.#inner = conn.watch(trx, this, this.#settings.onStatement);
-    setTransactionHandle(trx, this);
-    // Still the transaction's first statement when BEGIN carried the isolation level: SET
-    // TRANSACTION must precede any query (knex's BEGIN has no DEFERRABLE).
-    if (deferrable) await this.#race(this.inner('set transaction deferrable'));
-    const left = this.#deadline.remainingMs();
-    if (left !== undefined) {
-      // Transaction-local (set_config(..., true)): nothing stays on the pooled session.
-      await this.#race(
-        this.inner(
-          "select set_config('statement_timeout', ?, true), set_config('idle_in_transaction_session_timeout', ?, true)",
-          [`${left + STATEMENT_SLACK_MS}ms`, `${left + IDLE_SLACK_MS}ms`],
-        ),
-      );
-    }
-    if (this.#deadline.expired) throw this.timeoutError();
-    this.#state = 'active';
+  /** The isolation level BEGIN asked for (undefined: the server's default). */
+  get isolationLevel(): IsolationLevel | undefined {
+    return this.#settings.isolationLevel;
   }
 
   /** The knex transaction object the callback receives. */
@@ -293,10 +298,10 @@ export class RootTx {
     try {
       const trx = this.trx;
       if (this.#deadline.at === undefined) {
-        res = await this.#knexCommit();
+        res = await this.#ends!.commit();
         await trx.executionPromise;
       } else {
-        const committing = this.#knexCommit().then(async (r) => {
+        const committing = this.#ends!.commit().then(async (r) => {
           await trx.executionPromise;
           return r;
         });
@@ -355,7 +360,7 @@ export class RootTx {
     }
     let healthy = false;
     try {
-      const res = await withTimeout(this.#knexRollback(cause), ROLLBACK_TIMEOUT_MS);
+      const res = await withTimeout(this.#ends!.rollback(cause), ROLLBACK_TIMEOUT_MS);
       healthy = res?.response?.command === 'ROLLBACK';
     } catch {
       // ROLLBACK failed or hung: the connection's state is unknown (healthy stays false).

@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
 import { TransactionAbortedError, TransactionStateError } from '../errors/errors.js';
-import { savepointNameOf } from '../knex-internals.js';
+import { savepointNameOf, transactionEnders, type TransactionEnders } from '../knex-internals.js';
 import { registerHandle, type RootTx } from './root-tx.js';
-import { StatementSet, type RawResult } from './tx-connection.js';
+import { StatementSet } from './tx-connection.js';
 import { markTransactionEnded } from './tx-context.js';
 
 const noop = (): void => {};
@@ -19,8 +19,7 @@ export class SavepointTx {
   readonly #name: string | undefined;
   /** This savepoint's own statements: RELEASE waits for them, and names the first failure. */
   readonly #statements = new StatementSet();
-  readonly #knexCommit: () => Promise<RawResult | undefined>;
-  readonly #knexRollback: (err: unknown) => Promise<RawResult | undefined>;
+  readonly #ends: TransactionEnders;
   #ended = false;
 
   private constructor(parent: RootTx | SavepointTx, trx: Knex.Transaction, name: string | undefined) {
@@ -28,8 +27,7 @@ export class SavepointTx {
     this.#trx = trx;
     this.#name = name;
     trx.executionPromise?.catch(noop);
-    this.#knexCommit = trx.commit.bind(trx) as () => Promise<RawResult | undefined>;
-    this.#knexRollback = trx.rollback.bind(trx) as (err: unknown) => Promise<RawResult | undefined>;
+    this.#ends = transactionEnders(trx);
     parent.root.connection!.watch(trx, this, parent.root.onStatement, this.#statements);
     registerHandle(trx, this);
   }
@@ -75,7 +73,7 @@ export class SavepointTx {
     if (!this.usable) throw new TransactionStateError('The nested transaction is not active.');
     await this.#statements.settled();
     this.#ended = true;
-    await this.#knexCommit();
+    await this.#ends.commit();
     try {
       await this.#trx.executionPromise;
     } catch (err) {
@@ -99,6 +97,6 @@ export class SavepointTx {
     markTransactionEnded(this.#trx);
     if (!this.root.usable) return;
     await this.#statements.settled();
-    await this.#knexRollback(cause).catch(noop);
+    await this.#ends.rollback(cause).catch(noop);
   }
 }

@@ -141,9 +141,8 @@ export class TxRunner {
    * @throws what `RootTx.begin` throws (TransactionTimeoutError past the deadline, the
    *   acquire or BEGIN error otherwise); nothing is counted then.
    */
-  async begin(o: ResolvedTxOptions, started: number, onStatement?: () => void): Promise<RootTx> {
-    const { db, metrics } = this.#opts;
-    const tx = await RootTx.begin(this.#depsFor(db.driver()), {
+  begin(o: ResolvedTxOptions, started: number, onStatement?: () => void): Promise<RootTx> {
+    return RootTx.begin(this.#depsFor(this.#opts.db.driver()), {
       isolationLevel: o.isolationLevel,
       readOnly: o.readOnly,
       deferrable: o.deferrable,
@@ -151,9 +150,6 @@ export class TxRunner {
       deadline: o.timeoutMs === undefined ? undefined : started + o.timeoutMs,
       onStatement,
     });
-    metrics.txStarted.inc({ isolation: o.isolationLevel ?? 'default' });
-    guardTransaction(tx.trx, this.#guard);
-    return tx;
   }
 
   /**
@@ -213,6 +209,10 @@ export class TxRunner {
       acquire: () => (transactionContext.getStore() === undefined ? acquire() : acquireOwn(acquire)),
       resolveLostCommit,
       commitLookupTimeoutMs: lookupTimeoutMs,
+      onBegun: (tx) => {
+        this.#opts.metrics.txStarted.inc({ isolation: tx.isolationLevel ?? 'default' });
+        guardTransaction(tx.trx, this.#guard);
+      },
     };
     return this.#deps;
   }

@@ -7,6 +7,7 @@ import {
   markBroken,
   releasePooled,
   tarnPoolOf,
+  transactionEnders,
 } from '../../../src/db/knex-internals.js';
 import { useDatabases } from '../../support/postgres-database-helpers.js';
 import { useTestDatabase } from '../../support/test-database.js';
@@ -29,6 +30,23 @@ describe('knex-internals', () => {
       expect(tarnPoolOf(knex)?.numUsed()).to.equal(1);
     } finally {
       await releasePooled(knex, conn);
+    }
+  });
+
+  it("finds knex's trx.commit and trx.rollback to be arrow functions, which it keeps unbound", async () => {
+    const { db } = open(testDb().config({ maxOpenConns: 1 }));
+    await db.connect();
+    const trx = await db.driver().transaction();
+    try {
+      const { commit, rollback } = transactionEnders(trx);
+      // An arrow function has no prototype; a method or a plain function does.
+      expect(commit).to.not.have.property('prototype');
+      expect(rollback).to.not.have.property('prototype');
+      const nested = await trx.transaction();
+      expect(transactionEnders(nested).commit).to.not.have.property('prototype');
+      await transactionEnders(nested).commit();
+    } finally {
+      await transactionEnders(trx).rollback(undefined);
     }
   });
 
