@@ -125,7 +125,10 @@ async function main(): Promise<void> {
 
     console.error(`bench:http: ${generator}, ${rounds} round(s) x ${durationS} s, warm-up ${warmupS} s`);
     for (const route of routes)
-      for (const side of sides) await run(side, route, warmupS, `warm-${side}-${started}`);
+      for (const side of sides) {
+        const warm = await run(side, route, warmupS, `warm-${side}-${started}`);
+        console.error(`warm-up ${route} ${side}: ${warm.requests} requests (a profile counts them too)`);
+      }
     const measured: Measured[] = [];
     for (let round = 0; round < rounds; round++) {
       for (const route of routes) {

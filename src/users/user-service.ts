@@ -169,8 +169,13 @@ export class UserService {
 
 /** Trimmed, NFC, lower case; a non-string is left for validation to reject. */
 export function normaliseEmail(email: unknown): unknown {
-  return typeof email === 'string' ? email.trim().normalize('NFC').toLowerCase() : email;
+  if (typeof email !== 'string') return email;
+  const trimmed = email.trim();
+  // Printable ASCII is already NFC; ICU's normalize() is most of this function's cost otherwise.
+  return (PRINTABLE_ASCII.test(trimmed) ? trimmed : trimmed.normalize('NFC')).toLowerCase();
 }
+
+const PRINTABLE_ASCII = /^[ -~]*$/;
 
 function normaliseUser<T extends Partial<NewUser>>(input: T): T {
   if (typeof input !== 'object' || input === null || !('email' in input)) return input;
