@@ -74,6 +74,7 @@ export function benchConfig(url: string, overrides: Partial<PostgresConfig> = {}
     drainTimeout: 5_000,
     applicationName: 'pgdl-bench',
     preparedStatements: true,
+    leakDetectionThreshold: 0,
     ...overrides,
   };
 }

@@ -18,6 +18,7 @@ import { currentRequestFields } from './http/request-context.js';
 import { buildServer } from './http/server.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
+import { tracerOf } from './observability/tracing.js';
 import { UserRepository } from './users/user-repository.js';
 import { registerUserRoutes } from './users/user-routes.js';
 import { UserService } from './users/user-service.js';
@@ -80,10 +81,14 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
     if (cfg.database.migrateOnStart) await migrate(effective, logger);
 
     const breaker = new CircuitBreaker(cfg.database.breaker, logger, metrics);
+    const tracing = cfg.observability.tracing;
     const db = new PostgresDatabase(pgCfg, logger, {
       metrics,
       transactions: cfg.database.transactions,
+      // The development default runs as the embedded superuser: say so at start (not in tests).
+      warnIfSuperuser: cfg.profile !== 'test',
       breaker,
+      tracing,
     });
     cleanups.unshift(() => db.close());
     // The request id also comes from the logger's mixin (createServiceLogger); passing it here
@@ -120,6 +125,7 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
       logger,
       health,
       metrics,
+      tracer: tracerOf(tracing),
       routes: [(a) => registerUserRoutes(a, users, { maxImportRowBytes: cfg.server.bodyLimit })],
     });
     await app.listen({ host: cfg.server.host, port: cfg.server.port });

@@ -75,6 +75,7 @@ export { startService, createServiceLogger } from './app.js';
 export type * from './config/app-config.js';
 export type { LoadConfigOptions } from './config/index.js';
 export type { Logger, CreateLoggerOptions } from './observability/logger.js';
+export type { TracingOptions } from './observability/tracing.js';
 export type {
   Database,
   TxOptions,

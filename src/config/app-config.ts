@@ -44,6 +44,16 @@ export interface LogConfig {
   slowQueryThreshold: number;
 }
 
+/** Telemetry beyond logs (`observability.*`). */
+export interface ObservabilityConfig {
+  /**
+   * OpenTelemetry spans for HTTP requests, transactions, pool checkouts and statements, sent to
+   * the tracer provider the process registered (docs/observability.md); default false. With no
+   * SDK registered they are no-ops.
+   */
+  tracing: boolean;
+}
+
 /** The PostgreSQL connection and pool (`database.postgres.*`); defaults in `DEFAULTS`. */
 export interface PostgresConfig {
   /** Server host; empty means "run an embedded PostgreSQL" (the development default). */
@@ -62,11 +72,15 @@ export interface PostgresConfig {
   sslRootCert: string;
   /** Pool size (tarn `max`); default 10. */
   maxOpenConns: number;
-  /** Connections kept open when idle (tarn `min`); at most maxOpenConns; default 2. */
+  /**
+   * Most idle connections kept open (Go's `MaxIdleConns`, a cap: a connection returned beyond it
+   * is closed); 0 keeps none. Default 10. An explicit value above maxOpenConns is an error; the
+   * default acts as maxOpenConns when that is lower (as Go's `SetMaxOpenConns` lowers it).
+   */
   maxIdleConns: number;
-  /** A connection older than this is retired when next acquired or released, ms; 0 = never; default 1800000 (30 min). */
+  /** A connection older than this is retired: idle ones by the cleaner, others when next acquired or released, ms; 0 = never; default 1800000 (30 min). */
   connMaxLifetime: number;
-  /** An idle connection is closed after this long, ms; 0 = never; default 300000 (5 min). */
+  /** An idle connection is closed after this long, ms; 0 = never; default 300000 (5 min). No idle floor is kept. */
   connMaxIdleTime: number;
   /** Connect and pool-acquire timeout, ms; default 5000. */
   timeout: number;
@@ -92,6 +106,25 @@ export interface PostgresConfig {
   applicationName: string;
   /** Run repository hot paths as named prepared statements; turn off behind PgBouncer transaction mode. Default true. */
   preparedStatements: boolean;
+  /**
+   * HikariCP's leak detection: a connection checked out longer than this is logged once at warn
+   * with the application stack that acquired it, ms; 0 = off (the default). While on, every
+   * acquire captures a stack (a few microseconds).
+   */
+  leakDetectionThreshold: number;
+}
+
+/**
+ * The retry budget (`database.transactions.retryBudget.*`), a token bucket per TxManager: it
+ * holds at most `burst` tokens and starts full; every transaction adds `ratio` tokens, time adds
+ * `burst` tokens per 10 s, and every retry takes one. With less than one token a retry is
+ * refused and the caller gets the attempt's error at once.
+ */
+export interface RetryBudgetConfig {
+  /** Tokens each transaction adds, 0-1; default 0.1 (retries: about 10 % of transactions, plus the refill). */
+  ratio: number;
+  /** Most tokens held, at least 1; default 10. */
+  burst: number;
 }
 
 /** Defaults of the transaction manager (`database.transactions.*`). */
@@ -112,6 +145,8 @@ export interface TransactionConfig {
    * transaction, and a lost COMMIT then rejects with `CommitUnknownError`.
    */
   resolveLostCommit: boolean;
+  /** Bounds retries across all transactions of a TxManager; default `{ ratio: 0.1, burst: 10 }`. */
+  retryBudget: RetryBudgetConfig;
 }
 
 /** The embedded development server (`database.embedded.*`). */
@@ -155,5 +190,6 @@ export interface AppConfig {
   profile: string;
   server: ServerConfig;
   log: LogConfig;
+  observability: ObservabilityConfig;
   database: DatabaseConfig;
 }

@@ -39,6 +39,9 @@ export const configSchema = z.strictObject({
     queryBindings: bool,
     slowQueryThreshold: duration,
   }),
+  observability: z.strictObject({
+    tracing: bool,
+  }),
   database: z.strictObject({
     postgres: z.strictObject({
       host: str,
@@ -64,6 +67,7 @@ export const configSchema = z.strictObject({
       drainTimeout: duration,
       applicationName: str.max(63, { error: 'must be at most 63 characters (PostgreSQL truncates longer)' }),
       preparedStatements: bool,
+      leakDetectionThreshold: duration,
     }),
     transactions: z.strictObject({
       maxAttempts: int(1, 100),
@@ -72,6 +76,13 @@ export const configSchema = z.strictObject({
       defaultTimeout: duration,
       foreignConnectionGuard: z.enum(FOREIGN_CONNECTION_GUARD_MODES),
       resolveLostCommit: bool,
+      retryBudget: z.strictObject({
+        ratio: z
+          .number({ error: 'expected a number' })
+          .min(0, { error: 'must be between 0 and 1' })
+          .max(1, { error: 'must be between 0 and 1' }),
+        burst: int(1, 1_000_000),
+      }),
     }),
     embedded: z.strictObject({
       dataDir: str.min(1, { error: 'must not be empty' }),

@@ -23,6 +23,8 @@ export function crossFieldIssues(
 ): string[] {
   const issues: string[] = [];
   for (const [lower, upper] of AT_MOST) {
+    // maxIdleConns left at its default follows a lower maxOpenConns, as Go's SetMaxOpenConns lowers MaxIdleConns.
+    if (lower === 'database.postgres.maxIdleConns' && !sources.get(lower)) continue;
     const low = validValue(merged, lower);
     const high = validValue(merged, upper);
     if (typeof low === 'number' && typeof high === 'number' && low > high) {

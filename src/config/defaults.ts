@@ -28,6 +28,9 @@ export const DEFAULTS: Omit<AppConfig, 'profile'> = {
     queryBindings: false,
     slowQueryThreshold: 1_000,
   },
+  observability: {
+    tracing: false,
+  },
   database: {
     postgres: {
       host: '',
@@ -38,7 +41,7 @@ export const DEFAULTS: Omit<AppConfig, 'profile'> = {
       sslMode: 'prefer',
       sslRootCert: '',
       maxOpenConns: 10,
-      maxIdleConns: 2,
+      maxIdleConns: 10,
       connMaxLifetime: 1_800_000,
       connMaxIdleTime: 300_000,
       timeout: 5_000,
@@ -53,6 +56,7 @@ export const DEFAULTS: Omit<AppConfig, 'profile'> = {
       drainTimeout: 10_000,
       applicationName: 'pg-data-layer',
       preparedStatements: true,
+      leakDetectionThreshold: 0,
     },
     transactions: {
       maxAttempts: 3,
@@ -61,6 +65,7 @@ export const DEFAULTS: Omit<AppConfig, 'profile'> = {
       defaultTimeout: 0,
       foreignConnectionGuard: 'warn',
       resolveLostCommit: true,
+      retryBudget: { ratio: 0.1, burst: 10 },
     },
     embedded: {
       dataDir: '.data/postgres',

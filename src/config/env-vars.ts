@@ -17,6 +17,8 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   LOG_QUERY_BINDINGS: 'log.queryBindings',
   LOG_SLOW_QUERY_THRESHOLD: 'log.slowQueryThreshold',
 
+  OBSERVABILITY_TRACING: 'observability.tracing',
+
   DB_HOST: 'database.postgres.host',
   DB_PORT: 'database.postgres.port',
   DB_NAME: 'database.postgres.name',
@@ -40,6 +42,7 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   DB_DRAIN_TIMEOUT: 'database.postgres.drainTimeout',
   DB_APPLICATION_NAME: 'database.postgres.applicationName',
   DB_PREPARED_STATEMENTS: 'database.postgres.preparedStatements',
+  DB_LEAK_DETECTION_THRESHOLD: 'database.postgres.leakDetectionThreshold',
 
   DB_TX_MAX_ATTEMPTS: 'database.transactions.maxAttempts',
   DB_TX_BASE_DELAY: 'database.transactions.baseDelay',
@@ -47,6 +50,8 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   DB_TX_DEFAULT_TIMEOUT: 'database.transactions.defaultTimeout',
   DB_FOREIGN_CONNECTION_GUARD: 'database.transactions.foreignConnectionGuard',
   DB_TX_RESOLVE_LOST_COMMIT: 'database.transactions.resolveLostCommit',
+  DB_TX_RETRY_BUDGET_RATIO: 'database.transactions.retryBudget.ratio',
+  DB_TX_RETRY_BUDGET_BURST: 'database.transactions.retryBudget.burst',
 
   DB_EMBEDDED_DATA_DIR: 'database.embedded.dataDir',
 

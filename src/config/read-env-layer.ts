@@ -41,8 +41,8 @@ export function readVariable(
 
 /**
  * The environment layer: every variable of `ENV_VARS` (or its `_FILE` twin) that is set,
- * converted to the type of its key's default: digits become numbers (durations also accept
- * "30s"), true/false/1/0/yes/no/on/off become booleans. A value that does not convert stays a
+ * converted to the type of its key's default: decimal numbers become numbers (durations also
+ * accept "30s"), true/false/1/0/yes/no/on/off become booleans. A value that does not convert stays a
  * string, so validation reports it with the key and the variable name.
  */
 export function readEnvLayer(env: Env, issues: string[]): ConfigSource {
@@ -70,7 +70,7 @@ const BOOLEANS: Readonly<Record<string, boolean>> = {
 
 function coerce(text: string, like: unknown): unknown {
   const trimmed = text.trim();
-  if (typeof like === 'number' && /^[+-]?\d+$/.test(trimmed)) return Number(trimmed);
+  if (typeof like === 'number' && /^[+-]?(\d+(\.\d*)?|\.\d+)$/.test(trimmed)) return Number(trimmed);
   if (typeof like === 'boolean') return BOOLEANS[trimmed.toLowerCase()] ?? text;
   return text;
 }

@@ -9,10 +9,11 @@ import type { Pool } from 'tarn';
  * versions) fails loudly, naming the member, when an upgrade takes one away.
  *
  * Relied on, by version: knex 3.3 (`client.acquireConnection`, `releaseConnection`,
- * `acquireRawConnection`, `checkVersion`, `version`, `pool`; a transaction's private
- * `client.query`/`client.stream`; the connection marks `__knex__disposed`, `__knexTxId`,
- * `__knexLifetimeLimit`), tarn 3 (`free`, `_destroy`), pg 8 (`processID`, `secretKey`,
- * `_queryable`, `_ending`, `connection.stream`).
+ * `acquireRawConnection`, `checkVersion`, `version`, `pool`, `runner` and its Runner's
+ * `ensureConnection`/`builder`; a transaction's private `client.query`/`client.stream`; the
+ * connection marks `__knex__disposed`, `__knexTxId`, `__knexLifetimeLimit`), tarn 3 (`free`
+ * with each entry's `resource`, `timestamp` and `settle`, `_destroy`), pg 8 (`processID`,
+ * `secretKey`, `_queryable`, `_ending`, `connection.stream`).
  */
 
 /** A pooled pg Client as knex holds it (the fields read here are pg's and knex's). */
@@ -41,7 +42,14 @@ export interface RawResult {
   response?: { command?: string; rows?: Record<string, unknown>[] };
 }
 
+/** knex's Runner (`client.runner(builder)`): runs one builder on a connection it checks out. */
+type KnexRunner = {
+  builder: unknown;
+  ensureConnection(cb: unknown, params?: unknown): Promise<unknown>;
+};
+
 type KnexClient = {
+  runner(builder: unknown): KnexRunner;
   acquireConnection(): Promise<unknown>;
   releaseConnection(connection: unknown): Promise<unknown>;
   acquireRawConnection(): Promise<unknown>;
@@ -61,8 +69,11 @@ type TxClient = {
   ) => Promise<unknown>;
 };
 
+/** One entry of tarn's free list: the connection, when it went idle (Date.now()), and its deferred. */
+type TarnResource = { resource: DriverConnection; timestamp: number; settle(): void };
+
 type TarnInternals = {
-  free?: Array<{ resource: DriverConnection; settle(): void }>;
+  free?: TarnResource[];
   _destroy?(resource: unknown): Promise<unknown>;
 };
 
@@ -77,13 +88,23 @@ const clientOf = (knex: Knex): KnexClient => {
  */
 export function assertDriverShape(knex: Knex, connection: object): void {
   const client = clientOf(knex) as unknown as Record<string, unknown>;
-  const missing = ['acquireConnection', 'releaseConnection', 'acquireRawConnection', 'checkVersion'].filter(
-    (m) => typeof client[m] !== 'function',
-  );
+  const missing = [
+    'runner',
+    'acquireConnection',
+    'releaseConnection',
+    'acquireRawConnection',
+    'checkVersion',
+  ].filter((m) => typeof client[m] !== 'function');
+  if (typeof client.runner === 'function') {
+    const runner = (client.runner as (b: unknown) => Record<string, unknown>).call(client, undefined);
+    if (typeof runner.ensureConnection !== 'function') missing.push('knex Runner#ensureConnection');
+    if (!('builder' in runner)) missing.push('knex Runner#builder');
+  }
   const pool = client.pool as Record<string, unknown> | undefined;
   if (!pool) missing.push('knex.client.pool');
   else {
     if (!Array.isArray(pool.free)) missing.push('tarn Pool#free');
+    else missing.push(...freeEntryGaps(pool.free as unknown[]));
     if (typeof pool._destroy !== 'function') missing.push('tarn Pool#_destroy');
   }
   const conn = connection as Record<string, unknown>;
@@ -96,6 +117,17 @@ export function assertDriverShape(knex: Knex, connection: object): void {
     if (typeof trxClientProto[m] !== 'function') missing.push(`knex Client#${m}`);
   if (missing.length > 0)
     throw new Error(`The installed knex/tarn/pg lack members this layer relies on: ${missing.join(', ')}.`);
+}
+
+/** What an idle entry of tarn's free list lacks (checked on the first entry, when there is one). */
+function freeEntryGaps(free: readonly unknown[]): string[] {
+  const entry = free[0] as Record<string, unknown> | undefined;
+  if (!entry) return [];
+  const gaps: string[] = [];
+  if (typeof entry.resource !== 'object') gaps.push('tarn Resource#resource');
+  if (typeof entry.timestamp !== 'number') gaps.push('tarn Resource#timestamp');
+  if (typeof entry.settle !== 'function') gaps.push('tarn Resource#settle');
+  return gaps;
 }
 
 /** Replaces how knex's pool opens a connection (our opener: TLS, deadline, error listeners). */
@@ -152,6 +184,21 @@ export function releasePooled(knex: Knex, connection: unknown): Promise<unknown>
 /** knex's current tarn pool, if it has one. */
 export function tarnPoolOf(knex: Knex): TarnPool | undefined {
   return clientOf(knex).pool;
+}
+
+/**
+ * Where knex connects (`client.config.connection`): host, port and database, read only from the
+ * object form. A connection string or function is not parsed (a string can carry the password).
+ */
+export function connectionTargetOf(knex: Knex): { host?: string; port?: number; database?: string } {
+  const connection: unknown = (knex.client as { config?: { connection?: unknown } }).config?.connection;
+  if (typeof connection !== 'object' || connection === null) return {};
+  const { host, port, database } = connection as Record<string, unknown>;
+  return {
+    ...(typeof host === 'string' && host !== '' ? { host } : {}),
+    ...(typeof port === 'number' ? { port } : {}),
+    ...(typeof database === 'string' && database !== '' ? { database } : {}),
+  };
 }
 
 /** Forgets a pool that did not close in time (knex's destroy then has nothing to wait for). */
@@ -219,27 +266,119 @@ export function clearTransactionMark(connection: DriverConnection): void {
   connection.__knexTxId = undefined;
 }
 
+/** One idle connection as tarn keeps it in its free list. */
+export interface IdleConnection {
+  readonly connection: DriverConnection;
+  /** When it went idle (returned or created), `Date.now()` ms: tarn's own timestamp. */
+  readonly idleSince: number;
+}
+
+/**
+ * The idle connections of `pool`, least recently used first (tarn hands out the most recently
+ * returned one first, from the end of its free list). A copy: changing it changes nothing.
+ */
+export function idleConnectionsOf(pool: TarnPool): IdleConnection[] {
+  const free = (pool as unknown as TarnInternals).free;
+  if (!Array.isArray(free)) return [];
+  return free.map((entry) => ({ connection: entry.resource, idleSince: entry.timestamp }));
+}
+
+/**
+ * Closes the given idle connections the way tarn's own idle reaper does: each is taken out of
+ * tarn's free list, its entry settled, then `_destroy`ed (which fires the pool's
+ * `destroyRequest` event and closes the socket). `beforeClose` runs for each just before its
+ * `destroyRequest`. Connections no longer idle (handed out meanwhile) are left alone.
+ * Synchronous, so no acquire can pop the free list half-way. Never throws.
+ * @returns how many were closed.
+ */
+export function closeIdleConnections(
+  pool: TarnPool,
+  connections: ReadonlySet<DriverConnection>,
+  beforeClose: (connection: DriverConnection) => void = () => {},
+): number {
+  const internals = pool as unknown as TarnInternals;
+  const free = internals.free;
+  if (!Array.isArray(free) || typeof internals._destroy !== 'function' || connections.size === 0) return 0;
+  const closing: TarnResource[] = [];
+  for (let i = free.length - 1; i >= 0; i--) {
+    const entry = free[i]!;
+    if (!connections.has(entry.resource)) continue;
+    free.splice(i, 1);
+    closing.push(entry);
+  }
+  for (const entry of closing) {
+    entry.settle();
+    beforeClose(entry.resource);
+    internals._destroy(entry.resource).catch(() => {});
+  }
+  return closing.length;
+}
+
 /**
  * Evicts every idle connection of knex's pool (after a failover, pg#2650): each is marked
- * broken first, so that knex's `validate` drops it should it still be handed out, then taken
- * out of tarn's free list and destroyed the way tarn's own idle reaper does it (settle, then
- * `_destroy`, which fires the pool's `destroyRequest` event and closes the socket).
- * Synchronous, so no acquire can pop the free list half-way. Never throws.
+ * broken first, so that knex's `validate` drops it should it still be handed out, then closed
+ * as `closeIdleConnections` does. Synchronous. Never throws.
  * @returns how many idle connections were evicted.
  */
 export function evictIdleConnections(knex: Knex, reason: string): number {
-  const pool = clientOf(knex).pool as unknown as TarnInternals | undefined;
-  const free = pool?.free;
+  const pool = clientOf(knex).pool;
+  const free = (pool as unknown as TarnInternals | undefined)?.free;
   if (!pool || !Array.isArray(free)) return 0;
   for (const entry of free) markBroken(entry.resource, `evicted: ${reason}`);
   // Without tarn's destroy (another pool version), the marks alone make validate drop them.
-  if (typeof pool._destroy !== 'function') return free.length;
-  const evicted = free.splice(0);
-  for (const entry of evicted) {
-    entry.settle();
-    pool._destroy(entry.resource).catch(() => {});
+  if (typeof (pool as unknown as TarnInternals)._destroy !== 'function') return free.length;
+  return closeIdleConnections(pool, new Set(free.map((entry) => entry.resource)));
+}
+
+/** The SQL of a query as knex compiled it, and its bind values. */
+export interface QueryText {
+  sql: string | undefined;
+  bindings: readonly unknown[] | undefined;
+}
+
+/**
+ * Calls `annotate` with each failed pool checkout of a query outside a transaction (a builder,
+ * `knex.raw`, objection) and the query's SQL and bindings, before the query rejects with it.
+ * knex does this itself only for its own `KnexTimeoutError` (`err.sql`, `err.bindings`), which
+ * the gate replaces. Installed as a subclass of knex's Runner returned by `client.runner`;
+ * transactions' queries use their own client and are not affected. The SQL is compiled only
+ * when a checkout failed.
+ */
+export function onQueryAcquireFailure(
+  knex: Knex,
+  annotate: (err: unknown, query: () => QueryText) => void,
+): void {
+  const client = clientOf(knex);
+  const Runner = (client.runner(undefined) as object).constructor as new (
+    client: unknown,
+    builder: unknown,
+  ) => KnexRunner;
+  class AnnotatingRunner extends Runner {
+    override async ensureConnection(cb: unknown, params?: unknown): Promise<unknown> {
+      try {
+        return await super.ensureConnection(cb, params);
+      } catch (err) {
+        annotate(err, () => queryTextOf(this.builder));
+        throw err;
+      }
+    }
   }
-  return evicted.length;
+  client.runner = (builder: unknown) => new AnnotatingRunner(client, builder);
+}
+
+/** `builder.toSQL()` as `QueryText` (several statements joined); empty when it cannot compile. */
+function queryTextOf(builder: unknown): QueryText {
+  try {
+    const compiled = (builder as { toSQL(): unknown }).toSQL() as
+      { sql: string; bindings?: unknown[] } | Array<{ sql: string; bindings?: unknown[] }>;
+    const parts = Array.isArray(compiled) ? compiled : [compiled];
+    return {
+      sql: parts.map((p) => p.sql).join(';\n'),
+      bindings: parts.flatMap((p) => p.bindings ?? []),
+    };
+  } catch {
+    return { sql: undefined, bindings: undefined };
+  }
 }
 
 /** A knex transaction's own COMMIT and ROLLBACK (RELEASE / ROLLBACK TO for a savepoint). */

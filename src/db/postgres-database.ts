@@ -4,15 +4,27 @@ import type { PostgresConfig, TransactionConfig } from '../config/app-config.js'
 import { hidePassword } from '../config/hide-password.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
+import { tracerOf, type TracingOptions } from '../observability/tracing.js';
 import { connectWithRetry } from './connection/connect-with-retry.js';
 import { ConnectionGate, type ConnectionHook } from './pool/connection-gate.js';
 import type { BreakerState, Database, HealthReport, PoolStats, TxOptions } from './database.js';
-import { knexConfig } from './pool/knex-config.js';
+import { knexConfig, reapIntervalMs } from './pool/knex-config.js';
 import { PgConnectionOpener } from './connection/pg-connection-opener.js';
-import { isBroken, setConnectionOpener, tarnPoolOf, type DriverConnection } from './knex-internals.js';
+import { PoolExhaustedError } from './errors/errors.js';
+import {
+  isBroken,
+  onQueryAcquireFailure,
+  setConnectionOpener,
+  tarnPoolOf,
+  type DriverConnection,
+} from './knex-internals.js';
+import { ConnectionCleaner } from './pool/connection-cleaner.js';
+import { LeakDetector } from './pool/leak-detector.js';
 import { PoolMonitor } from './pool/pool-monitor.js';
 import { destroyPool, drainPool } from './pool/pool-shutdown.js';
 import { probeServer } from './connection/server-probe.js';
+import { attachQueryTracer } from './query-tracer.js';
+import { dbSpanAttributes } from './span-attributes.js';
 import { TxManager } from './tx/tx-manager.js';
 
 /** Optional collaborators of `PostgresDatabase`. */
@@ -23,8 +35,25 @@ export interface PostgresDatabaseOptions {
   transactions?: TransactionConfig;
   /** Whose state `health()` reports; 'closed' when absent. */
   breaker?: { readonly state: BreakerState };
-  /** Record the acquiring stack of every checkout, for `PoolExhaustedError.holders`. Costs a stack capture per acquire. Default false. */
+  /**
+   * Record the acquiring stack of every checkout, for `PoolExhaustedError.holders`, without the
+   * held-too-long warning (`leakDetectionThreshold` > 0 records them too). Costs a stack
+   * capture per acquire. Default false.
+   */
   captureAcquireStacks?: boolean;
+  /**
+   * After the first successful `connect()`, warn once when the connected role is a superuser
+   * (it can run DDL and bypasses every privilege: use a DML-only role, see docs/migrations.md).
+   * One extra query at that connect. Default false; the service turns it on outside the test profile.
+   */
+  warnIfSuperuser?: boolean;
+  /**
+   * OpenTelemetry spans (docs/observability.md): one per outermost transaction (`TxManager`),
+   * per pool checkout and per statement (unless `statements: false`), after the database
+   * semantic conventions, never with a bind value. `true`: the global tracer provider's
+   * (the application's SDK). Default off: no OpenTelemetry call at all.
+   */
+  tracing?: boolean | TracingOptions;
 }
 
 /**
@@ -53,6 +82,9 @@ export class PostgresDatabase implements Database {
   readonly #monitor: PoolMonitor;
   readonly #gate: ConnectionGate;
   readonly #tx: TxManager;
+  readonly #cleaner: ConnectionCleaner;
+  readonly #leaks: LeakDetector | undefined;
+  #superuserChecked: boolean;
   #pooled = true;
   #connecting: Promise<void> | undefined;
   #shutdown: Promise<void> | undefined;
@@ -74,19 +106,48 @@ export class PostgresDatabase implements Database {
     // Every pool connection is opened by our opener (TLS mode, deadline, error listener).
     setConnectionOpener(this.#knex, () => this.#opener.open());
     const max = Math.max(1, this.#cfg.maxOpenConns);
+    const leakMs = this.#cfg.leakDetectionThreshold ?? 0;
     this.#monitor = new PoolMonitor({
       max,
-      captureStacks: options.captureAcquireStacks ?? false,
+      captureStacks: (options.captureAcquireStacks ?? false) || leakMs > 0,
       metrics: this.#metrics,
     });
+    this.#leaks =
+      leakMs > 0
+        ? new LeakDetector({ thresholdMs: leakMs, monitor: this.#monitor, logger: this.#logger })
+        : undefined;
+    // Go's idle rules (maxIdleConns as a cap, connMaxIdleTime, connMaxLifetime for idle connections).
+    this.#cleaner = new ConnectionCleaner(this.#knex, {
+      maxIdle: Math.min(Math.max(0, this.#cfg.maxIdleConns), max),
+      maxIdleTimeMs: this.#cfg.connMaxIdleTime,
+      lifetime: this.#cfg.connMaxLifetime > 0,
+      intervalMs: reapIntervalMs(this.#cfg.connMaxIdleTime, this.#cfg.connMaxLifetime),
+      onClose: (connection, cause) => this.#monitor.closing(connection, cause),
+    });
+    // knex puts a timed-out query's SQL on its own timeout error; keep it on the one that replaces it.
+    onQueryAcquireFailure(this.#knex, (err, query) => {
+      if (err instanceof PoolExhaustedError) err.attachQuery(query());
+    });
+    this.#superuserChecked = !(options.warnIfSuperuser ?? false);
     this.#attachPool();
-    this.#gate = new ConnectionGate(this.#knex, { monitor: this.#monitor, metrics: this.#metrics, max });
+    // Tracing off: the gate and knex get no tracer and no listener, so nothing on their paths changes.
+    const tracer = tracerOf(options.tracing);
+    const spans = tracer && { tracer, attributes: dbSpanAttributes(this.#knex) };
+    this.#gate = new ConnectionGate(this.#knex, {
+      monitor: this.#monitor,
+      metrics: this.#metrics,
+      max,
+      tracing: spans,
+    });
+    if (spans && (typeof options.tracing !== 'object' || options.tracing.statements !== false))
+      attachQueryTracer(this.#knex, spans.tracer, spans.attributes);
     this.#gate.setOpen(true);
     this.#metrics.observePool(() => this.getConnectionStats());
     // Transactions have one implementation: TxManager. The database delegates to it.
     this.#tx = new TxManager(this, this.#logger, {
       ...(options.transactions ? { transactions: options.transactions } : {}),
       metrics: this.#metrics,
+      ...(tracer ? { tracing: { tracer } } : {}),
     });
   }
 
@@ -149,6 +210,24 @@ export class PostgresDatabase implements Database {
         metrics: this.#metrics,
       },
     );
+    if (!this.#superuserChecked) await this.#warnIfSuperuser();
+  }
+
+  /** Once per database: a superuser can run DDL and bypasses every privilege (the development default connects as one). */
+  async #warnIfSuperuser(): Promise<void> {
+    this.#superuserChecked = true;
+    try {
+      const { rows } = await this.#knex.raw<{ rows: Array<{ role: string; superuser: boolean }> }>(
+        'select current_user as role, rolsuper as superuser from pg_roles where rolname = current_user',
+      );
+      if (rows[0]?.superuser)
+        this.#logger.warn(
+          { role: rows[0].role },
+          'connected as a superuser, which can run DDL and bypasses every privilege: run the service as a DML-only role (docs/migrations.md)',
+        );
+    } catch (err) {
+      this.#logger.debug({ err }, 'could not check whether the role is a superuser');
+    }
   }
 
   /**
@@ -248,7 +327,10 @@ export class PostgresDatabase implements Database {
 
   #attachPool(): void {
     const pool = tarnPoolOf(this.#knex);
-    if (pool) this.#monitor.attach(pool);
+    if (!pool) return;
+    this.#monitor.attach(pool);
+    this.#cleaner.attach(pool);
+    this.#leaks?.attach(pool);
   }
 }
 

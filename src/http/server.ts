@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Tracer } from '@opentelemetry/api';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { ServerConfig } from '../config/app-config.js';
 import type { HealthService } from '../health/health-service.js';
@@ -8,6 +9,7 @@ import { installErrorHandler } from './error-handler.js';
 import { registerHealthRoutes } from './health-routes.js';
 import { registerMetricsRoutes } from './metrics-routes.js';
 import { requestContext } from './request-context.js';
+import { installRequestTracing } from './request-tracing.js';
 
 /** What the HTTP layer needs from the layers below. */
 export interface ServerDeps {
@@ -17,6 +19,8 @@ export interface ServerDeps {
   metrics: Metrics;
   /** Registers feature routes (e.g. the users API) inside the same error handling. */
   routes?: ReadonlyArray<(app: FastifyInstance) => void>;
+  /** Each request a SERVER span (`installRequestTracing`); absent: tracing off, no hook. */
+  tracer?: Tracer | undefined;
 }
 
 /** A client-supplied request id is kept when it is short and plain; otherwise a fresh UUID. */
@@ -55,6 +59,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     },
   });
   app.removeContentTypeParser('text/plain');
+  if (deps.tracer) installRequestTracing(app, deps.tracer);
   // Callback style on purpose: `run(store, done)` makes every later hook and the handler
   // run inside the store (an async hook would leave it behind).
   app.addHook('onRequest', (request, _reply, done) => {

@@ -18,7 +18,10 @@ export { REDACTED };
 /**
  * Object paths pino removes from every log line before it is written (fast-redact syntax):
  * passwords at the depths our objects put them, connection strings and URL-shaped settings,
- * and the HTTP headers that carry credentials. Anything these paths miss, such as a URL with a
+ * the HTTP headers that carry credentials, and the bind values an error may carry
+ * (`PoolExhaustedError.bindings` is non-enumerable, so pino's error serializer skips it anyway;
+ * knex's own errors carry them enumerable). The query logger's `bindings` field
+ * (`log.queryBindings`, off by default) is not covered, on purpose. Anything these paths miss, such as a URL with a
  * password inside `err.message`, is caught by `scrubSecrets()` on the finished line.
  */
 export const REDACT_PATHS: readonly string[] = [
@@ -38,6 +41,9 @@ export const REDACT_PATHS: readonly string[] = [
   'headers.authorization',
   'headers.cookie',
   'res.headers["set-cookie"]',
+  'err.bindings',
+  'error.bindings',
+  '*.err.bindings',
 ];
 
 // user:password@ inside any URL ("postgres://app:s3cret@db:5432/app"). The password may contain

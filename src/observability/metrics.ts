@@ -31,6 +31,12 @@ export class Metrics {
   readonly queryDuration: Histogram;
   /** `db_pool_acquire_wait_seconds`: time to get a pool connection. */
   readonly acquireWait: Histogram;
+  /** `db_pool_wait_count_total`: acquires that had to wait (no idle connection, no room to open one); Go's `WaitCount`. */
+  readonly poolWaits: Counter;
+  /** `db_pool_wait_duration_seconds_total`: the time those acquires waited; Go's `WaitDuration`. */
+  readonly poolWaitSeconds: Counter;
+  /** `db_transaction_retries_vetoed_total{reason}`: retries the retry budget refused (the caller got the error). */
+  readonly txRetriesVetoed: Counter<'reason'>;
   /** `db_connect_attempts_total{result}`: success, retry or failure of `connect()` attempts. */
   readonly connectAttempts: Counter<'result'>;
   /** `db_errors_total{class}`: database errors by class (`connection` for broken connections). */
@@ -88,6 +94,22 @@ export class Metrics {
       name: `${p}pool_acquire_wait_seconds`,
       help: 'Time spent waiting for a pool connection.',
       buckets: [0.0001, 0.001, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers,
+    });
+    this.poolWaits = new Counter({
+      name: `${p}pool_wait_count_total`,
+      help: 'Acquires that had to wait for a pool connection (none idle, no room to open one).',
+      registers,
+    });
+    this.poolWaitSeconds = new Counter({
+      name: `${p}pool_wait_duration_seconds_total`,
+      help: 'Total time acquires waited for a pool connection.',
+      registers,
+    });
+    this.txRetriesVetoed = new Counter({
+      name: `${p}transaction_retries_vetoed_total`,
+      help: 'Transaction retries refused by the retry budget, by reason.',
+      labelNames: ['reason'],
       registers,
     });
     this.connectAttempts = new Counter({
@@ -150,6 +172,11 @@ export class Metrics {
       'max_idle_time_closed',
       'Connections closed after connMaxIdleTime.',
       (s) => s.maxIdleTimeClosed,
+    );
+    poolGauge(
+      'max_idle_closed',
+      'Connections closed because more than maxIdleConns were idle.',
+      (s) => s.maxIdleClosed,
     );
     this.setBreakerState('closed');
   }

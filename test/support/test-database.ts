@@ -112,5 +112,6 @@ export function postgresConfigFromUrl(url: URL): PostgresConfig {
     drainTimeout: 5_000,
     applicationName: 'pgdl-test',
     preparedStatements: true,
+    leakDetectionThreshold: 0,
   };
 }

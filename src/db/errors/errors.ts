@@ -73,19 +73,57 @@ export class CircuitOpenError extends AppError {
   }
 }
 
-/** No pool connection became free within the acquire timeout. */
+/** One checked-out connection, as `PoolExhaustedError.holders` lists it. */
+export interface PoolHolderInfo {
+  /** How long the connection has been checked out, ms. */
+  heldMs: number;
+  /**
+   * Where it was acquired: the application's frames (knex, tarn, pg, Node and this layer's own
+   * frames left out), when stacks are captured (`leakDetectionThreshold` > 0 or `captureAcquireStacks`).
+   */
+  stack?: string;
+}
+
+/**
+ * No pool connection became free within the acquire timeout. When the checkout was for a query
+ * outside a transaction, `sql` is its text (placeholders, no values) and `bindings` its values,
+ * as knex puts them on its own `KnexTimeoutError`; `bindings` is non-enumerable, so neither
+ * loggers nor `JSON.stringify` see it, and neither field is ever in the message.
+ */
 export class PoolExhaustedError extends AppError {
   readonly code = 'POOL_EXHAUSTED';
   /** Who holds connections now, oldest first (leak detection). */
-  readonly holders: ReadonlyArray<{ heldMs: number; stack?: string }>;
+  readonly holders: ReadonlyArray<PoolHolderInfo>;
+  /** The SQL of the query that waited, when it was one (not a transaction's BEGIN). */
+  sql: string | undefined;
+  /** Its bind values; non-enumerable (they may carry personal data or secrets). */
+  declare readonly bindings: readonly unknown[] | undefined;
 
   constructor(
     message: string,
-    opts: { holders?: ReadonlyArray<{ heldMs: number; stack?: string }>; cause?: unknown } = {},
+    opts: {
+      holders?: ReadonlyArray<PoolHolderInfo>;
+      sql?: string;
+      bindings?: readonly unknown[];
+      cause?: unknown;
+    } = {},
   ) {
     super(message, { cause: opts.cause });
     this.holders = opts.holders ?? [];
+    this.sql = opts.sql;
+    defineHidden(this, 'bindings', opts.bindings);
   }
+
+  /** Records the query that waited (what knex attaches to its own timeout error). */
+  attachQuery(query: { sql: string | undefined; bindings: readonly unknown[] | undefined }): void {
+    this.sql = query.sql;
+    defineHidden(this, 'bindings', query.bindings);
+  }
+}
+
+/** A non-enumerable own property: kept out of loggers, `JSON.stringify` and `util.inspect`'s default view. */
+function defineHidden(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: false, writable: true, configurable: true });
 }
 
 /** An update expected a row version that has since moved. */

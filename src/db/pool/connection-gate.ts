@@ -1,8 +1,10 @@
+import { context, SpanKind, SpanStatusCode, type Attributes, type Tracer } from '@opentelemetry/api';
 import type { Knex } from 'knex';
 import type { Metrics } from '../../observability/metrics.js';
 import { ConnectionError, DatabaseClosedError, PoolExhaustedError } from '../errors/errors.js';
 import { translateAcquireError } from '../errors/translate-error.js';
 import { tarnPoolOf, wrapPoolAccess } from '../knex-internals.js';
+import { failureAttributes } from '../span-attributes.js';
 import type { PoolMonitor } from './pool-monitor.js';
 
 /** A per-connection hook (foreign-connection guard, per-connection deadlines plug in here). */
@@ -21,6 +23,9 @@ export interface ConnectionHook {
  * - knex's acquire timeout becomes `PoolExhaustedError` (with the oldest holders) when every
  *   connection is checked out, else `ConnectionError` (the server did not answer in time).
  * - A failure to open a connection becomes `ConnectionError` with a hint, the driver error as `cause`.
+ * - With `tracing`, each checkout is an INTERNAL span `db.connection.acquire` (a child of the
+ *   active span: the transaction's, or the request's), status ERROR with `error.type` when it
+ *   fails. Without it, the acquire path makes no OpenTelemetry call.
  */
 export class ConnectionGate {
   readonly #knex: Knex;
@@ -30,13 +35,25 @@ export class ConnectionGate {
   readonly #hooks = new Set<ConnectionHook>();
   #open = false;
 
-  constructor(knex: Knex, opts: { monitor: PoolMonitor; metrics: Metrics; max: number }) {
+  constructor(
+    knex: Knex,
+    opts: {
+      monitor: PoolMonitor;
+      metrics: Metrics;
+      max: number;
+      tracing?: { tracer: Tracer; attributes: Attributes } | undefined;
+    },
+  ) {
     this.#knex = knex;
     this.#monitor = opts.monitor;
     this.#metrics = opts.metrics;
     this.#max = opts.max;
+    const tracing = opts.tracing;
     wrapPoolAccess(knex, ({ acquire, release }) => ({
-      acquire: () => this.#acquire(acquire, release),
+      acquire:
+        tracing === undefined
+          ? () => this.#acquire(acquire, release)
+          : () => this.#tracedAcquire(tracing.tracer, tracing.attributes, acquire, release),
       release: (connection: unknown) => {
         for (const hook of this.#hooks) hook.onRelease?.(connection);
         return release(connection);
@@ -78,6 +95,28 @@ export class ConnectionGate {
       throw err;
     }
     return connection;
+  }
+
+  async #tracedAcquire(
+    tracer: Tracer,
+    attributes: Attributes,
+    acquire: () => Promise<unknown>,
+    release: (connection: unknown) => Promise<unknown>,
+  ): Promise<unknown> {
+    const span = tracer.startSpan(
+      'db.connection.acquire',
+      { kind: SpanKind.INTERNAL, attributes },
+      context.active(),
+    );
+    try {
+      return await this.#acquire(acquire, release);
+    } catch (err) {
+      span.setAttributes(failureAttributes(err));
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      throw err;
+    } finally {
+      span.end();
+    }
   }
 
   #translate(err: unknown): Error {

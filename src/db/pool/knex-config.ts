@@ -7,14 +7,19 @@ export function lifetimeJitterMs(connMaxLifetime: number): number {
   return Math.min(60_000, Math.floor(connMaxLifetime / 10));
 }
 
-/** Idle connections are looked at this often: often enough that connMaxIdleTime holds within ~50 %. */
-export function reapIntervalMs(connMaxIdleTime: number): number {
-  if (connMaxIdleTime <= 0) return 1_000;
-  return Math.min(1_000, Math.max(50, Math.floor(connMaxIdleTime / 2)));
+/**
+ * Idle connections are looked at this often (the `ConnectionCleaner`): half the shorter of
+ * connMaxIdleTime and connMaxLifetime, between 50 ms and 1 s, so each limit holds within ~50 %
+ * (Go's cleaner runs at that shorter limit, at least every second). 1 s when both are off.
+ */
+export function reapIntervalMs(connMaxIdleTime: number, connMaxLifetime = 0): number {
+  const limits = [connMaxIdleTime, connMaxLifetime].filter((ms) => ms > 0);
+  if (limits.length === 0) return 1_000;
+  return Math.min(1_000, Math.max(50, Math.floor(Math.min(...limits) / 2)));
 }
 
-/** tarn reads 0 as "use my default of 30 s"; Go's 0 means "no limit". */
-const NO_IDLE_LIMIT_MS = 2 ** 31 - 1;
+/** tarn reads 0 as "use my default"; the largest timer value turns its idle reaper off instead. */
+const NEVER_MS = 2 ** 31 - 1;
 
 /**
  * The knex configuration for one `PostgresConfig`: knex owns the pool (tarn).
@@ -22,9 +27,10 @@ const NO_IDLE_LIMIT_MS = 2 ** 31 - 1;
  * | config            | knex / tarn                                                         |
  * |-------------------|---------------------------------------------------------------------|
  * | maxOpenConns      | `pool.max`                                                          |
- * | maxIdleConns      | `pool.min`: idle connections the reaper never closes (a floor, not Go's cap) |
- * | connMaxIdleTime   | `pool.idleTimeoutMillis` (0 = no limit) + `reapIntervalMillis`      |
- * | connMaxLifetime   | `pool.maxConnectionLifetimeMillis` + `...JitterMillis` (0 = never)  |
+ * | maxIdleConns      | the `ConnectionCleaner`'s cap (Go's); tarn `min` is 0: no floor     |
+ * | connMaxIdleTime   | the `ConnectionCleaner`; tarn's own idle reaper is off              |
+ * | connMaxLifetime   | `pool.maxConnectionLifetimeMillis` + `...JitterMillis` (0 = never): |
+ * |                   | knex's `validate` at acquire, and the cleaner for idle connections  |
  * | timeout           | `acquireConnectionTimeout`, `pool.createTimeoutMillis`              |
  *
  * The connection carries no password: the pool's connections are opened by
@@ -49,10 +55,12 @@ export function knexConfig(
       application_name: cfg.applicationName,
     },
     pool: {
-      min: Math.min(Math.max(0, cfg.maxIdleConns), max),
+      // No floor, and tarn's reaper never closes anything: maxIdleConns and connMaxIdleTime
+      // are Go's cap and idle limit, which the ConnectionCleaner enforces.
+      min: 0,
       max,
-      idleTimeoutMillis: cfg.connMaxIdleTime > 0 ? cfg.connMaxIdleTime : NO_IDLE_LIMIT_MS,
-      reapIntervalMillis: reapIntervalMs(cfg.connMaxIdleTime),
+      idleTimeoutMillis: NEVER_MS,
+      reapIntervalMillis: NEVER_MS,
       createTimeoutMillis: cfg.timeout,
       // A create failure rejects the waiting acquire at once instead of waiting out the timeout.
       propagateCreateError: true,

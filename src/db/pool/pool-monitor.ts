@@ -1,37 +1,34 @@
 import { performance } from 'node:perf_hooks';
 import type { Metrics } from '../../observability/metrics.js';
 import type { PoolStats } from '../database.js';
-import {
-  isBroken,
-  isIdleInPool,
-  lifetimeLimitOf,
-  type DriverConnection,
-  type TarnPool,
-} from '../knex-internals.js';
+import type { PoolHolderInfo } from '../errors/errors.js';
+import { isBroken, lifetimeLimitOf, type DriverConnection, type TarnPool } from '../knex-internals.js';
+import { applicationStack, captureAcquireSite } from './acquire-site.js';
 
-/** One checked-out connection, for leak detection. */
-export interface PoolHolder {
-  /** How long the connection has been checked out, ms. */
-  heldMs: number;
-  /** Where it was acquired (only when stack capture is on). */
-  stack?: string;
+/** Why the pool closed a healthy connection (the `PoolStats` counter it goes to). */
+export type CloseCause = 'maxIdle' | 'maxIdleTime' | 'maxLifetime';
+
+/** A checked-out connection: since when (performance.now()), and where it was acquired when stacks are captured. */
+export interface HeldConnection {
+  readonly since: number;
+  readonly site?: Error;
 }
 
 type Connection = DriverConnection;
 
 /**
- * Keeps the pool statistics that tarn does not: waits, retirements by cause, and who holds
- * each checked-out connection. Fed by tarn's events; re-attached to each new pool when the
+ * Keeps the pool statistics that tarn does not: waits, closes by cause, and who holds each
+ * checked-out connection. Fed by tarn's events; re-attached to each new pool when the
  * database re-connects after a close, counters carrying on.
  *
- * Retirement causes, as `PoolStats` reports them:
- * - `maxLifetimeClosed`: knex's pool `validate` found the connection past
- *   `connMaxLifetime` (+ jitter) when it was next acquired; a connection in use is never retired.
- * - `maxIdleTimeClosed`: tarn's reaper closed a connection idle for `connMaxIdleTime`
- *   (it keeps `maxIdleConns` = tarn `min` connections regardless).
- * - `maxIdleClosed`: always 0; tarn has no cap on idle connections (Go's `MaxIdleConns`
- *   closes surplus idle connections on release; tarn's `min` is a floor, not a cap).
- * Broken connections (`__knex__disposed`) dropped by `validate` are not retirements: no counter.
+ * Close causes, as `PoolStats` reports them (Go's `sql.DBStats` names):
+ * - `maxIdleClosed`: the `ConnectionCleaner` closed an idle connection beyond `maxIdleConns`;
+ * - `maxIdleTimeClosed`: the cleaner closed a connection idle for `connMaxIdleTime`;
+ * - `maxLifetimeClosed`: past `connMaxLifetime` (+ jitter): closed idle by the cleaner, or
+ *   dropped by knex's pool `validate` when it was next acquired. A connection in use is never
+ *   retired.
+ * Broken connections (`__knex__disposed`) dropped by `validate`, and connections evicted after a
+ * failover, are not retirements: no counter.
  */
 export class PoolMonitor {
   readonly #max: number;
@@ -41,11 +38,13 @@ export class PoolMonitor {
   #closing = false;
   #waitCount = 0;
   #waitDurationMs = 0;
-  #maxIdleTimeClosed = 0;
-  #maxLifetimeClosed = 0;
-  readonly #requests = new Map<number, { startedAt: number; waited: boolean; stack?: string }>();
-  readonly #holders = new Map<Connection, { since: number; stack?: string }>();
+  readonly #closed: Record<CloseCause, number> = { maxIdle: 0, maxIdleTime: 0, maxLifetime: 0 };
+  /** Connections the cleaner is closing, and why: read when their `destroyRequest` arrives. */
+  readonly #closingFor = new WeakMap<Connection, CloseCause>();
+  readonly #requests = new Map<number, { startedAt: number; waited: boolean; site?: Error }>();
+  readonly #holders = new Map<Connection, HeldConnection>();
 
+  /** @param opts.captureStacks Capture the acquiring stack of every checkout (leak detection). */
   constructor(opts: { max: number; captureStacks: boolean; metrics: Metrics }) {
     this.#max = opts.max;
     this.#captureStacks = opts.captureStacks;
@@ -58,16 +57,16 @@ export class PoolMonitor {
     this.#closing = false;
     pool.on('acquireRequest', (id) => this.#onAcquireRequest(pool, id));
     pool.on('acquireSuccess', (id, conn) => {
-      const stack = this.#requests.get(id)?.stack;
+      const site = this.#requests.get(id)?.site;
       this.#endRequest(id);
-      this.#holders.set(conn, { since: performance.now(), ...(stack ? { stack } : {}) });
+      this.#holders.set(conn, site ? { since: performance.now(), site } : { since: performance.now() });
     });
     pool.on('acquireFail', (id) => this.#endRequest(id));
     pool.on('release', (conn) => this.#holders.delete(conn));
     pool.on('poolDestroyRequest', () => {
       this.#closing = true;
     });
-    pool.on('destroyRequest', (_id, conn) => this.#onDestroy(pool, conn));
+    pool.on('destroyRequest', (_id, conn) => this.#onDestroy(conn));
   }
 
   /** The pool is gone (closed); stats read zero until the next `attach`. */
@@ -77,12 +76,25 @@ export class PoolMonitor {
     this.#requests.clear();
   }
 
-  /** Checked-out connections, oldest first. */
-  holders(): PoolHolder[] {
+  /** Checked-out connections, oldest first, with the application frames that acquired each (when captured). */
+  holders(): PoolHolderInfo[] {
     const now = performance.now();
     return [...this.#holders.values()]
       .sort((a, b) => a.since - b.since)
-      .map((h) => ({ heldMs: Math.round(now - h.since), ...(h.stack ? { stack: h.stack } : {}) }));
+      .map((h) => {
+        const heldMs = Math.round(now - h.since);
+        return h.site ? { heldMs, stack: applicationStack(h.site) } : { heldMs };
+      });
+  }
+
+  /** Every checked-out connection with when and where it was acquired (for the leak detector). */
+  held(): ReadonlyMap<Connection, HeldConnection> {
+    return this.#holders;
+  }
+
+  /** Tells the monitor that the cleaner is about to close `conn` for `cause` (counted when tarn destroys it). */
+  closing(conn: Connection, cause: CloseCause): void {
+    this.#closingFor.set(conn, cause);
   }
 
   /** The connections checked out now (to force-close them on `close()`). */
@@ -102,9 +114,9 @@ export class PoolMonitor {
       pendingAcquires: pool?.numPendingAcquires() ?? 0,
       waitCount: this.#waitCount,
       waitDurationMs: Math.round(this.#waitDurationMs),
-      maxIdleClosed: 0,
-      maxIdleTimeClosed: this.#maxIdleTimeClosed,
-      maxLifetimeClosed: this.#maxLifetimeClosed,
+      maxIdleClosed: this.#closed.maxIdle,
+      maxIdleTimeClosed: this.#closed.maxIdleTime,
+      maxLifetimeClosed: this.#closed.maxLifetime,
     };
   }
 
@@ -114,8 +126,11 @@ export class PoolMonitor {
     const freeForUs = pool.numFree() - pool.numPendingAcquires();
     const open = pool.numUsed() + pool.numFree() + pool.numPendingCreates();
     const waited = freeForUs <= 0 && open >= this.#max;
-    const stack = this.#captureStacks ? callerStack() : undefined;
-    this.#requests.set(id, { startedAt: performance.now(), waited, ...(stack ? { stack } : {}) });
+    const startedAt = performance.now();
+    this.#requests.set(
+      id,
+      this.#captureStacks ? { startedAt, waited, site: captureAcquireSite() } : { startedAt, waited },
+    );
   }
 
   #endRequest(id: number): void {
@@ -127,31 +142,23 @@ export class PoolMonitor {
     if (req.waited) {
       this.#waitCount += 1;
       this.#waitDurationMs += ms;
+      this.#metrics.poolWaits.inc();
+      this.#metrics.poolWaitSeconds.inc(ms / 1000);
     }
   }
 
-  #onDestroy(pool: TarnPool, conn: Connection): void {
+  #onDestroy(conn: Connection): void {
     this.#holders.delete(conn);
-    if (this.#closing) return;
-    // tarn's reaper destroys straight out of its free list; validation failures are taken
-    // out of it first.
-    if (isIdleInPool(pool, conn)) this.#maxIdleTimeClosed += 1;
-    else if (isBroken(conn))
-      return; // broken, not retired by age: counted nowhere
-    else {
-      const limit = lifetimeLimitOf(conn);
-      if (limit && performance.now() > limit) this.#maxLifetimeClosed += 1;
+    const cause = this.#closingFor.get(conn);
+    if (cause) {
+      this.#closingFor.delete(conn);
+      this.#closed[cause] += 1;
+      return;
     }
+    // Anything else destroyed while the pool runs was dropped by knex's validate at an acquire
+    // (or marked broken and evicted): past its lifetime it is a retirement, broken it is not.
+    if (this.#closing || isBroken(conn)) return;
+    const limit = lifetimeLimitOf(conn);
+    if (limit && performance.now() > limit) this.#closed.maxLifetime += 1;
   }
-}
-
-/** The acquiring call site, without the frames of this module, tarn and knex's pool. */
-function callerStack(): string {
-  const lines = (new Error('acquired here').stack ?? '').split('\n');
-  return [
-    lines[0],
-    ...lines.slice(1).filter((l) => !/pool-monitor|tarn[\\/]|knex[\\/]lib[\\/]client/.test(l)),
-  ]
-    .slice(0, 12)
-    .join('\n');
 }

@@ -35,6 +35,8 @@ export interface LostCommitLookup {
   /** Bound on the lookup, ms. Default 5 s. */
   timeoutMs: number | undefined;
   logger: Logger;
+  /** Told what the lookup found, before it settles. */
+  onOutcome?: ((outcome: CommitOutcome) => void) | undefined;
 }
 
 /**
@@ -105,6 +107,7 @@ export async function resolveLostCommit(
     timeoutMs: lookup.timeoutMs ?? LOOKUP_TIMEOUT_MS,
   });
   logger.warn({ xid, outcome }, 'connection lost during COMMIT; outcome looked up with pg_xact_status');
+  lookup.onOutcome?.(outcome);
   if (outcome === 'committed') return;
   if (outcome === 'aborted') {
     if (tx.expired) throw tx.timeoutError(cause);
@@ -131,7 +134,7 @@ export interface LookupConnection {
 }
 
 /** How to reach the server for the lookup, and how long to try. */
-export interface CommitOutcomeOptions {
+interface CommitOutcomeOptions {
   /** Opens a fresh connection outside the pool (the pool may be exhausted or broken). */
   open(): Promise<LookupConnection>;
   /** The transaction id recorded before COMMIT (`pg_current_xact_id()`, xid8 as text). */
@@ -159,7 +162,7 @@ const TERMINATE_AFTER_MS = 500;
  * - 'unknown': no connection could be opened, the xid is too old to look up (NULL), or the
  *   time ran out. Never throws.
  */
-export async function lookupCommitOutcome(opts: CommitOutcomeOptions): Promise<CommitOutcome> {
+async function lookupCommitOutcome(opts: CommitOutcomeOptions): Promise<CommitOutcome> {
   const started = performance.now();
   const left = (): number => opts.timeoutMs - (performance.now() - started);
   let terminated = false;

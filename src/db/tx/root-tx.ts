@@ -15,6 +15,7 @@ import {
   NOTHING_WRITTEN,
   recordXid,
   resolveLostCommit,
+  type CommitOutcome,
   type LookupConnection,
   type RecordedXid,
 } from './lost-commit.js';
@@ -32,6 +33,8 @@ export interface RootTxDeps {
   acquire(): Promise<unknown>;
   /** Bound on learning a lost COMMIT's outcome, ms. */
   commitLookupTimeoutMs: number | undefined;
+  /** Told what the lookup of a lost COMMIT found (tracing's event); undefined: nobody listens. */
+  onCommitLookup?: ((outcome: CommitOutcome) => void) | undefined;
   /** Called once the transaction has begun (counts it, installs the foreign-connection guard). */
   onBegun(tx: RootTx): void;
   /**
@@ -318,6 +321,7 @@ export class RootTx {
           pid: conn.processID,
           timeoutMs: this.#deps.commitLookupTimeoutMs,
           logger: this.#deps.logger,
+          onOutcome: this.#deps.onCommitLookup,
         });
       }
       if (this.#evictOnFailover(err, 'failover at COMMIT')) throw err;

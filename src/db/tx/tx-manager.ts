@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { ForeignConnectionGuardMode, TransactionConfig } from '../../config/app-config.js';
 import type { Logger } from '../../observability/logger.js';
 import { Metrics } from '../../observability/metrics.js';
+import { tracerOf, type TracingOptions } from '../../observability/tracing.js';
 import type { Database, TxOptions } from '../database.js';
 import { TxOptionsError } from '../errors/errors.js';
 import { TransactionStateError } from '../errors/errors.js';
@@ -24,7 +25,9 @@ import {
   resolveTxOptions,
   type ResolvedTxOptions,
 } from './tx-options.js';
+import { RetryBudget } from './retry-budget.js';
 import { TxRunner } from './tx-runner.js';
+import { TxTracing } from './tx-tracing.js';
 
 /** Optional collaborators and defaults of a TxManager. */
 export interface TxManagerOptions {
@@ -37,6 +40,10 @@ export interface TxManagerOptions {
    * that saves that round trip and gives up the resolution: a lost COMMIT then rejects with
    * `CommitUnknownError` (re-run only with `idempotent: true`). Read-only transactions never
    * send it.
+   *
+   * `retryBudget` (`{ ratio, burst }`, config `database.transactions.retryBudget`, default
+   * `{ ratio: 0.1, burst: 10 }` there) bounds retries across this manager's transactions (see
+   * `RetryBudget`); absent here, the manager has no budget.
    */
   transactions?: Partial<TransactionConfig> & { resolveLostCommit?: boolean };
   /** Where counters go; a private `Metrics` when absent. */
@@ -45,6 +52,12 @@ export interface TxManagerOptions {
   commitLookupTimeoutMs?: number;
   /** Hooks installed from the start (more with `addHooks`); see `TxHooks` for the contract. */
   hooks?: TxHooks;
+  /**
+   * OpenTelemetry spans: one `db.transaction` span per outermost transaction, retries
+   * included, whose context the callback runs in (docs/observability.md). `true`: the global
+   * tracer provider's; `{ tracer }`: that tracer. Default off: no OpenTelemetry call at all.
+   */
+  tracing?: boolean | TracingOptions;
 }
 
 /**
@@ -87,6 +100,10 @@ export class TxManager {
     this.#plain = resolveTxOptions({}, this.#defaults);
     this.#hooks = new TxHookSet(this.#logger);
     if (options.hooks) this.#hooks.add(options.hooks);
+    // Built in as a hook (after the given ones, so a veto of theirs costs no token): the retry loop stays as it is.
+    if (t.retryBudget)
+      this.#hooks.add(new RetryBudget(t.retryBudget, { metrics: this.#metrics, logger: this.#logger }));
+    const tracer = tracerOf(options.tracing);
     this.#runner = new TxRunner({
       db,
       logger: this.#logger,
@@ -96,6 +113,7 @@ export class TxManager {
       resolveLostCommit: t.resolveLostCommit ?? true,
       lookupTimeoutMs: options.commitLookupTimeoutMs,
       plain: this.#plain,
+      tracing: tracer && new TxTracing(tracer, () => db.driver()),
     });
   }
 

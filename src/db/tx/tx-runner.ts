@@ -27,6 +27,7 @@ import { RootTx, type RootTxDeps } from './root-tx.js';
 import { runInTransaction, transactionContext, type TxFn } from './tx-context.js';
 import { takeRetryVeto, type TxHookSet } from './tx-hooks.js';
 import type { ResolvedRetry, ResolvedTxOptions } from './tx-options.js';
+import type { TxSpan, TxTracing } from './tx-tracing.js';
 
 /** What a `TxRunner` works with (one manager's, fixed at construction). */
 export interface TxRunnerOptions {
@@ -40,6 +41,8 @@ export interface TxRunnerOptions {
   lookupTimeoutMs: number | undefined;
   /** The manager's resolved default options: their retry rules are built once and shared. */
   plain: ResolvedTxOptions;
+  /** The transactions' spans; undefined (tracing off): no OpenTelemetry call at all. */
+  tracing?: TxTracing | undefined;
 }
 
 /** After the deadline, cancel + ROLLBACK get this long before the caller is told, ms. */
@@ -88,7 +91,13 @@ export class TxRunner {
    * the `onEnd` hooks and settles.
    * @throws the last attempt's error, translated (`translateError`).
    */
-  async run<T>(fn: TxFn<T>, o: ResolvedTxOptions): Promise<T> {
+  run<T>(fn: TxFn<T>, o: ResolvedTxOptions): Promise<T> {
+    const tracing = this.#opts.tracing;
+    if (tracing === undefined) return this.#run(fn, o, undefined);
+    return tracing.run(o, (span) => this.#run(fn, o, span));
+  }
+
+  async #run<T>(fn: TxFn<T>, o: ResolvedTxOptions, span: TxSpan | undefined): Promise<T> {
     const started = performance.now();
     let attempts = 1;
     try {
@@ -99,16 +108,17 @@ export class TxRunner {
       } catch (first) {
         if (o.retry.maxAttempts <= 1) throw first;
         const deadline = o.timeoutMs === undefined ? undefined : started + o.timeoutMs;
+        const rules = this.#retryRules(o, deadline);
         result = await retryAfterFailure(
           first,
           (attempt) => {
             attempts = attempt;
             return this.#attempt(fn, o, started, attempt);
           },
-          this.#retryRules(o, deadline),
+          span === undefined ? rules : span.retrying(rules),
         );
       }
-      this.#ended('committed', o, started, attempts, undefined, false);
+      this.#ended('committed', o, started, attempts, undefined, false, span);
       return result;
     } catch (err) {
       const verdict = classifyTxError(err, { declaredReadOnly: o.readOnly });
@@ -130,7 +140,7 @@ export class TxRunner {
           );
       }
       const final = translateError(err, { attempts, declaredReadOnly: o.readOnly });
-      this.#ended(outcome, o, started, attempts, final, retryVetoed);
+      this.#ended(outcome, o, started, attempts, final, retryVetoed, span);
       throw final;
     }
   }
@@ -200,7 +210,7 @@ export class TxRunner {
     installForeignConnectionGuard(knex);
     this.#guarded = knex;
     const acquire = (): Promise<unknown> => acquirePooled(knex);
-    const { logger, resolveLostCommit, lookupTimeoutMs } = this.#opts;
+    const { logger, resolveLostCommit, lookupTimeoutMs, tracing } = this.#opts;
     this.#deps = {
       knex,
       logger,
@@ -209,6 +219,7 @@ export class TxRunner {
       acquire: () => (transactionContext.getStore() === undefined ? acquire() : acquireOwn(acquire)),
       resolveLostCommit,
       commitLookupTimeoutMs: lookupTimeoutMs,
+      onCommitLookup: tracing && ((outcome) => tracing.commitLookedUp(outcome)),
       onBegun: (tx) => {
         this.#opts.metrics.txStarted.inc({ isolation: tx.isolationLevel ?? 'default' });
         guardTransaction(tx.trx, this.#guard);
@@ -258,11 +269,13 @@ export class TxRunner {
     attempts: number,
     error: unknown,
     retryVetoed: boolean,
+    span: TxSpan | undefined,
   ): void {
     const { metrics, hooks } = this.#opts;
     const durationMs = performance.now() - started;
     metrics.txEnded.inc({ outcome, isolation: o.isolationLevel ?? 'default' });
     metrics.txDuration.observe({ outcome }, durationMs / 1000);
+    span?.end(outcome, attempts, error, retryVetoed);
     if (!hooks.hasEnd) return;
     hooks.end({
       outcome,
@@ -276,7 +289,8 @@ export class TxRunner {
   }
 }
 
-function retryReason(err: unknown, { kind }: ErrorClassification): RetryReason {
+/** Why a transaction is retried (the `reason` label of `db_transaction_retries_total`). */
+export function retryReason(err: unknown, { kind }: ErrorClassification): RetryReason {
   if (err instanceof CommitAbortedError) return 'commit_aborted';
   if (err instanceof CommitUnknownError) return 'commit_unknown';
   return kind === 'serialization' || kind === 'deadlock' || kind === 'failover' ? kind : 'connection';
@@ -352,7 +366,7 @@ export async function runWithRetry<T>(
  * runs attempts 2..maxAttempts under cockatiel's retry policy. Split off so that a transaction
  * that succeeds at once builds no policy, backoff or event listener.
  */
-export async function retryAfterFailure<T>(
+async function retryAfterFailure<T>(
   first: unknown,
   fn: (attempt: number) => Promise<T>,
   opts: RetryRunOptions,

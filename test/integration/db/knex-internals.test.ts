@@ -3,6 +3,8 @@ import knexFactory from 'knex';
 import {
   acquirePooled,
   assertDriverShape,
+  closeIdleConnections,
+  idleConnectionsOf,
   isBroken,
   markBroken,
   releasePooled,
@@ -80,5 +82,49 @@ describe('knex-internals', () => {
     } finally {
       await releasePooled(knex, second);
     }
+  });
+
+  it("finds the shape of tarn's idle entries (resource, timestamp, settle) and lists them oldest first", async () => {
+    const { db } = open(testDb().config({ maxOpenConns: 2, maxIdleConns: 2 }));
+    await db.connect();
+    const knex = db.driver();
+    const [a, b] = [await acquirePooled(knex), await acquirePooled(knex)];
+    const before = Date.now();
+    await releasePooled(knex, a);
+    await releasePooled(knex, b);
+    expect(() => assertDriverShape(knex, a)).not.to.throw();
+    const idle = idleConnectionsOf(tarnPoolOf(knex)!);
+    expect(idle.map((i) => i.connection)).to.deep.equal([a, b]); // tarn hands out b, the last one, first
+    for (const i of idle) expect(i.idleSince).to.be.within(before, Date.now());
+  });
+
+  it('names the members an idle entry lacks', async () => {
+    const knex = knexFactory({ client: 'pg', connection: {}, pool: { min: 0, max: 1 } });
+    try {
+      const pool = (knex.client as { pool: { free: unknown[] } }).pool;
+      pool.free = [{ resource: {} }];
+      expect(() => assertDriverShape(knex, {})).to.throw(/tarn Resource#timestamp, tarn Resource#settle/);
+    } finally {
+      await knex.destroy();
+    }
+  });
+
+  it('closes exactly the idle connections asked for, telling the caller just before each destroyRequest', async () => {
+    const { db } = open(testDb().config({ maxOpenConns: 3, maxIdleConns: 3 }));
+    await db.connect();
+    const knex = db.driver();
+    const conns = [await acquirePooled(knex), await acquirePooled(knex), await acquirePooled(knex)];
+    const busy = conns.pop()!;
+    for (const c of conns) await releasePooled(knex, c);
+    const pool = tarnPoolOf(knex)!;
+    const events: string[] = [];
+    pool.on('destroyRequest', (_id, c) => events.push(`destroy ${conns.indexOf(c)}`));
+    const closed = closeIdleConnections(pool, new Set([conns[0]!, busy]), (c) =>
+      events.push(`before ${conns.indexOf(c)}`),
+    );
+    expect(closed).to.equal(1); // the one in use is not idle: left alone
+    expect(events).to.deep.equal(['before 0', 'destroy 0']);
+    expect(idleConnectionsOf(pool).map((i) => i.connection)).to.deep.equal([conns[1]]);
+    await releasePooled(knex, busy);
   });
 });

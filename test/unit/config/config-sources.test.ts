@@ -175,7 +175,7 @@ describe('loadConfig() sources', () => {
       expect(catchConfigError(() => load()).issues).to.have.members([
         `database.postgres.max_open_conns: unknown key (did you mean maxOpenConns?) [from ${file}]`,
         `database.breakr: unknown key (did you mean breaker?) [from ${file}]`,
-        `logging: unknown key (known: server, log, database) [from ${file}]`,
+        `logging: unknown key (known: server, log, observability, database) [from ${file}]`,
         `profile: unknown key (the profile comes from APP_ENV or NODE_ENV) [from ${file}]`,
       ]);
     });
@@ -223,6 +223,28 @@ describe('loadConfig() sources', () => {
         'database.postgres.retryDelay: must be at most maxRetryDelay (5000) (got 10000) [from DB_RETRY_DELAY]',
         'database.transactions.baseDelay: must be at most maxDelay (1000) (got 2000) [from DB_TX_BASE_DELAY]',
         'database.migrations.password: is set but database.migrations.username is empty',
+      ]);
+    });
+
+    it('lets maxIdleConns left at its default follow a lower maxOpenConns, as Go lowers MaxIdleConns', () => {
+      const cfg = load({ DB_MAX_OPEN_CONNS: '4' });
+      expect(cfg.database.postgres).to.include({ maxOpenConns: 4, maxIdleConns: 10 });
+      expect(
+        catchConfigError(() => load({ DB_MAX_OPEN_CONNS: '4', DB_MAX_IDLE_CONNS: '5' })).issues,
+      ).to.deep.equal([
+        'database.postgres.maxIdleConns: must be at most maxOpenConns (4) (got 5) [from DB_MAX_IDLE_CONNS]',
+      ]);
+    });
+
+    it('reads the retry budget from decimal variables and keeps its ratio between 0 and 1', () => {
+      const cfg = load({ DB_TX_RETRY_BUDGET_RATIO: '0.25', DB_TX_RETRY_BUDGET_BURST: '3' });
+      expect(cfg.database.transactions.retryBudget).to.deep.equal({ ratio: 0.25, burst: 3 });
+      expect(
+        catchConfigError(() => load({ DB_TX_RETRY_BUDGET_RATIO: '1.5', DB_TX_RETRY_BUDGET_BURST: '0' }))
+          .issues,
+      ).to.have.members([
+        'database.transactions.retryBudget.ratio: must be between 0 and 1 (got 1.5) [from DB_TX_RETRY_BUDGET_RATIO]',
+        'database.transactions.retryBudget.burst: must be between 1 and 1000000 (got 0) [from DB_TX_RETRY_BUDGET_BURST]',
       ]);
     });
 

@@ -18,12 +18,15 @@ describe('ENV_VARS', () => {
   it('delivers each variable to its key', () => {
     for (const [name, path] of Object.entries(ENV_VARS)) {
       const fallback = getPath(DEFAULTS, path);
-      // A value that differs from the default and is valid for the key's type.
+      // A value that differs from the default and is valid for the key's type and range
+      // (one less, so that no "at most" rule trips; half of a fraction, which also proves decimals parse).
       const value =
         typeof fallback === 'boolean'
           ? String(!fallback)
           : typeof fallback === 'number'
-            ? String(fallback + 1)
+            ? String(
+                Number.isInteger(fallback) ? (fallback >= 1 ? fallback - 1 : fallback + 1) : fallback / 2,
+              )
             : null;
       if (value === null) continue; // strings: covered by the enum/string tests elsewhere
       const config = loadConfig({

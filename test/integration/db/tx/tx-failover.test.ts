@@ -53,7 +53,7 @@ describe('TxManager failover (real PostgreSQL)', () => {
   }
 
   it('evicts stale read-only sessions on a 25006 and commits once on a fresh connection', async () => {
-    const { db: pdb, metrics } = open(db().config({ maxOpenConns: 4, maxIdleConns: 0 }));
+    const { db: pdb, metrics } = open(db().config({ maxOpenConns: 4, maxIdleConns: 4 }));
     const knex = pdb.driver();
     await setReadOnly(true);
     const stale = await warm(knex, 3);

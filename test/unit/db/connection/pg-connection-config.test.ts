@@ -71,11 +71,12 @@ describe('knexConfig()', () => {
       () => true,
       silent,
     );
+    // No floor, and tarn's own reaper never fires: the ConnectionCleaner applies Go's rules.
     expect(k.pool).to.include({
       max: 8,
-      min: 3,
-      idleTimeoutMillis: 30_000,
-      reapIntervalMillis: 1_000,
+      min: 0,
+      idleTimeoutMillis: 2 ** 31 - 1,
+      reapIntervalMillis: 2 ** 31 - 1,
       createTimeoutMillis: 4_000,
       propagateCreateError: true,
       maxConnectionLifetimeMillis: 600_000,
@@ -84,14 +85,13 @@ describe('knexConfig()', () => {
     expect(k).to.include({ acquireConnectionTimeout: 4_000, compileSqlOnError: false, client: 'pg' });
   });
 
-  it('reads 0 as "no limit" for idle time and lifetime, and clamps min to max', () => {
+  it('gives knex no lifetime when connMaxLifetime is 0, and tarn no floor whatever maxIdleConns is', () => {
     const k = knexConfig(
       cfg({ maxOpenConns: 2, maxIdleConns: 5, connMaxIdleTime: 0, connMaxLifetime: 0 }),
       () => true,
       silent,
     );
-    expect(k.pool?.min).to.equal(2);
-    expect(k.pool?.idleTimeoutMillis).to.equal(2 ** 31 - 1);
+    expect(k.pool?.min).to.equal(0);
     expect(k.pool).not.to.have.property('maxConnectionLifetimeMillis');
   });
 
@@ -101,10 +101,13 @@ describe('knexConfig()', () => {
     expect(JSON.stringify(k.connection)).not.to.include('s3cret-pw');
   });
 
-  it('reaps often enough for short idle times and jitters lifetimes by a tenth', () => {
+  it('cleans often enough for the shorter of idle time and lifetime, and jitters lifetimes by a tenth', () => {
     expect(reapIntervalMs(150)).to.equal(75);
     expect(reapIntervalMs(20)).to.equal(50);
     expect(reapIntervalMs(0)).to.equal(1_000);
+    expect(reapIntervalMs(0, 400)).to.equal(200);
+    expect(reapIntervalMs(300_000, 1_800_000)).to.equal(1_000);
+    expect(reapIntervalMs(0, 0)).to.equal(1_000);
     expect(lifetimeJitterMs(1_000)).to.equal(100);
     expect(lifetimeJitterMs(3_600_000)).to.equal(60_000);
   });
