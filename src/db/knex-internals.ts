@@ -187,16 +187,18 @@ export function tarnPoolOf(knex: Knex): TarnPool | undefined {
 }
 
 /**
- * Where knex connects (`client.config.connection`): host, port and database, read only from the
- * object form. A connection string or function is not parsed (a string can carry the password).
+ * Where knex connects (`client.config.connection`, which knex parses into an object when given a
+ * connection string): host, port and database only; the password is never read. A connection
+ * function (settings resolved per connect) gives nothing.
  */
 export function connectionTargetOf(knex: Knex): { host?: string; port?: number; database?: string } {
   const connection: unknown = (knex.client as { config?: { connection?: unknown } }).config?.connection;
   if (typeof connection !== 'object' || connection === null) return {};
   const { host, port, database } = connection as Record<string, unknown>;
+  const portNumber = typeof port === 'string' && /^\d+$/.test(port) ? Number(port) : port;
   return {
     ...(typeof host === 'string' && host !== '' ? { host } : {}),
-    ...(typeof port === 'number' ? { port } : {}),
+    ...(typeof portNumber === 'number' ? { port: portNumber } : {}),
     ...(typeof database === 'string' && database !== '' ? { database } : {}),
   };
 }
