@@ -356,13 +356,12 @@ export function onQueryAcquireFailure(
     builder: unknown,
   ) => KnexRunner;
   class AnnotatingRunner extends Runner {
-    override async ensureConnection(cb: unknown, params?: unknown): Promise<unknown> {
-      try {
-        return await super.ensureConnection(cb, params);
-      } catch (err) {
+    // Not async: every query outside a transaction passes here, and only a failure needs work.
+    override ensureConnection(cb: unknown, params?: unknown): Promise<unknown> {
+      return super.ensureConnection(cb, params).catch((err: unknown) => {
         annotate(err, () => queryTextOf(this.builder));
         throw err;
-      }
+      });
     }
   }
   client.runner = (builder: unknown) => new AnnotatingRunner(client, builder);

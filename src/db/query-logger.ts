@@ -1,16 +1,8 @@
 import type { Knex } from 'knex';
+import { onQueryEvents, type QueryEvent } from './query-events.js';
 import type { LogConfig } from '../config/app-config.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-
-/** What knex passes to its `query`, `query-response` and `query-error` listeners. */
-interface QueryEvent {
-  __knexQueryUid?: string;
-  __knexTxId?: string;
-  sql?: string;
-  bindings?: readonly unknown[];
-  method?: string;
-}
 
 /** The query-logging settings, a subset of `LogConfig`. */
 export type QueryLogConfig = Pick<LogConfig, 'queryBindings' | 'slowQueryThreshold'>;
@@ -83,13 +75,9 @@ export function attachQueryLogger(
     else log.debug(fields, 'query failed');
   };
 
-  knex.on('query', onQuery);
-  knex.on('query-response', onResponse);
-  knex.on('query-error', onError);
+  const unsubscribe = onQueryEvents(knex, { onQuery, onResponse, onError });
   return () => {
-    knex.off('query', onQuery);
-    knex.off('query-response', onResponse);
-    knex.off('query-error', onError);
+    unsubscribe();
     started.clear();
   };
 }

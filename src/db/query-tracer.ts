@@ -7,13 +7,8 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import type { Knex } from 'knex';
+import { onQueryEvents, type QueryEvent } from './query-events.js';
 import { failureAttributes } from './span-attributes.js';
-
-/** What knex passes to its `query`, `query-response` and `query-error` listeners (the part read here). */
-interface QueryEvent {
-  __knexQueryUid?: string;
-  sql?: string;
-}
 
 /** Statements in flight past this many are ended unanswered, oldest first (a lost event must not leak spans). */
 const MAX_OPEN_SPANS = 10_000;
@@ -81,13 +76,9 @@ export function attachQueryTracer(knex: Knex, tracer: Tracer, dbAttributes: Attr
     span.end();
   };
 
-  knex.on('query', onQuery);
-  knex.on('query-response', onResponse);
-  knex.on('query-error', onError);
+  const unsubscribe = onQueryEvents(knex, { onQuery, onResponse, onError });
   return () => {
-    knex.off('query', onQuery);
-    knex.off('query-response', onResponse);
-    knex.off('query-error', onError);
+    unsubscribe();
     for (const span of open.values()) span.end();
     open.clear();
   };

@@ -1,7 +1,7 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import type { TransactionConfig } from '../config/app-config.js';
 import {
   isTransient,
+  retryAfterFailure,
   translateError,
   type CircuitBreaker,
   type TxManager,
@@ -145,20 +145,30 @@ export class UserService {
   }
 
   /** Re-runs a statement read whose first attempt failed with `err`, while the failure is transient. */
-  async #retryRead<T>(fn: () => Promise<T>, err: unknown): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      const typed = translateError(err, { attempts: attempt });
-      if (attempt >= this.#retry.maxAttempts || !isTransient(err)) throw typed;
-      // Full jitter, as the transactions' retry: a uniform draw below the exponential ceiling.
-      const ceiling = Math.min(this.#retry.maxDelay, this.#retry.baseDelay * 2 ** (attempt - 1));
-      const delayMs = Math.floor(Math.random() * ceiling);
-      this.#logger?.warn({ err: typed, attempt, delayMs }, 'read failed transiently; retrying');
-      await delay(delayMs);
-      try {
-        return await fn();
-      } catch (next) {
-        err = next;
-      }
+  async #retryRead<T>(fn: () => Promise<T>, first: unknown): Promise<T> {
+    // The transactions' own retry schedule (full jitter, same attempts and delays).
+    let attempts = 1;
+    try {
+      return await retryAfterFailure(
+        first,
+        (attempt) => {
+          attempts = attempt;
+          return fn();
+        },
+        {
+          maxAttempts: this.#retry.maxAttempts,
+          baseDelayMs: this.#retry.baseDelay,
+          maxDelayMs: this.#retry.maxDelay,
+          shouldRetry: (err) => isTransient(err),
+          onRetry: ({ attempt, delayMs, error }) =>
+            this.#logger?.warn(
+              { err: translateError(error, { attempts: attempt }), attempt, delayMs },
+              'read failed transiently; retrying',
+            ),
+        },
+      );
+    } catch (err) {
+      throw translateError(err, { attempts });
     }
   }
 

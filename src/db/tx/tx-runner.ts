@@ -366,7 +366,7 @@ export async function runWithRetry<T>(
  * runs attempts 2..maxAttempts under cockatiel's retry policy. Split off so that a transaction
  * that succeeds at once builds no policy, backoff or event listener.
  */
-async function retryAfterFailure<T>(
+export async function retryAfterFailure<T>(
   first: unknown,
   fn: (attempt: number) => Promise<T>,
   opts: RetryRunOptions,
