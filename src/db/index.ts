@@ -16,7 +16,7 @@ export {
 export { prepareMigrationTarget } from './migrations/migration-target.js';
 export { isTransient, classifyTxError, type TxErrorContext } from './errors/classify-error.js';
 export { translateError } from './errors/translate-error.js';
-export { withDriverConnection } from './knex-internals.js';
+export { runStatement, withDriverConnection, type PreparedStatementText } from './knex-internals.js';
 export { retryAfterFailure } from './tx/tx-runner.js';
 export type { TxManagerOptions } from './tx/tx-manager.js';
 export { CircuitBreaker } from './circuit-breaker.js';

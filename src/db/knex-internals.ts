@@ -351,6 +351,7 @@ export function onQueryAcquireFailure(
   annotate: (err: unknown, query: () => QueryText) => void,
 ): void {
   const client = clientOf(knex);
+  acquireFailureAnnotators.set(client, annotate);
   const Runner = (client.runner(undefined) as object).constructor as new (
     client: unknown,
     builder: unknown,
@@ -366,6 +367,9 @@ export function onQueryAcquireFailure(
   }
   client.runner = (builder: unknown) => new AnnotatingRunner(client, builder);
 }
+
+/** The `onQueryAcquireFailure` callback of each root knex client, for `runStatement`'s checkouts. */
+const acquireFailureAnnotators = new WeakMap<object, (err: unknown, query: () => QueryText) => void>();
 
 /** `builder.toSQL()` as `QueryText` (several statements joined); empty when it cannot compile. */
 function queryTextOf(builder: unknown): QueryText {
@@ -452,6 +456,67 @@ export async function withDriverConnection<C, T>(
   const connection = (await client.acquireConnection()) as C;
   try {
     return await fn(connection);
+  } finally {
+    await client.releaseConnection(connection);
+  }
+}
+
+/** A statement for {@link runStatement}: SQL with `$n` placeholders, its values, an optional prepared-statement name. */
+export interface PreparedStatementText {
+  /** `$1`-style SQL (knex's `toSQL().toNative()`), so knex's `?` rewriting finds nothing to do. */
+  sql: string;
+  bindings: readonly unknown[];
+  /** pg prepares the statement once per connection under this name; unnamed when absent. */
+  name?: string | undefined;
+}
+
+type StatementClient = KnexClient & {
+  query(connection: unknown, obj: object): Promise<{ response: unknown }>;
+  emit(event: string, ...args: unknown[]): boolean;
+};
+
+let statementSeq = 0;
+
+/**
+ * Runs one statement on `executor` (the pool's knex, or a knex transaction) the way knex's
+ * Runner runs a `knex.raw`, without building a Raw and a Runner for it: the connection comes
+ * from the executor's client (the pool's checkout through the gate and its hooks, or the
+ * transaction's own connection, refused once the transaction ended), the statement goes
+ * through the client's `query` (knex's `query` / `query-error` events, a transaction's
+ * statement interceptor), and `query-response` is emitted as the Runner emits it, so the query
+ * logger and tracer see it like any other. About 20 µs of client CPU less per statement than
+ * `knex.raw(...)` (the Raw, its `toSQL`, the Runner and their promises).
+ * @returns pg's Result.
+ */
+export async function runStatement(
+  executor: Knex | Knex.Transaction,
+  statement: PreparedStatementText,
+): Promise<{ rows: unknown[]; rowCount: number | null }> {
+  const client = executor.client as unknown as StatementClient;
+  let connection: { __knexUid?: string; __knexTxId?: string };
+  try {
+    connection = (await client.acquireConnection()) as typeof connection;
+  } catch (err) {
+    acquireFailureAnnotators.get(client)?.(err, () => ({ sql: statement.sql, bindings: statement.bindings }));
+    throw err;
+  }
+  try {
+    const obj = {
+      sql: statement.sql,
+      bindings: [...statement.bindings],
+      method: 'raw',
+      ...(statement.name === undefined ? {} : { options: { name: statement.name } }),
+      // knex's raw gives each run a nanoid; a counter is unique within the process too, and cheaper.
+      __knexQueryUid: `pgdl-${++statementSeq}`,
+    };
+    const { response } = await client.query(connection, obj);
+    client.emit(
+      'query-response',
+      response,
+      { __knexUid: connection.__knexUid, __knexTxId: connection.__knexTxId, ...obj },
+      undefined,
+    );
+    return response as { rows: unknown[]; rowCount: number | null };
   } finally {
     await client.releaseConnection(connection);
   }

@@ -1,17 +1,18 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Knex } from 'knex';
-import type { Executor } from '../db/index.js';
+import { runStatement, type Executor } from '../db/index.js';
 
 /**
- * SQL text compiled by knex once per statement shape, then run as `executor.raw(sql, bindings)`:
- * the users API's statements that run on every request (point reads, list pages, insert, update).
+ * SQL text compiled by knex once per statement shape, then run with `runStatement` (no knex
+ * builder, Raw or Runner per call): the users API's statements that run on every request
+ * (point reads, list pages, insert, update).
  *
  * knex compiles a query builder anew on every run: for the primary-key read that was ~25 µs of
  * the ~200 µs of client CPU of a `GET /users/:id` (docs/benchmarks.md), about 3x what compiling
  * the raw text costs. Within one shape the SQL text never varies (that is also what lets it
- * be a named prepared statement), so one compile serves every later call. The raw statement
- * still runs through knex: the pool and its gate, the ambient transaction, and the `query`
- * events that log and time every statement.
+ * be a named prepared statement), so one compile serves every later call. The statement
+ * still runs through knex's client: the pool and its gate, the ambient transaction, and the
+ * `query` events that log and time every statement.
  */
 export class StatementCache {
   readonly #sql = new Map<string, string>();
@@ -41,11 +42,10 @@ export class StatementCache {
         throw new Error(
           `Statement ${key}: knex binds ${compiled.bindings.length} values in another order than expected.`,
         );
-      sql = compiled.sql;
+      // `$n` placeholders: knex's `?` rewriting then has nothing to do on each run.
+      sql = compiled.toNative().sql;
       this.#sql.set(key, sql);
     }
-    const query = executor.raw<{ rows: R[] }>(sql, bindings);
-    if (name !== undefined) void query.options({ name });
-    return query.then((result) => result.rows);
+    return runStatement(executor, { sql, bindings, name }).then((result) => result.rows as R[]);
   }
 }
