@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Knex } from 'knex';
 import { runStatement, type Executor } from '../db/index.js';
@@ -15,7 +16,19 @@ import { runStatement, type Executor } from '../db/index.js';
  * `query` events that log and time every statement.
  */
 export class StatementCache {
-  readonly #sql = new Map<string, string>();
+  readonly #statements = new Map<string, { sql: string; name: string | undefined }>();
+  readonly #prepared: boolean;
+
+  /**
+   * @param opts.prepared Run every statement as a named prepared statement (parsed and planned
+   *   once per connection, about half the server's CPU of a point read). The name is the
+   *   shape's key and a hash of its SQL text, so one name never stands for two texts (pg
+   *   refuses that) even across versions. Off behind PgBouncer in transaction mode, where a
+   *   statement prepared on one server connection is missing on the next.
+   */
+  constructor(opts: { prepared: boolean }) {
+    this.#prepared = opts.prepared;
+  }
 
   /**
    * The rows of the statement of shape `key` run with `bindings` on `executor`. The first call
@@ -23,8 +36,8 @@ export class StatementCache {
    * checked, so a knex that orders bindings differently fails loudly instead of binding the
    * wrong values.
    *
-   * @param name A prepared statement name for this shape (pg prepares it once per
-   *   connection), or undefined for an unnamed statement.
+   * @param key The shape's name, unique per cache: `[a-z0-9_]`, at most 50 characters (it
+   *   prefixes the prepared statement's name, and PostgreSQL keeps 63).
    * @throws Error when `build()` binds other values than `bindings`; otherwise whatever the
    *   statement throws (untranslated, as a builder would).
    */
@@ -33,19 +46,24 @@ export class StatementCache {
     key: string,
     bindings: readonly Knex.Value[],
     build: () => Knex.QueryBuilder,
-    name?: string,
   ): Promise<R[]> {
-    let sql = this.#sql.get(key);
-    if (sql === undefined) {
+    let statement = this.#statements.get(key);
+    if (statement === undefined) {
       const compiled = build().toSQL();
       if (!isDeepStrictEqual([...compiled.bindings], [...bindings]))
         throw new Error(
           `Statement ${key}: knex binds ${compiled.bindings.length} values in another order than expected.`,
         );
       // `$n` placeholders: knex's `?` rewriting then has nothing to do on each run.
-      sql = compiled.toNative().sql;
-      this.#sql.set(key, sql);
+      const sql = compiled.toNative().sql;
+      const name = this.#prepared
+        ? `${key}_${createHash('sha256').update(sql).digest('hex').slice(0, 12)}`
+        : undefined;
+      statement = { sql, name };
+      this.#statements.set(key, statement);
     }
-    return runStatement(executor, { sql, bindings, name }).then((result) => result.rows as R[]);
+    return runStatement(executor, { sql: statement.sql, bindings, name: statement.name }).then(
+      (result) => result.rows as R[],
+    );
   }
 }

@@ -70,14 +70,14 @@ export async function listUsers(
     throw fieldError('order', "must be 'asc' or 'desc'", 'enum');
   const after =
     opts.cursor === undefined ? undefined : cursors.decode(opts.cursor, { status, order }).afterId;
-  // One SQL text per shape (filter x first page or not x order), compiled once. Unnamed: the
-  // repository names only its point reads (see `preparedStatements`).
+  // One SQL text per shape (filter x first page or not x order), compiled once and, with
+  // `preparedStatements`, prepared once per connection.
   const shape = `${status === null ? 'live' : 'status'}_${after === undefined ? 'first' : 'after'}_${order}`;
   const bindings: Array<string | number> = [];
   if (status !== null) bindings.push(status);
   if (after !== undefined) bindings.push(after);
   bindings.push(limit + 1);
-  const rows = await statements.rows<UserRow>(executor, `list_${shape}`, bindings, () => {
+  const rows = await statements.rows<UserRow>(executor, `users_list_${shape}`, bindings, () => {
     const query = whereStatus(executor('users').select(USER_COLUMNS), status);
     if (after !== undefined) void query.where('id', order === 'asc' ? '>' : '<', after);
     return query.orderBy('id', order).limit(limit + 1);

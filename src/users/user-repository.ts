@@ -35,9 +35,10 @@ export type { Executor } from '../db/index.js';
 /** Optional settings of a {@link UserRepository}. */
 export interface UserRepositoryOptions {
   /**
-   * Run `findById`/`getById`/`findByEmail` as named prepared statements (parsed and
-   * planned once per connection). Default true; turn off behind PgBouncer in transaction
-   * mode, where a statement prepared on one server connection is missing on the next.
+   * Run the statements sent on every call (point reads, list pages, insert, update) as
+   * named prepared statements, parsed and planned once per connection. Default true; turn
+   * off behind PgBouncer in transaction mode, where a statement prepared on one server
+   * connection is missing on the next.
    */
   preparedStatements?: boolean;
   /** Signs list cursors with HMAC-SHA256 so any edit is detected; default none (validated only). */
@@ -65,15 +66,14 @@ export interface UserRepositoryOptions {
  */
 export class UserRepository {
   readonly #knex: Knex;
-  readonly #prepared: boolean;
   readonly #cursors: UserCursorCodec;
   readonly #chunkSize: number;
-  readonly #statements = new StatementCache();
+  readonly #statements: StatementCache;
 
   /** @throws RangeError when `insertChunkSize` is out of range. */
   constructor(knex: Knex, opts: UserRepositoryOptions = {}) {
     this.#knex = knex;
-    this.#prepared = opts.preparedStatements ?? true;
+    this.#statements = new StatementCache({ prepared: opts.preparedStatements ?? true });
     this.#cursors = new UserCursorCodec(opts.cursorSecret);
     this.#chunkSize = opts.insertChunkSize ?? 1000;
     if (!Number.isInteger(this.#chunkSize) || this.#chunkSize < 1 || this.#chunkSize > 20_000) {
@@ -92,7 +92,7 @@ export class UserRepository {
     // knex, not `User.query().insert()`: objection would validate the row a second time and
     // map it twice more, for the same statement.
     const rows = await translated(
-      this.#statements.rows<UserRow>(ex, 'create', [valid.email, valid.name, valid.status], () =>
+      this.#statements.rows<UserRow>(ex, 'users_create', [valid.email, valid.name, valid.status], () =>
         ex('users').insert(valid, USER_COLUMNS),
       ),
     );
@@ -108,12 +108,8 @@ export class UserRepository {
   async findById(id: string, executor?: Executor): Promise<User | undefined> {
     if (!isUserId(id)) return undefined;
     const ex = this.#ex(executor);
-    const rows = await this.#statements.rows<UserRow>(
-      ex,
-      'findById',
-      [id, 1],
-      () => ex('users').select(USER_COLUMNS).where('id', id).whereNull('deleted_at').first(),
-      this.#name('users_find_by_id'),
+    const rows = await this.#statements.rows<UserRow>(ex, 'users_find_by_id', [id, 1], () =>
+      ex('users').select(USER_COLUMNS).where('id', id).whereNull('deleted_at').first(),
     );
     return toUser(rows[0]);
   }
@@ -126,17 +122,12 @@ export class UserRepository {
     assertSearchString('email', email);
     if (email.length > EMAIL_MAX_LENGTH) return undefined;
     const ex = this.#ex(executor);
-    const rows = await this.#statements.rows<UserRow>(
-      ex,
-      'findByEmail',
-      [email, 1],
-      () =>
-        ex('users')
-          .select(USER_COLUMNS)
-          .whereRaw('lower(email) = lower(?)', [email])
-          .whereNull('deleted_at')
-          .first(),
-      this.#name('users_find_by_email'),
+    const rows = await this.#statements.rows<UserRow>(ex, 'users_find_by_email', [email, 1], () =>
+      ex('users')
+        .select(USER_COLUMNS)
+        .whereRaw('lower(email) = lower(?)', [email])
+        .whereNull('deleted_at')
+        .first(),
     );
     return toUser(rows[0]);
   }
@@ -171,7 +162,7 @@ export class UserRepository {
     const rows = await translated(
       this.#statements.rows<UserRow>(
         ex,
-        `update_${fields.join('_')}`,
+        `users_update_${fields.join('_')}`,
         [...fields.map((f) => valid[f]!), id, expectedVersion],
         () =>
           ex('users')
@@ -198,18 +189,20 @@ export class UserRepository {
   async softDelete(id: string, executor?: Executor): Promise<User> {
     if (!isUserId(id)) throwNotFound();
     const ex = this.#ex(executor);
-    const rows = await ex('users')
-      .where('id', id)
-      .whereNull('deleted_at')
-      .update(
-        {
-          status: 'deleted',
-          deleted_at: ex.fn.now(),
-          updated_at: ex.fn.now(),
-          version: ex.raw('version + 1'),
-        },
-        USER_COLUMNS,
-      );
+    const rows = await this.#statements.rows<UserRow>(ex, 'users_soft_delete', ['deleted', id], () =>
+      ex('users')
+        .where('id', id)
+        .whereNull('deleted_at')
+        .update(
+          {
+            status: 'deleted',
+            deleted_at: ex.fn.now(),
+            updated_at: ex.fn.now(),
+            version: ex.raw('version + 1'),
+          },
+          USER_COLUMNS,
+        ),
+    );
     return toUser(rows[0]) ?? throwNotFound();
   }
 
@@ -290,11 +283,6 @@ export class UserRepository {
 
   #ex(explicit?: Executor): Executor {
     return executorFor(this.#knex, explicit);
-  }
-
-  /** The statement's name when prepared statements are on: pg prepares it once per connection (its SQL text never varies). */
-  #name(name: string): string | undefined {
-    return this.#prepared ? name : undefined;
   }
 }
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import knexFactory from 'knex';
 import { withPgClient } from '../../../src/db/connection/with-pg-client.js';
@@ -102,32 +103,71 @@ describe('UserRepository query plans', () => {
       return result.rows.map((r) => r.name).sort();
     }
 
+    /** `fn`'s result on a transaction of a knex of its own: a fresh connection on which nothing was prepared yet. */
+    async function onFreshConnection<T>(
+      fn: (trx: import('knex').Knex.Transaction, repo: UserRepository) => Promise<T>,
+      opts: { preparedStatements?: boolean } = {},
+    ): Promise<T> {
+      const knex = knexFactory({ client: 'pg', connection: fx.testDb().url, pool: { min: 0, max: 1 } });
+      try {
+        const repo = new UserRepository(knex, opts);
+        return await knex.transaction((trx) => fn(trx, repo));
+      } finally {
+        await knex.destroy();
+      }
+    }
+
     it('runs findById and findByEmail as named statements, prepared once per connection', async () => {
-      const names = await fx.knex().transaction(async (trx) => {
+      const names = await onFreshConnection(async (trx, repo) => {
         for (let i = 0; i < 3; i++) {
-          expect((await fx.repo().findById('2', trx))?.email).to.equal('grace@example.com');
-          expect((await fx.repo().findByEmail('GRACE@example.com', trx))?.id).to.equal('2');
-          expect((await fx.repo().getById('1', trx)).id).to.equal('1');
+          expect((await repo.findById('2', trx))?.email).to.equal('grace@example.com');
+          expect((await repo.findByEmail('GRACE@example.com', trx))?.id).to.equal('2');
+          expect((await repo.getById('1', trx)).id).to.equal('1');
         }
         return preparedOn(trx);
       });
-      expect(names).to.deep.equal(['users_find_by_email', 'users_find_by_id']);
+      // Each named after its shape and a hash of its SQL text, so one name never means two texts.
+      expect(names).to.have.length(2);
+      expect(names[0]).to.match(/^users_find_by_email_[0-9a-f]{12}$/);
+      expect(names[1]).to.match(/^users_find_by_id_[0-9a-f]{12}$/);
+    });
+
+    it('runs the writes and list pages as named statements too, each prepared once per connection', async () => {
+      const names = await onFreshConnection(async (trx, repo) => {
+        for (let i = 0; i < 2; i++) {
+          const user = await repo.create(
+            { email: `prepared-${i}-${randomUUID()}@example.com`, name: 'P' },
+            trx,
+          );
+          const renamed = await repo.update(user.id, { name: 'P2' }, user.version, trx);
+          expect(renamed.version).to.equal(user.version + 1);
+          expect((await repo.softDelete(user.id, trx)).status).to.equal('deleted');
+          expect((await repo.list({ limit: 1 }, trx)).items).to.have.length(1);
+        }
+        return preparedOn(trx);
+      });
+      expect(names.map((n) => n.replace(/_[0-9a-f]{12}$/, ''))).to.deep.equal([
+        'users_create',
+        'users_list_live_first_asc',
+        'users_soft_delete',
+        'users_update_name',
+      ]);
     });
 
     it('prepares nothing when preparedStatements is off (PgBouncer transaction mode)', async () => {
       // A knex of its own: fresh connections on which nothing was prepared yet.
-      const knex = knexFactory({ client: 'pg', connection: fx.testDb().url, pool: { min: 0, max: 1 } });
-      try {
-        const unnamed = new UserRepository(knex, { preparedStatements: false });
-        const names = await knex.transaction(async (trx) => {
+      const names = await onFreshConnection(
+        async (trx, unnamed) => {
           expect((await unnamed.findById('2', trx))?.id).to.equal('2');
           expect((await unnamed.findByEmail('grace@example.com', trx))?.id).to.equal('2');
+          const user = await unnamed.create({ email: `unnamed-${randomUUID()}@example.com`, name: 'U' }, trx);
+          await unnamed.update(user.id, { name: 'U2' }, user.version, trx);
+          await unnamed.list({ limit: 1 }, trx);
           return preparedOn(trx);
-        });
-        expect(names).to.deep.equal([]);
-      } finally {
-        await knex.destroy();
-      }
+        },
+        { preparedStatements: false },
+      );
+      expect(names).to.deep.equal([]);
     });
   });
 });
