@@ -8,9 +8,11 @@ import {
   isBroken,
   markBroken,
   releasePooled,
+  runStatement,
   tarnPoolOf,
   transactionEnders,
 } from '../../../src/db/knex-internals.js';
+import { PoolExhaustedError, TransactionStateError } from '../../../src/db/index.js';
 import { useDatabases } from '../../support/postgres-database-helpers.js';
 import { useTestDatabase } from '../../support/test-database.js';
 
@@ -126,5 +128,61 @@ describe('knex-internals', () => {
     expect(events).to.deep.equal(['before 0', 'destroy 0']);
     expect(idleConnectionsOf(pool).map((i) => i.connection)).to.deep.equal([conns[1]]);
     await releasePooled(knex, busy);
+  });
+
+  describe('runStatement', () => {
+    const pidSql = 'select pg_backend_pid() as pid, $1::int as n';
+
+    it("runs on the pool through the gate, emitting knex's query and query-response events with one uid", async () => {
+      const { db } = open(testDb().config({ maxOpenConns: 2 }));
+      await db.connect();
+      const knex = db.driver();
+      const seen: Array<[string, unknown]> = [];
+      knex.on('query', (q: { __knexQueryUid?: string }) => seen.push(['query', q.__knexQueryUid]));
+      knex.on('query-response', (_r: unknown, q: { __knexQueryUid?: string }) =>
+        seen.push(['response', q.__knexQueryUid]),
+      );
+      const result = await runStatement(knex, { sql: pidSql, bindings: [7], name: 'knex_internals_pid' });
+      expect(result.rows).to.have.length(1);
+      expect(result.rows[0]).to.include({ n: 7 });
+      expect(seen.map(([event]) => event)).to.deep.equal(['query', 'response']);
+      expect(seen[0]![1]).to.be.a('string').and.equal(seen[1]![1]);
+      expect(db.getConnectionStats().inUse).to.equal(0);
+    });
+
+    it("runs inside a transaction on the transaction's own connection, and is refused once it ended", async () => {
+      const { db } = open(testDb().config({ maxOpenConns: 2 }));
+      await db.connect();
+      let ended: import('knex').Knex.Transaction | undefined;
+      await db.txManager.withTransaction(async (trx) => {
+        ended = trx;
+        const inside = await runStatement(trx, { sql: pidSql, bindings: [1] });
+        const direct = await trx.raw<{ rows: Array<{ pid: number }> }>('select pg_backend_pid() as pid');
+        expect((inside.rows[0] as { pid: number }).pid).to.equal(direct.rows[0]!.pid);
+      });
+      const err: unknown = await runStatement(ended!, { sql: pidSql, bindings: [2] }).then(
+        () => expect.fail('ran on an ended transaction'),
+        (e: unknown) => e,
+      );
+      expect(err).to.be.instanceOf(TransactionStateError);
+    });
+
+    it('puts its SQL and bindings on the PoolExhaustedError of a checkout that timed out', async () => {
+      const { db } = open(testDb().config({ maxOpenConns: 1, timeout: 200 }));
+      await db.connect();
+      const knex = db.driver();
+      const held = await acquirePooled(knex);
+      try {
+        const err: unknown = await runStatement(knex, { sql: pidSql, bindings: [3] }).then(
+          () => expect.fail('the checkout did not time out'),
+          (e: unknown) => e,
+        );
+        expect(err).to.be.instanceOf(PoolExhaustedError);
+        expect((err as PoolExhaustedError).sql).to.equal(pidSql);
+        expect((err as { bindings?: unknown }).bindings).to.deep.equal([3]);
+      } finally {
+        await releasePooled(knex, held);
+      }
+    });
   });
 });
