@@ -20,12 +20,26 @@ export interface TransferTrace {
   step: string;
 }
 
+/** How `runTransfer` shapes its transaction, beyond the default four statements. */
+export interface TransferShape {
+  /**
+   * `false` skips the row locks taken in id order, so two transfers between the same pair of
+   * accounts in opposite directions can deadlock (40P01). Default true.
+   */
+  lockInOrder?: boolean;
+  /** Holds the connection this long (pg_sleep) after the writes, ms; default 0. */
+  holdMs?: number;
+}
+
 /** The ledger as it is on the server after a load. */
 export interface LedgerAudit {
   /** Ids of every transfer in the ledger. */
   ids: Set<string>;
   /** Accounts whose balance is not INITIAL_BALANCE plus what the ledger says came in minus went out. */
   mismatches: Array<{ id: number; balance: number; expected: number }>;
+  /** Sum of all balances now, and what it was when the accounts were opened (money is never made or lost). */
+  total: number;
+  openingTotal: number;
 }
 
 /**
@@ -49,34 +63,42 @@ export async function createTransferLedger(url: string): Promise<void> {
   });
 }
 
-/** A random transfer of 1..100 between two different accounts, with a new id. */
-export function randomTransfer(): Transfer {
-  const fromId = 1 + Math.floor(Math.random() * ACCOUNT_COUNT);
-  const toId = 1 + ((fromId + Math.floor(Math.random() * (ACCOUNT_COUNT - 1))) % ACCOUNT_COUNT);
+/** A random transfer of 1..100 between two different accounts of 1..`accounts` (at most ACCOUNT_COUNT), with a new id. */
+export function randomTransfer(accounts = ACCOUNT_COUNT): Transfer {
+  const n = Math.min(Math.max(2, accounts), ACCOUNT_COUNT);
+  const fromId = 1 + Math.floor(Math.random() * n);
+  const toId = 1 + ((fromId + Math.floor(Math.random() * (n - 1))) % n);
   return { id: randomUUID(), fromId, toId, amount: 1 + Math.floor(Math.random() * 100) };
 }
 
 /**
  * Runs one transfer through `db.withTransaction` as four statements, so that a backend can
  * die between any two of them: lock both rows (in id order: no deadlock between transfers),
- * debit, credit, write the ledger row. `trace` is updated as the callback runs.
+ * debit, credit, write the ledger row. `trace` is updated as the callback runs; `shape`
+ * can drop the ordered locks or hold the connection longer.
  */
 export async function runTransfer(
   db: Database,
   t: Transfer,
   opts: TxOptions,
   trace: TransferTrace = { attempts: 0, step: '' },
+  { lockInOrder = true, holdMs = 0 }: TransferShape = {},
 ): Promise<void> {
   await db.withTransaction(async (trx) => {
     trace.attempts++;
     trace.step = 'select for update';
-    await trx('accounts').select('id').whereIn('id', [t.fromId, t.toId]).orderBy('id').forUpdate();
+    if (lockInOrder)
+      await trx('accounts').select('id').whereIn('id', [t.fromId, t.toId]).orderBy('id').forUpdate();
     trace.step = 'debit';
     await trx('accounts').where({ id: t.fromId }).decrement('balance', t.amount);
     trace.step = 'credit';
     await trx('accounts').where({ id: t.toId }).increment('balance', t.amount);
     trace.step = 'ledger insert';
     await trx('ledger').insert({ id: t.id, from_id: t.fromId, to_id: t.toId, amount: t.amount });
+    if (holdMs > 0) {
+      trace.step = 'hold';
+      await trx.raw('select pg_sleep(?)', [holdMs / 1000]);
+    }
     trace.step = 'commit';
   }, opts);
 }
@@ -96,6 +118,8 @@ export async function auditLedger(url: string): Promise<LedgerAudit> {
       mismatches: rows
         .filter((r) => r.balance !== INITIAL_BALANCE + r.net)
         .map((r) => ({ id: r.id, balance: r.balance, expected: INITIAL_BALANCE + r.net })),
+      total: rows.reduce((sum, r) => sum + r.balance, 0),
+      openingTotal: INITIAL_BALANCE * ACCOUNT_COUNT,
     };
   });
 }

@@ -1,24 +1,26 @@
 import { expect } from 'chai';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import pino from 'pino';
-import { AppError } from '../../../../src/app-error.js';
 import { withPgClient } from '../../../../src/db/connection/with-pg-client.js';
 import type { TxOptions } from '../../../../src/db/database.js';
-import { DBError } from '../../../../src/db/errors/errors.js';
 import { PostgresDatabase } from '../../../../src/db/postgres-database.js';
 import { startDedicatedServer, type DedicatedServer } from '../../../support/embedded-test-server.js';
+import {
+  className,
+  idleInTransaction,
+  isProductError,
+  messageOf,
+  runLedgerLoad,
+  startAgain,
+  tally,
+  type Received as LoadReceived,
+} from '../../../support/ledger-load.js';
 import { metricValue } from '../../../support/metric-value.js';
 import { waitFor } from '../../../support/postgres-database-helpers.js';
-import { queryOnce } from '../../../support/query-once.js';
 import { startTerminationStorm } from '../../../support/termination-storm.js';
 import { postgresConfigFromUrl } from '../../../support/test-database.js';
-import {
-  auditLedger,
-  createTransferLedger,
-  randomTransfer,
-  runTransfer,
-  type TransferTrace,
-} from '../../../support/transfer-ledger.js';
+import { auditLedger, createTransferLedger } from '../../../support/transfer-ledger.js';
 
 const DATABASE = 'fault_load';
 const WORKERS = 8;
@@ -36,13 +38,9 @@ const MAX_TRANSFERS_PER_WORKER = 2_000;
 const STRAGGLER_MS = 10_000;
 const TX_OPTIONS: TxOptions = { retry: { maxAttempts: 8, baseDelayMs: 20, maxDelayMs: 500 } };
 
-/** An error a caller received, with what its transfer's callback had got to. */
-interface Received {
-  error: unknown;
-  transferId: string;
+/** An error a caller received, with the phase it was received in. */
+interface Received extends LoadReceived {
   phase: string;
-  worker: number;
-  trace: TransferTrace;
 }
 
 /** What one phase's callers saw. */
@@ -54,17 +52,6 @@ interface PhaseResult {
   received: Received[];
   retries: number;
   terminated: number;
-}
-
-const typed = (err: unknown): boolean => err instanceof AppError || err instanceof DBError;
-const className = (err: unknown): string => (err instanceof Error ? err.constructor.name : typeof err);
-const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-
-/** `n` of each key, as `key x n` joined; `-` when empty. */
-function tally(keys: string[]): string {
-  const counts = new Map<string, number>();
-  for (const k of keys) counts.set(k, (counts.get(k) ?? 0) + 1);
-  return [...counts].map(([k, n]) => `${k} x${n}`).join(', ') || '-';
 }
 
 describe('TxManager under fault load (dedicated server)', function () {
@@ -100,55 +87,31 @@ describe('TxManager under fault load (dedicated server)', function () {
    * Runs WORKERS loops of transfers until `stopped()` (each bounded by MAX_TRANSFERS_PER_WORKER),
    * recording every acknowledged id and every error a caller received, and the retries counted
    * meanwhile. Fails when a worker is still inside withTransaction STRAGGLER_MS after the stop.
+   * `backSince()` is when the server came back (restart phases), on the performance.now() clock.
    */
   async function runPhase(
     name: string,
     stopped: () => boolean,
-    ackedLate: () => boolean = () => false,
+    backSince: () => number | undefined = () => undefined,
   ): Promise<PhaseResult> {
     const retriesBefore = await metricValue(db.metrics.txRetries);
-    const result: PhaseResult = {
+    const load = await runLedgerLoad(db, {
       name,
-      acked: [],
-      ackedAfterRestart: 0,
-      received: [],
-      retries: 0,
+      workers: WORKERS,
+      stopped,
+      txOptions: TX_OPTIONS,
+      maxPerWorker: MAX_TRANSFERS_PER_WORKER,
+      stragglerMs: STRAGGLER_MS,
+    });
+    const back = backSince();
+    return {
+      name,
+      acked: load.acked.map((a) => a.id),
+      ackedAfterRestart: back === undefined ? 0 : load.acked.filter((a) => a.at >= back).length,
+      received: load.received.map((r) => ({ ...r, phase: name })),
+      retries: (await metricValue(db.metrics.txRetries)) - retriesBefore,
       terminated: 0,
     };
-    let stoppedAt: number | undefined;
-    const workers = Array.from({ length: WORKERS }, async (_, worker) => {
-      for (let i = 0; i < MAX_TRANSFERS_PER_WORKER && !stopped(); i++) {
-        const transfer = randomTransfer();
-        const trace: TransferTrace = { attempts: 0, step: 'begin' };
-        try {
-          await runTransfer(db, transfer, TX_OPTIONS, trace);
-          result.acked.push(transfer.id);
-          if (ackedLate()) result.ackedAfterRestart++;
-        } catch (error) {
-          result.received.push({ error, transferId: transfer.id, phase: name, worker, trace });
-          await delay(20); // a caller that got an error does not hammer a server that is down
-        }
-      }
-      stoppedAt ??= Date.now();
-    });
-    let watchdog: NodeJS.Timeout | undefined;
-    const stragglers = new Promise<never>((_, reject) => {
-      const check = (): void => {
-        if (stoppedAt !== undefined && Date.now() - stoppedAt > STRAGGLER_MS)
-          reject(
-            new Error(`${name}: a worker is still inside withTransaction ${STRAGGLER_MS} ms after the stop`),
-          );
-        else watchdog = setTimeout(check, 200);
-      };
-      check();
-    });
-    try {
-      await Promise.race([Promise.all(workers), stragglers]);
-    } finally {
-      clearTimeout(watchdog);
-    }
-    result.retries = (await metricValue(db.metrics.txRetries)) - retriesBefore;
-    return result;
   }
 
   /** Workers run through STORM_MS of pg_terminate_backend every 20-50 ms. */
@@ -163,39 +126,25 @@ describe('TxManager under fault load (dedicated server)', function () {
     }
   }
 
-  /**
-   * Starts the stopped server on its port again, trying up to 3 times: while it is down, the
-   * pool's reconnect attempts take ephemeral ports, and the test port came from that range.
-   */
-  async function startAgain(): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await ds.server.start();
-      } catch (err) {
-        console.log(`      start attempt ${attempt} failed: ${messageOf(err)}`);
-        if (attempt === 3) throw err;
-        await delay(250);
-      }
-    }
-  }
-
   /** Workers run while the server stops, stays down DOWN_MS and starts again on its port. */
   async function restartPhase(name: string): Promise<PhaseResult> {
-    const hardStop = Date.now() + BEFORE_RESTART_MS + STRAGGLER_MS;
+    const hardStop = performance.now() + BEFORE_RESTART_MS + STRAGGLER_MS;
     let backAt: number | undefined;
     const restart = (async () => {
       await delay(BEFORE_RESTART_MS);
       await ds.server.stop();
       await delay(DOWN_MS);
-      await startAgain();
-      backAt = Date.now();
+      await startAgain(ds.server);
+      backAt = performance.now();
     })();
     restart.catch(() => {}); // awaited below; a failed start must not also count as unhandled
     const result = await runPhase(
       name,
       // Bounded even when the start fails or hangs: the restart's own error is reported below.
-      () => (backAt !== undefined && Date.now() >= backAt + AFTER_RESTART_MS) || Date.now() > hardStop,
-      () => backAt !== undefined,
+      () =>
+        (backAt !== undefined && performance.now() >= backAt + AFTER_RESTART_MS) ||
+        performance.now() > hardStop,
+      () => backAt,
     );
     await restart;
     return result;
@@ -210,21 +159,14 @@ describe('TxManager under fault load (dedicated server)', function () {
 
     // Everything is gathered and printed first, so one failing run shows every finding.
     const received = phases.flatMap((p) => p.received);
-    const untyped = received.filter((r) => !typed(r.error));
+    const untyped = received.filter((r) => !isProductError(r.error));
     const audit = await auditLedger(ds.url(DATABASE));
     const acked = phases.flatMap((p) => p.acked);
     const missing = acked.filter((id) => !audit.ids.has(id));
     const failedButWritten = received.filter((r) => audit.ids.has(r.transferId));
     await waitFor(() => db.getConnectionStats().inUse === 0, 1_000).catch(() => {});
     const inUse = db.getConnectionStats().inUse;
-    const openTx = async () =>
-      (
-        await queryOnce<{ pid: number; state: string }>(
-          ds.url(),
-          "select pid, state from pg_stat_activity where datname = $1 and state like 'idle in transaction%'",
-          [DATABASE],
-        )
-      ).rows;
+    const openTx = () => idleInTransaction(ds.url(), DATABASE);
     await waitFor(async () => (await openTx()).length === 0, 2_000).catch(() => {});
     const leftOpen = await openTx();
 
