@@ -4,6 +4,7 @@ import path from 'node:path';
 import knexFactory from 'knex';
 import pg from 'pg';
 import type { PostgresConfig } from '../src/config/app-config.js';
+import { DEFAULTS } from '../src/config/defaults.js';
 import { EmbeddedServer, migratorConfig } from '../src/db/index.js';
 import type { NewUser } from '../src/users/user-input.js';
 
@@ -51,6 +52,8 @@ export async function benchServer(): Promise<{ url: string; stop: () => Promise<
 export function benchConfig(url: string, overrides: Partial<PostgresConfig> = {}): PostgresConfig {
   const u = new URL(url);
   return {
+    // Keys the bench does not set (added later: pooler mode, replicas...) keep their defaults.
+    ...DEFAULTS.database.postgres,
     host: u.hostname,
     port: Number(u.port || 5432),
     name: u.pathname.slice(1),
@@ -75,6 +78,10 @@ export function benchConfig(url: string, overrides: Partial<PostgresConfig> = {}
     applicationName: 'pgdl-bench',
     preparedStatements: true,
     leakDetectionThreshold: 0,
+    hosts: [],
+    targetSessionAttrs: 'any',
+    replicas: [],
+    replicaWaitTimeout: 1_000,
     ...overrides,
   };
 }

@@ -8,6 +8,7 @@ import {
   PostgresDatabase,
   attachQueryLogger,
   knexMigrationConfig,
+  namedStatementsAllowed,
   prepareMigrationTarget,
   type Database,
 } from './db/index.js';
@@ -97,7 +98,7 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
     await db.connect();
     const tx = db.txManager;
     const users = new UserService({
-      users: new UserRepository(db.driver(), { preparedStatements: pgCfg.preparedStatements }),
+      users: new UserRepository(db.driver(), { preparedStatements: namedStatementsAllowed(pgCfg) }),
       tx,
       breaker,
       transactions: cfg.database.transactions,
@@ -115,6 +116,9 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
       loop: healthLoop,
       breaker,
       migrationStatus: () => healthRepository.migrationStatus(),
+      reportCacheTtlMs: cfg.server.healthCacheTtl,
+      poolStats: () => db.getConnectionStats(),
+      poolSaturatedForMs: cfg.server.readiness.poolSaturatedFor,
     });
     await healthLoop.checkNow();
     healthLoop.start();
@@ -126,7 +130,13 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
       health,
       metrics,
       tracer: tracerOf(tracing),
-      routes: [(a) => registerUserRoutes(a, users, { maxImportRowBytes: cfg.server.bodyLimit })],
+      routes: [
+        (a) =>
+          registerUserRoutes(a, users, {
+            maxImportRowBytes: cfg.server.bodyLimit,
+            importLimits: { ...cfg.server.import, bodyTimeout: cfg.server.bodyTimeout },
+          }),
+      ],
     });
     await app.listen({ host: cfg.server.host, port: cfg.server.port });
     const url = serverUrl(app);

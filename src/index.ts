@@ -14,6 +14,8 @@ export {
   SSL_MODES,
   LOG_LEVELS,
   FOREIGN_CONNECTION_GUARD_MODES,
+  TARGET_SESSION_ATTRS,
+  POOLER_MODES,
 } from './config/index.js';
 
 // Observability
@@ -37,6 +39,8 @@ export {
   ISOLATION_LEVELS,
   PROPAGATIONS,
   BREAKER_STATES,
+  TwoPhaseCommit,
+  TX_TARGETS,
 } from './db/index.js';
 export {
   ConnectionError,
@@ -53,6 +57,9 @@ export {
   TransactionAbortedError,
   TxOptionsError,
   ForeignConnectionError,
+  TwoPhaseAbortedError,
+  TwoPhaseIncompleteError,
+  PreparedTransactionsDisabledError,
   UniqueViolationError,
   ForeignKeyViolationError,
   NotNullViolationError,
@@ -89,6 +96,14 @@ export type {
   ErrorKind,
   TxErrorContext,
   TxManagerOptions,
+  TxTarget,
+  ReplicaHealth,
+  ReplicaState,
+  TwoPhaseCommitOptions,
+  TwoPhaseRunOptions,
+  InDoubtTransaction,
+  RecoveryResult,
+  TwoPhaseStep,
 } from './db/index.js';
 export type { UserStatus } from './users/user-model.js';
 export type { UserRepositoryOptions, ListUsersOptions, UserPage, Executor } from './users/user-repository.js';

@@ -15,6 +15,32 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 /** One of `LOG_LEVELS`. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/**
+ * libpq's `target_session_attrs`: which of several hosts a connection may settle on. `any`
+ * takes the first that accepts; `read-write` one whose sessions accept writes
+ * (`transaction_read_only` off), `read-only` the opposite; `primary` one not in recovery
+ * (`pg_is_in_recovery()`), `standby` one in recovery; `prefer-standby` a standby when one
+ * answers, else any.
+ */
+export const TARGET_SESSION_ATTRS = [
+  'any',
+  'read-write',
+  'read-only',
+  'primary',
+  'standby',
+  'prefer-standby',
+] as const;
+/** One of `TARGET_SESSION_ATTRS`. */
+export type TargetSessionAttrs = (typeof TARGET_SESSION_ATTRS)[number];
+
+/**
+ * What sits between the pool and PostgreSQL: `none` (a server, or a pooler in session mode) or
+ * `transaction` (PgBouncer transaction pooling: nothing session-level is sent; docs/scale-out.md).
+ */
+export const POOLER_MODES = ['none', 'transaction'] as const;
+/** One of `POOLER_MODES`. */
+export type PoolerMode = (typeof POOLER_MODES)[number];
+
 /** What to do when code inside an ambient transaction takes a second pool connection (knex#1171). */
 export const FOREIGN_CONNECTION_GUARD_MODES = ['off', 'warn', 'error'] as const;
 /** One of `FOREIGN_CONNECTION_GUARD_MODES`. */
@@ -30,6 +56,53 @@ export interface ServerConfig {
   shutdownTimeout: number;
   /** Largest accepted request body, bytes (bulk import streams are exempt; it bounds one import row instead); default 1048576. */
   bodyLimit: number;
+  /**
+   * Longest time to receive a whole request, headers and body, ms (Node's and Fastify's
+   * `requestTimeout`); 0 = none. Not for `POST /users/import`, which `import.timeout` bounds
+   * instead. Past it: 408 and the connection closed. Default 30000.
+   */
+  requestTimeout: number;
+  /** Longest time to receive the request headers, ms (Node's `headersTimeout`, Go's `ReadHeaderTimeout`); default 10000. */
+  headersTimeout: number;
+  /** An idle kept-alive connection is closed after this long, ms (Node's and Fastify's `keepAliveTimeout`); default 72000. */
+  keepAliveTimeout: number;
+  /**
+   * Longest gap between two chunks of a request body, ms (undici's `bodyTimeout`, the same
+   * gap on the client side); 0 = none. Past it: 408 and the connection closed. Default 10000.
+   */
+  bodyTimeout: number;
+  /** A `/health` result is reused for this long, and concurrent requests share one check, ms; 0 = every request still shares the check in flight. Default 1000. */
+  healthCacheTtl: number;
+  /** When `/readyz` reports not ready besides the database and breaker state. */
+  readiness: ReadinessConfig;
+  /** Limits of `POST /users/import`. */
+  import: ImportConfig;
+}
+
+/** Readiness rules (`server.readiness.*`). */
+export interface ReadinessConfig {
+  /**
+   * `/readyz` answers 503 once every pool connection has been in use, with acquires waiting,
+   * for this long, ms (a balancer then stops sending); ready again as soon as the pool is not
+   * saturated. 0 = never. Default 2000.
+   */
+  poolSaturatedFor: number;
+}
+
+/** Limits of one bulk import (`server.import.*`). */
+export interface ImportConfig {
+  /** Deadline of one upload, from its request's start until its body is read whole, ms; 0 = none. Default 300000 (5 min). */
+  timeout: number;
+  /**
+   * Slowest accepted upload, bytes per second of time spent waiting for the client (time the
+   * import waits on the database does not count), checked after `minRateGracePeriod`
+   * (Kestrel's `MinRequestBodyDataRate`); 0 = no minimum. Default 1024.
+   */
+  minBytesPerSecond: number;
+  /** Waiting time before the minimum rate applies, ms; default 5000. */
+  minRateGracePeriod: number;
+  /** Imports running at once (each holds one pool connection); one more is refused with 503 and `Retry-After`. Default 2. */
+  maxConcurrent: number;
 }
 
 /** Logging (`log.*`). */
@@ -107,11 +180,37 @@ export interface PostgresConfig {
   /** Run repository hot paths as named prepared statements; turn off behind PgBouncer transaction mode. Default true. */
   preparedStatements: boolean;
   /**
+   * `transaction` behind PgBouncer in transaction pooling mode: no startup `options`, no session
+   * `SET`, no named prepared statements (`preparedStatements` is then ignored); the timeouts are
+   * sent as `SET LOCAL` with every BEGIN and, outside transactions, enforced by a client-side
+   * cancel at `statementTimeout`. Default `none`.
+   */
+  poolerMode: PoolerMode;
+  /**
    * HikariCP's leak detection: a connection checked out longer than this is logged once at warn
    * with the application stack that acquired it, ms; 0 = off (the default). While on, every
    * acquire captures a stack (a few microseconds).
    */
   leakDetectionThreshold: number;
+  /**
+   * Several servers as `host:port` (libpq's multi-host list; `[::1]:5432` for IPv6), tried in
+   * order for every new connection; the first that accepts and matches `targetSessionAttrs` is
+   * kept. Empty (the default): `host` and `port` alone. When set, `host`/`port` are not used for
+   * connecting (a DATABASE_URL with several hosts sets `host`/`port` to the first).
+   */
+  hosts: string[];
+  /** Which host of `hosts` a connection may settle on (libpq's meanings); default `any`. */
+  targetSessionAttrs: TargetSessionAttrs;
+  /**
+   * Streaming replicas as `host:port` (same database, credentials and TLS settings), one pool
+   * each, for `withReadOnlyTransaction(fn, { target: 'replica' })`. Default none.
+   */
+  replicas: string[];
+  /**
+   * Longest wait of a replica read for the replica to replay the commits it must see
+   * (read-your-writes) before it runs on the primary instead, ms; default 1000.
+   */
+  replicaWaitTimeout: number;
 }
 
 /**

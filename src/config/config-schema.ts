@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { FOREIGN_CONNECTION_GUARD_MODES, LOG_LEVELS, SSL_MODES, type AppConfig } from './app-config.js';
+import {
+  FOREIGN_CONNECTION_GUARD_MODES,
+  LOG_LEVELS,
+  POOLER_MODES,
+  SSL_MODES,
+  TARGET_SESSION_ATTRS,
+  type AppConfig,
+} from './app-config.js';
 import { parseDuration } from './parse-duration.js';
 
 /** An integer in [min, max]; the message names the whole range so one issue says it all. */
@@ -19,6 +26,11 @@ const duration = z.unknown().transform((value, ctx): number => {
 
 const str = z.string({ error: 'expected a string' });
 const bool = z.boolean({ error: 'expected true or false' });
+/** `host:port` (`[v6]:port` for IPv6); the port is required, so a list never mixes defaults silently. */
+const hostPort = str.regex(/^(\[[0-9A-Fa-f:.]+\]|[^\s:,/[\]]+):([1-9]\d{0,4})$/, {
+  error: 'expected host:port (e.g. db1.internal:5432, [::1]:5432)',
+});
+const hostList = z.array(hostPort, { error: 'expected a list of host:port' });
 
 /**
  * The validation schema of everything but `profile` (set by the loader). Objects are strict, so
@@ -32,6 +44,20 @@ export const configSchema = z.strictObject({
     port: int(1, 65535),
     shutdownTimeout: duration,
     bodyLimit: int(1),
+    requestTimeout: duration,
+    headersTimeout: duration,
+    keepAliveTimeout: duration,
+    bodyTimeout: duration,
+    healthCacheTtl: duration,
+    readiness: z.strictObject({
+      poolSaturatedFor: duration,
+    }),
+    import: z.strictObject({
+      timeout: duration,
+      minBytesPerSecond: int(0),
+      minRateGracePeriod: duration,
+      maxConcurrent: int(1, 10_000),
+    }),
   }),
   log: z.strictObject({
     level: z.enum(LOG_LEVELS),
@@ -67,7 +93,12 @@ export const configSchema = z.strictObject({
       drainTimeout: duration,
       applicationName: str.max(63, { error: 'must be at most 63 characters (PostgreSQL truncates longer)' }),
       preparedStatements: bool,
+      poolerMode: z.enum(POOLER_MODES),
       leakDetectionThreshold: duration,
+      hosts: hostList,
+      targetSessionAttrs: z.enum(TARGET_SESSION_ATTRS),
+      replicas: hostList,
+      replicaWaitTimeout: duration,
     }),
     transactions: z.strictObject({
       maxAttempts: int(1, 100),

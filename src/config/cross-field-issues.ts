@@ -42,7 +42,8 @@ export function crossFieldIssues(
   }
   if (profile === 'production') {
     const host = validValue(merged, 'database.postgres.host');
-    if (host === '') {
+    const hosts = validValue(merged, 'database.postgres.hosts');
+    if (host === '' && !(Array.isArray(hosts) && hosts.length > 0)) {
       issues.push(
         'database.postgres.host: must be set in the production profile ' +
           '(empty means an embedded PostgreSQL, for development and tests only)',

@@ -81,7 +81,23 @@ export function loadConfig(opts: LoadConfigOptions = {}): AppConfig {
   if (!result.success) issues.push(...formatIssues(result.error.issues, sources));
   issues.push(...crossFieldIssues(merged, profile, sources));
   if (issues.length > 0 || !result.success) throw new ConfigError(issues);
-  return freezeConfig({ profile, ...result.data });
+  return freezeConfig({ profile, ...withFirstHost(result.data) });
+}
+
+/**
+ * `hosts` without `host` (a YAML or DB_HOSTS list): `host`/`port` become the first of the list,
+ * so that nothing reads an empty `host` as "start an embedded PostgreSQL".
+ */
+function withFirstHost<T extends { database: { postgres: { host: string; port: number; hosts: string[] } } }>(
+  data: T,
+): T {
+  const pg = data.database.postgres;
+  const first = pg.hosts[0];
+  if (pg.host !== '' || first === undefined) return data;
+  const at = first.lastIndexOf(':');
+  pg.host = first.slice(0, at).replace(/^\[(.*)\]$/, '$1');
+  pg.port = Number(first.slice(at + 1));
+  return data;
 }
 
 /** `env` plus the `.env` file's variables that `env` does not set (dotenv's rule; env wins). */

@@ -7,13 +7,34 @@ const URL_PARAMS: Readonly<Record<string, string>> = {
   application_name: 'applicationName',
   host: 'host',
   connect_timeout: 'timeout',
+  target_session_attrs: 'targetSessionAttrs',
 };
+
+/** scheme, user info (with its "@"), host list, and the rest (path, query, fragment). */
+const AUTHORITY = /^([a-z][a-z0-9+.-]*:\/\/)([^@/?#]*@)?([^/?#]*)(.*)$/is;
+
+/**
+ * libpq's multi-host form (`h1:5432,h2:5433`), which WHATWG `URL` refuses: split off here, the
+ * URL is parsed with the first host, and every host goes to `hosts` as `host:port` (a host
+ * without a port gets 5432, libpq's default).
+ * Hand-written because pg-connection-string has no multi-host support either.
+ */
+function splitHosts(text: string): { text: string; hosts: string[] | undefined } {
+  const m = AUTHORITY.exec(text);
+  if (!m?.[3]?.includes(',')) return { text, hosts: undefined };
+  const [, scheme = '', userInfo = '', list, rest = ''] = m;
+  const hosts = list
+    .split(',')
+    .map((entry) => (/:\d+$/.test(entry) && !/^\[[^\]]*$/.test(entry) ? entry : `${entry}:5432`));
+  return { text: `${scheme}${userInfo}${hosts[0] ?? ''}${rest}`, hosts };
+}
 
 /**
  * Parses a `postgres://` or `postgresql://` URL into `database.postgres` keys: host, port,
  * name, username and password (percent-decoded) and the query parameters `sslmode`,
- * `sslrootcert`, `application_name`, `host` (a Unix-socket directory) and `connect_timeout`
- * (seconds, as in libpq). Parts absent from the URL leave lower layers in place, so a URL
+ * `sslrootcert`, `application_name`, `host` (a Unix-socket directory), `connect_timeout`
+ * (seconds, as in libpq) and `target_session_attrs`. Several hosts (libpq's
+ * `postgres://u:p@h1:5432,h2:5433/db`) set `hosts` (and `host`/`port` to the first). Parts absent from the URL leave lower layers in place, so a URL
  * without a password combines with `DB_PASSWORD_FILE`. An unsupported parameter is an issue
  * rather than silently ignored (it may be a security setting such as `channel_binding`).
  * Issues never echo the URL: it may carry a password.
@@ -22,8 +43,9 @@ export function parseDatabaseUrl(text: string, sourceName: string, issues: strin
   const postgres: Record<string, unknown> = {};
   const source: ConfigSource = { name: sourceName, values: { database: { postgres } } };
   let url: URL;
+  const { text: single, hosts } = splitHosts(text.trim());
   try {
-    url = new URL(text.trim());
+    url = new URL(single);
   } catch {
     issues.push(`${sourceName}: is not a valid URL (expected postgres://user:password@host:port/database)`);
     return source;
@@ -48,6 +70,12 @@ export function parseDatabaseUrl(text: string, sourceName: string, issues: strin
   if (url.port) set('port', Number(url.port));
   if (url.username) set('username', decode(url.username, 'user name'));
   if (url.password) set('password', decode(url.password, 'password'));
+  if (hosts) {
+    const decoded = hosts.map((h) => decode(h, 'host'));
+    if (decoded.some((h) => !h || h.startsWith(':')))
+      issues.push(`${sourceName}: every host of a multi-host URL needs a name`);
+    else set('hosts', decoded);
+  }
   const name = url.pathname.replace(/^\//, '');
   if (name) {
     const decoded = decode(name, 'database name');

@@ -42,8 +42,9 @@ export function readVariable(
 /**
  * The environment layer: every variable of `ENV_VARS` (or its `_FILE` twin) that is set,
  * converted to the type of its key's default: decimal numbers become numbers (durations also
- * accept "30s"), true/false/1/0/yes/no/on/off become booleans. A value that does not convert stays a
- * string, so validation reports it with the key and the variable name.
+ * accept "30s"), true/false/1/0/yes/no/on/off become booleans, a list is comma-separated. A
+ * value that does not convert stays a string, so validation reports it with the key and the
+ * variable name.
  */
 export function readEnvLayer(env: Env, issues: string[]): ConfigSource {
   const values: Record<string, unknown> = {};
@@ -72,5 +73,7 @@ function coerce(text: string, like: unknown): unknown {
   const trimmed = text.trim();
   if (typeof like === 'number' && /^[+-]?(\d+(\.\d*)?|\.\d+)$/.test(trimmed)) return Number(trimmed);
   if (typeof like === 'boolean') return BOOLEANS[trimmed.toLowerCase()] ?? text;
+  // A list (DB_HOSTS, DB_REPLICAS): comma-separated, blanks around items ignored, empty = none.
+  if (Array.isArray(like)) return trimmed === '' ? [] : trimmed.split(',').map((item) => item.trim());
   return text;
 }

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import type { ReplicaHealth } from './replicas/replica-pool.js';
 
 /** Transaction isolation levels, as SQL spells them. */
 export const ISOLATION_LEVELS = ['read committed', 'repeatable read', 'serializable'] as const;
@@ -39,7 +40,26 @@ export interface TxOptions {
   propagation?: Propagation;
   /** Allows a retry after an unknown COMMIT outcome: the callback's effects may apply twice. */
   idempotent?: boolean;
+  /**
+   * Where a read-only transaction runs: `primary` (the default) or `replica` (one of
+   * `database.postgres.replicas`, once it has replayed every commit this database acknowledged
+   * before the read began, and `after`; else the primary). Read-only transactions only.
+   */
+  target?: TxTarget;
+  /**
+   * A commit token (`TxManager.lastCommitToken()`, from any process): a replica read runs on a
+   * replica only once it has replayed that commit. Read-only transactions only.
+   */
+  after?: string;
 }
+
+/** Where a read-only transaction may run. */
+export const TX_TARGETS = ['primary', 'replica'] as const;
+/** One of `TX_TARGETS`. */
+export type TxTarget = (typeof TX_TARGETS)[number];
+
+/** One replica of `database.postgres.replicas` in a health report. */
+export type { ReplicaHealth, ReplicaState } from './replicas/replica-pool.js';
 
 /** Pool statistics, after Go's sql.DBStats. */
 export interface PoolStats {
@@ -86,6 +106,8 @@ export interface HealthReport {
   breaker: BreakerState;
   /** When up: the short server version ("PostgreSQL 18.4") and whether it is a standby. */
   server?: { version: string; inRecovery: boolean };
+  /** With `database.postgres.replicas`: each replica's state and lag, checked with the primary. */
+  replicas?: ReplicaHealth[];
 }
 
 /**

@@ -1,6 +1,7 @@
 export * from './database.js';
 export * from './errors/errors.js';
 export { PostgresDatabase } from './postgres-database.js';
+export { namedStatementsAllowed } from './connection/pg-connection-config.js';
 export { TxManager } from './tx/tx-manager.js';
 export { EmbeddedServer } from './embedded/embedded-server.js';
 export { currentTransaction, executorFor, type Executor } from './tx/tx-context.js';
@@ -22,3 +23,10 @@ export type { TxManagerOptions } from './tx/tx-manager.js';
 export { CircuitBreaker } from './circuit-breaker.js';
 export { attachQueryLogger } from './query-logger.js';
 export type { TxHooks, TxRetryInfo, TxStatementInfo, TxEndInfo } from './tx/tx-hooks.js';
+export {
+  TwoPhaseCommit,
+  type TwoPhaseCommitOptions,
+  type TwoPhaseRunOptions,
+  type InDoubtTransaction,
+  type RecoveryResult,
+} from './two-phase/two-phase-commit.js';

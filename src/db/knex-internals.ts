@@ -13,7 +13,8 @@ import type { Pool } from 'tarn';
  * `ensureConnection`/`builder`; a transaction's private `client.query`/`client.stream`; the
  * connection marks `__knex__disposed`, `__knexTxId`, `__knexLifetimeLimit`), tarn 3 (`free`
  * with each entry's `resource`, `timestamp` and `settle`, `_destroy`), pg 8 (`processID`,
- * `secretKey`, `_queryable`, `_ending`, `connection.stream`).
+ * `secretKey`, `_queryable`, `_ending`, `connection.stream`, the `connection`'s `parameterStatus`
+ * event).
  */
 
 /** A pooled pg Client as knex holds it (the fields read here are pg's and knex's). */
@@ -241,6 +242,23 @@ export function lifetimeLimitOf(connection: DriverConnection): number | undefine
   return connection.__knexLifetimeLimit;
 }
 
+/**
+ * Calls `listener` with every ParameterStatus the server sends on `client` (at startup, and
+ * whenever a reported setting changes: `in_hot_standby` at promotion, `default_transaction_read_only`
+ * on a reload). pg's Client reads none of them itself; its `connection` emits each message by name.
+ * Call before `connect()`. Returns false when pg no longer has that member (nothing is listened to).
+ */
+export function onParameterStatus(client: object, listener: (name: string, value: string) => void): boolean {
+  const connection = (client as { connection?: { on?: unknown } }).connection;
+  if (typeof connection?.on !== 'function') return false;
+  (connection as { on(event: string, fn: (msg: unknown) => void): void }).on('parameterStatus', (msg) => {
+    const { parameterName, parameterValue } = msg as { parameterName?: unknown; parameterValue?: unknown };
+    if (typeof parameterName === 'string' && typeof parameterValue === 'string')
+      listener(parameterName, parameterValue);
+  });
+  return true;
+}
+
 /** Abandons a connect still in progress (DNS, TLS): destroys its socket. */
 export function abortConnect(connection: DriverConnection): void {
   connection.connection?.stream?.destroy();
@@ -400,6 +418,27 @@ export interface TransactionEnders {
 export function transactionEnders(trx: Knex.Transaction): TransactionEnders {
   const t = trx as unknown as TransactionEnders;
   return { commit: t.commit, rollback: t.rollback };
+}
+
+/** The statement knex 3 sends to commit a top-level transaction (`Transaction#commit`). */
+const KNEX_COMMIT = 'COMMIT;';
+
+/**
+ * Makes knex's next own COMMIT on `trx` go out as `sql` instead (two-phase commit's
+ * `PREPARE TRANSACTION 'gid'`). knex then ends its transaction exactly as after a COMMIT: marked
+ * complete, `executionPromise` settled, a failure rejecting it; so the transaction object needs
+ * no second, fake end. knex 3 sends its COMMIT as the plain string `'COMMIT;'` through the
+ * transaction's own `client.query` (`knex-internals.test.ts` pins it); the swap is one-shot and
+ * touches only this transaction's client.
+ */
+export function replaceNextCommit(trx: Knex.Transaction, sql: string): void {
+  const client = (trx as unknown as { client: TxClient }).client;
+  const query = client.query;
+  client.query = (conn, obj) => {
+    if (obj !== KNEX_COMMIT) return query.call(client, conn, obj);
+    client.query = query;
+    return query.call(client, conn, sql);
+  };
 }
 
 /** The knex client private to one transaction (a plain object per transaction). */

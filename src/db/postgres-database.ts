@@ -26,6 +26,7 @@ import { probeServer } from './connection/server-probe.js';
 import { attachQueryTracer } from './query-tracer.js';
 import { dbSpanAttributes } from './span-attributes.js';
 import { TxManager } from './tx/tx-manager.js';
+import { ReplicaRouter } from './replicas/replica-router.js';
 
 /** Optional collaborators of `PostgresDatabase`. */
 export interface PostgresDatabaseOptions {
@@ -84,6 +85,8 @@ export class PostgresDatabase implements Database {
   readonly #tx: TxManager;
   readonly #cleaner: ConnectionCleaner;
   readonly #leaks: LeakDetector | undefined;
+  /** With `replicas` configured: their pools, states and routing. */
+  readonly #replicas: ReplicaRouter | undefined;
   #superuserChecked: boolean;
   #pooled = true;
   #connecting: Promise<void> | undefined;
@@ -143,11 +146,20 @@ export class PostgresDatabase implements Database {
       attachQueryTracer(this.#knex, spans.tracer, spans.attributes);
     this.#gate.setOpen(true);
     this.#metrics.observePool(() => this.getConnectionStats());
+    this.#replicas =
+      (this.#cfg.replicas?.length ?? 0) > 0
+        ? new ReplicaRouter(this.#cfg, {
+            logger: this.#logger,
+            metrics: this.#metrics,
+            primary: () => this.#knex,
+          })
+        : undefined;
     // Transactions have one implementation: TxManager. The database delegates to it.
     this.#tx = new TxManager(this, this.#logger, {
       ...(options.transactions ? { transactions: options.transactions } : {}),
       metrics: this.#metrics,
       ...(tracer ? { tracing: { tracer } } : {}),
+      ...(this.#replicas ? { replicas: this.#replicas } : {}),
     });
   }
 
@@ -193,6 +205,7 @@ export class PostgresDatabase implements Database {
     if (!this.#pooled) {
       this.#knex.initialize();
       this.#attachPool();
+      this.#replicas?.reopen();
       this.#pooled = true;
     }
     this.#gate.setOpen(true);
@@ -261,6 +274,7 @@ export class PostgresDatabase implements Database {
         timeoutMs: this.#cfg.timeout,
         logger: this.#logger,
       });
+      await this.#replicas?.close();
       this.#logger.info('database closed');
     })().finally(() => {
       this.#pooled = false;
@@ -274,12 +288,17 @@ export class PostgresDatabase implements Database {
    * Checks the server on a dedicated short-lived connection (works while the pool is
    * exhausted): `select 1`, `version()` and `pg_is_in_recovery()` in one round trip, bounded
    * by `healthCheckTimeout`. Never throws. Reports 'down' while the database is closing or closed.
+   * With replicas, each one is checked too (state, replay position, lag) and listed in `replicas`;
+   * a replica's state does not change `status`.
    */
   async health(): Promise<HealthReport> {
     const started = performance.now();
-    const result = this.#gate.isOpen
-      ? await probeServer(this.#opener, this.#cfg.healthCheckTimeout)
-      : ({ ok: false, error: 'the database is closing or closed' } as const);
+    const [result, replicas] = await Promise.all([
+      this.#gate.isOpen
+        ? probeServer(this.#opener, this.#cfg.healthCheckTimeout)
+        : Promise.resolve({ ok: false, error: 'the database is closing or closed' } as const),
+      this.#gate.isOpen ? this.#replicas?.check() : this.#replicas?.health(),
+    ]);
     const latencyMs = Math.round((performance.now() - started) * 100) / 100;
     const status = result.ok ? 'up' : 'down';
     this.#metrics.healthLatency.observe({ status }, latencyMs / 1000);
@@ -293,6 +312,7 @@ export class PostgresDatabase implements Database {
         : { error: result.error }),
       pool: this.getConnectionStats(),
       breaker: this.#breaker?.state ?? 'closed',
+      ...(replicas ? { replicas } : {}),
     };
   }
 

@@ -21,8 +21,11 @@ import {
 } from '../db/index.js';
 import {
   BadRequestError,
+  ImportCapacityError,
   ImportRowError,
+  InvalidUtf8Error,
   PreconditionRequiredError,
+  RequestTimeoutError,
   type FieldProblem,
 } from './request-errors.js';
 import {
@@ -67,9 +70,10 @@ const FASTIFY_CLIENT_ERRORS: Record<string, [number, string, string]> = {
 
 /**
  * Maps any error to its HTTP response. This is the only place where HTTP status codes are
- * chosen: 400 (validation, with the offending fields), 404, 409 (duplicate), 412 (stale
- * version), 413, 415, 428, 503 with `Retry-After` (database unavailable, breaker open,
- * draining, timeouts, exhausted retries) and 500 for everything else. Messages are fixed
+ * chosen: 400 (validation, with the offending fields; invalid UTF-8), 404, 408 (a request
+ * body too slow), 409 (duplicate), 412 (stale version), 413, 415, 428, 503 with `Retry-After`
+ * (database unavailable, breaker open, draining, timeouts, exhausted retries, too many imports
+ * at once) and 500 for everything else. Messages are fixed
  * sentences chosen here or written by this project; a database error's own text is never used.
  */
 export function errorResponse(err: unknown, requestId?: string): ErrorResponse {
@@ -117,6 +121,10 @@ function classify(err: unknown): Classified {
       line: err.line,
       fields: [...err.fields],
     };
+  if (err instanceof InvalidUtf8Error) return { status: 400, code: err.code, message: err.message };
+  if (err instanceof RequestTimeoutError) return { status: 408, code: err.code, message: err.message };
+  if (err instanceof ImportCapacityError)
+    return { status: 503, code: err.code, message: err.message, retryAfterS: Math.max(1, err.retryAfterS) };
   if (err instanceof ValidationError)
     return {
       status: 400,

@@ -30,8 +30,8 @@ export interface AjvValidationError {
 
 /**
  * The fields of a Fastify schema-validation error, as `<part>.<path>` (`body.email`,
- * `query.limit`): a missing property is "is required", an unknown one "is not allowed",
- * anything else Ajv's own message (it names the rule, never the value).
+ * `query.limit`): a missing property is "is required", an unknown one "is not allowed", an
+ * enum "must be one of a, b", anything else Ajv's own message (it names the rule, never the value).
  */
 export function ajvFieldProblems(err: AjvValidationError): FieldProblem[] {
   const prefix = CONTEXT_PREFIX[err.validationContext ?? 'body'] ?? 'body';
@@ -44,6 +44,9 @@ export function ajvFieldProblems(err: AjvValidationError): FieldProblem[] {
     } else if (v.keyword === 'required') {
       path.push(String(v.params.missingProperty));
       message = 'is required';
+    } else if (v.keyword === 'enum' && Array.isArray(v.params.allowedValues)) {
+      // The allowed values are the schema's own, never the request's.
+      message = `must be one of ${v.params.allowedValues.map(String).join(', ')}`;
     }
     return { field: [prefix, ...path].join('.'), message };
   });

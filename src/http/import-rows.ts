@@ -1,5 +1,5 @@
-import { StringDecoder } from 'node:string_decoder';
 import { ImportRowError } from './request-errors.js';
+import { countLineFeeds, invalidUtf8Offset, strictUtf8Decoder } from './utf8.js';
 
 /** Where each streamed row started, kept compactly (one entry per change of `line - row`). */
 export class RowLines {
@@ -47,8 +47,9 @@ export type ImportFormat = 'ndjson' | 'json-array';
  *
  * @param maxRowBytes - a single row longer than this (characters) is refused, so one
  *   endless line cannot exhaust memory.
- * @throws ImportRowError naming the line of malformed JSON, of an oversized row, or of
- *   anything after a JSON array's closing bracket.
+ * @throws ImportRowError naming the line of malformed JSON, of invalid UTF-8 (decoded with
+ *   a fatal decoder, never replaced by U+FFFD), of an oversized row, or of anything after a
+ *   JSON array's closing bracket.
  */
 export async function* parseImportRows(
   body: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
@@ -57,17 +58,42 @@ export async function* parseImportRows(
   maxRowBytes: number,
 ): AsyncGenerator<unknown> {
   const scanner = format === 'ndjson' ? new NdjsonScanner(maxRowBytes) : new JsonArrayScanner(maxRowBytes);
-  const decoder = new StringDecoder('utf8');
+  // Fatal: invalid UTF-8 is refused with its line, never stored as U+FFFD (StringDecoder's way).
+  const decoder = strictUtf8Decoder();
+  let chunks = 0;
   for await (const chunk of body) {
-    const text = typeof chunk === 'string' ? chunk : decoder.write(chunk);
+    const text = typeof chunk === 'string' ? chunk : decodeChunk(decoder, chunk, scanner.line, chunks > 0);
+    chunks += 1;
     for (const row of scanner.feed(text)) {
       lines.push(row.line);
       yield row.value;
     }
   }
-  for (const row of scanner.feed(decoder.end(), true)) {
+  let rest: string;
+  try {
+    rest = decoder.decode();
+  } catch {
+    throw new ImportRowError(scanner.line, 'is not valid UTF-8 (the body ends inside a character)');
+  }
+  for (const row of scanner.feed(rest, true)) {
     lines.push(row.line);
     yield row.value;
+  }
+}
+
+/** One chunk through the streaming fatal decoder; on failure, an ImportRowError naming the bad byte's line. */
+function decodeChunk(
+  decoder: ReturnType<typeof strictUtf8Decoder>,
+  chunk: Buffer,
+  lineAtStart: number,
+  continued: boolean,
+): string {
+  try {
+    return decoder.decode(chunk, { stream: true });
+  } catch {
+    const offset = invalidUtf8Offset(chunk, true, continued);
+    const line = lineAtStart + countLineFeeds(chunk, offset < 0 ? chunk.length : offset);
+    throw new ImportRowError(line, 'is not valid UTF-8');
   }
 }
 
@@ -92,6 +118,11 @@ class NdjsonScanner {
 
   constructor(maxRowBytes: number) {
     this.#max = maxRowBytes;
+  }
+
+  /** The 1-based line the next character fed is on. */
+  get line(): number {
+    return this.#line;
   }
 
   *feed(text: string, end = false): Generator<ScannedRow> {
@@ -133,6 +164,11 @@ class JsonArrayScanner {
 
   constructor(maxRowBytes: number) {
     this.#max = maxRowBytes;
+  }
+
+  /** The 1-based line the next character fed is on. */
+  get line(): number {
+    return this.#line;
   }
 
   *feed(text: string, end = false): Generator<ScannedRow> {

@@ -35,3 +35,53 @@ export class ImportRowError extends AppError {
     this.fields = fields;
   }
 }
+
+/** Which limit a slow request broke: see `server.requestTimeout`, `server.bodyTimeout` and `server.import.*`. */
+export type RequestTimeoutLimit = 'request' | 'body-gap' | 'import-deadline' | 'import-rate';
+
+/**
+ * The client did not send its request (body) fast enough: answered 408 and the connection is
+ * closed, since the rest of the body is never read. `limit` names the rule it broke.
+ */
+export class RequestTimeoutError extends AppError {
+  readonly code = 'REQUEST_TIMEOUT';
+  readonly limit: RequestTimeoutLimit;
+  /** The configured bound that was passed, ms (or bytes per second for `import-rate`). */
+  readonly bound: number;
+
+  constructor(limit: RequestTimeoutLimit, bound: number) {
+    super(REQUEST_TIMEOUT_MESSAGES[limit](bound));
+    this.limit = limit;
+    this.bound = bound;
+  }
+}
+
+const REQUEST_TIMEOUT_MESSAGES: Record<RequestTimeoutLimit, (bound: number) => string> = {
+  request: (ms) => `The request was not received within ${ms} ms.`,
+  'body-gap': (ms) => `The request body stalled: no data for ${ms} ms.`,
+  'import-deadline': (ms) => `The import was not uploaded within ${ms} ms.`,
+  'import-rate': (bps) => `The import was uploaded slower than ${bps} bytes per second.`,
+};
+
+/** Too many imports run at once (`server.import.maxConcurrent`): answered 503 with `Retry-After`. */
+export class ImportCapacityError extends AppError {
+  readonly code = 'IMPORT_CAPACITY';
+  /** Suggested wait before trying again, seconds. */
+  readonly retryAfterS: number;
+
+  constructor(maxConcurrent: number, retryAfterS: number) {
+    super(`${maxConcurrent} imports are already running; retry later.`);
+    this.retryAfterS = retryAfterS;
+  }
+}
+
+/** A request body is not valid UTF-8; `byteOffset` is where the first bad byte is (0-based). */
+export class InvalidUtf8Error extends AppError {
+  readonly code = 'INVALID_UTF8';
+  readonly byteOffset: number;
+
+  constructor(byteOffset: number) {
+    super(`Request body is not valid UTF-8 (first bad byte at offset ${byteOffset}).`);
+    this.byteOffset = byteOffset;
+  }
+}

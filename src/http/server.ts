@@ -7,13 +7,17 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { installErrorHandler } from './error-handler.js';
 import { registerHealthRoutes } from './health-routes.js';
+import { installBodyTimeouts, nodeServerOptions, type HttpTimeouts } from './http-timeouts.js';
 import { registerMetricsRoutes } from './metrics-routes.js';
 import { requestContext } from './request-context.js';
+import { InvalidUtf8Error } from './request-errors.js';
+import { invalidUtf8Offset, strictUtf8Decoder } from './utf8.js';
 import { installRequestTracing } from './request-tracing.js';
 
 /** What the HTTP layer needs from the layers below. */
 export interface ServerDeps {
-  server: Pick<ServerConfig, 'bodyLimit'>;
+  /** Body limit and timeouts; absent timeouts are Node's defaults and no body bounds. */
+  server: Pick<ServerConfig, 'bodyLimit'> & Partial<HttpTimeouts>;
   logger: Logger;
   health: HealthService;
   metrics: Metrics;
@@ -33,7 +37,11 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  *   from a well-formed `x-request-id` header or generated, and echoed in the
  *   `x-request-id` response header.
  * - `bodyLimit` from config (413 above it). Only `application/json` is parsed by default
- *   (Fastify's `text/plain` parser is removed: anything else is 415).
+ *   (Fastify's `text/plain` parser is removed: anything else is 415), as strict UTF-8 (an
+ *   invalid byte is a 400 naming its offset, never U+FFFD).
+ * - Timeouts (`server.headersTimeout`, `keepAliveTimeout`, `requestTimeout`, `bodyTimeout`):
+ *   see `nodeServerOptions` and `installBodyTimeouts`; a request too slow is 408 and its
+ *   connection closed.
  * - Validation is strict: no type coercion of bodies, no silent removal of unknown
  *   properties (`additionalProperties: false` gives 400), all errors reported at once.
  * - One error handler maps every error to a status (see `error-handler.ts`).
@@ -41,7 +49,14 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  *   requests on kept-alive connections get 503 with `Connection: close`.
  */
 export function buildServer(deps: ServerDeps): FastifyInstance {
+  const timeouts = httpTimeouts(deps.server);
+  const node = timeouts ? nodeServerOptions(timeouts) : undefined;
   const app = Fastify({
+    ...(node && {
+      http: node,
+      requestTimeout: node.requestTimeout,
+      keepAliveTimeout: node.keepAliveTimeout,
+    }),
     // pino's Logger is wider than Fastify's base type; keep the instance type the default one
     // (without the cast, FastifyInstance<..., pino.Logger> does not fit route registrars).
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
@@ -59,6 +74,10 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     },
   });
   app.removeContentTypeParser('text/plain');
+  installStrictJsonParser(app, deps.server.bodyLimit);
+  // Fastify treats 0 as "its default" (72 s keep-alive); the configured value is Node's own.
+  if (node) app.server.keepAliveTimeout = node.keepAliveTimeout;
+  if (timeouts) installBodyTimeouts(app, timeouts);
   if (deps.tracer) installRequestTracing(app, deps.tracer);
   // Callback style on purpose: `run(store, done)` makes every later hook and the handler
   // run inside the store (an async hook would leave it behind).
@@ -77,4 +96,41 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   registerMetricsRoutes(app, deps.metrics);
   for (const register of deps.routes ?? []) register(app);
   return app;
+}
+
+/** The timeouts when all are configured (the service always configures them). */
+function httpTimeouts(server: ServerDeps['server']): HttpTimeouts | undefined {
+  const { requestTimeout, headersTimeout, keepAliveTimeout, bodyTimeout } = server;
+  if (
+    requestTimeout === undefined ||
+    headersTimeout === undefined ||
+    keepAliveTimeout === undefined ||
+    bodyTimeout === undefined ||
+    server.import === undefined
+  )
+    return undefined;
+  return { requestTimeout, headersTimeout, keepAliveTimeout, bodyTimeout, import: server.import };
+}
+
+/**
+ * Fastify's JSON parser, fed through a fatal UTF-8 decoder: Fastify's own reads the body as a
+ * string, so an invalid byte became U+FFFD and was stored. `__proto__` and `constructor` keys
+ * are kept as ordinary own properties (`JSON.parse` makes them plain data, never a prototype)
+ * so that the strict body schemas reject them as unknown fields with a 400 naming them, the
+ * same answer any other unknown field gets; every route with a JSON body has such a schema.
+ */
+function installStrictJsonParser(app: FastifyInstance, bodyLimit: number): void {
+  const parseJson = app.getDefaultJsonParser('ignore', 'ignore');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit }, (request, body, done) => {
+    const bytes = body as Buffer;
+    let text: string;
+    try {
+      text = strictUtf8Decoder().decode(bytes);
+    } catch {
+      done(new InvalidUtf8Error(invalidUtf8Offset(bytes)), undefined);
+      return;
+    }
+    void parseJson(request, text, done);
+  });
 }

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { BREAKER_STATES, type BreakerState, type PoolStats } from '../db/database.js';
+import { BREAKER_STATES, type BreakerState, type PoolStats, type ReplicaHealth } from '../db/database.js';
 
 /**
  * Why a transaction was retried (the `reason` label). 'failover': the session was read-only in
@@ -49,6 +49,11 @@ export class Metrics {
   readonly breakerState: Gauge<'state'>;
   /** `db_circuit_breaker_transitions_total{to}`. */
   readonly breakerTransitions: Counter<'to'>;
+  /** Replica reads (`target: 'replica'`) by where they ran: a replica's `host:port`, or `primary`. */
+  readonly replicaReads: Counter<'target'>;
+  /** Replica reads sent to the primary, by reason: `lag` (no replica replayed in time), `unavailable`. */
+  readonly replicaFallbacks: Counter<'reason'>;
+  #replicas: (() => ReplicaHealth[]) | undefined;
   #poolStats: (() => PoolStats) | undefined;
 
   /**
@@ -178,7 +183,54 @@ export class Metrics {
       'Connections closed because more than maxIdleConns were idle.',
       (s) => s.maxIdleClosed,
     );
+    this.replicaReads = new Counter({
+      name: `${p}replica_reads_total`,
+      help: "Read-only transactions with target 'replica', by where they ran (a replica, or primary).",
+      labelNames: ['target'],
+      registers,
+    });
+    this.replicaFallbacks = new Counter({
+      name: `${p}replica_fallbacks_total`,
+      help: 'Replica reads run on the primary, by reason (lag, unavailable).',
+      labelNames: ['reason'],
+      registers,
+    });
+    const replicaGauge = (
+      name: string,
+      help: string,
+      pick: (r: ReplicaHealth) => number | undefined,
+    ): void => {
+      const read = (): ReplicaHealth[] => this.#replicas?.() ?? [];
+      new Gauge({
+        name: `${p}replica_${name}`,
+        help,
+        labelNames: ['replica'],
+        registers,
+        collect() {
+          this.reset();
+          for (const r of read()) {
+            const value = pick(r);
+            if (value !== undefined) this.set({ replica: r.replica }, value);
+          }
+        },
+      });
+    };
+    replicaGauge(
+      'up',
+      '1 when the replica is usable for reads (up or lagging), 0 when down or promoted.',
+      (r) => (r.state === 'down' || r.state === 'promoted' ? 0 : 1),
+    );
+    replicaGauge(
+      'lag_bytes',
+      "The replica's replay lag behind the primary at the last check, bytes.",
+      (r) => r.lagBytes,
+    );
     this.setBreakerState('closed');
+  }
+
+  /** Where replica gauges read from at scrape time. */
+  observeReplicas(read: () => ReplicaHealth[]): void {
+    this.#replicas = read;
   }
 
   /** Where pool gauges read from at scrape time. */

@@ -43,7 +43,7 @@ export function validateNewUser(input: unknown, rowIndex?: number): ValidNewUser
     );
   }
   try {
-    const user = User.fromJson(input);
+    const user = userFromJson(input);
     return { email: user.email, name: user.name, status: (user.status as WritableUserStatus) ?? 'active' };
   } catch (err) {
     if (rowIndex === undefined || !(err instanceof ValidationError)) throw err;
@@ -61,7 +61,7 @@ export function validatePatch(patch: unknown): UserPatch {
   if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) {
     throw fieldError('patch', 'must be an object', 'type');
   }
-  const user = User.fromJson(patch, { patch: true });
+  const user = userFromJson(patch, { patch: true });
   const valid: UserPatch = {};
   if (user.email !== undefined) valid.email = user.email;
   if (user.name !== undefined) valid.name = user.name;
@@ -69,6 +69,43 @@ export function validatePatch(patch: unknown): UserPatch {
   if (Object.keys(valid).length === 0)
     throw fieldError('patch', 'must change at least one field', 'minProperties');
   return valid;
+}
+
+/** The properties a user input may have (`User.jsonSchema`'s). */
+const KNOWN_FIELDS: ReadonlySet<string> = new Set(Object.keys(User.jsonSchema.properties ?? {}));
+
+/**
+ * `User.fromJson(input, opts)`, with own properties the schema does not name refused before
+ * objection's validator sees them: its `AjvValidator` collects errors in a plain object
+ * (`errorHash[key] || (errorHash[key] = [])`, objection 3.1.5 lib/model/AjvValidator.js), so
+ * a key named like an `Object.prototype` member (`constructor`, `toString`, `valueOf`,
+ * `hasOwnProperty`, `__proto__`) finds the inherited function there and throws `TypeError:
+ * array.unshift is not a function`: a 500 instead of a validation error. No upstream issue
+ * names it; Ajv's own handling of such names is ajv#1045 and ajv#2664. Here they are unknown
+ * fields like any other, reported together with the known fields' problems.
+ * @throws ValidationError naming every bad and every unknown field.
+ */
+function userFromJson(input: object, opts?: { patch: boolean }): User {
+  const unknown = Object.keys(input).filter((key) => !KNOWN_FIELDS.has(key));
+  if (unknown.length === 0) return User.fromJson(input, opts);
+  const known = Object.fromEntries(Object.entries(input).filter(([key]) => KNOWN_FIELDS.has(key)));
+  const data: Record<string, unknown> = {};
+  try {
+    User.fromJson(known, opts);
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    Object.assign(data, err.data);
+  }
+  for (const key of unknown) {
+    // defineProperty: an own data property even for `__proto__` (assignment would set the prototype).
+    Object.defineProperty(data, key, {
+      value: [
+        { message: 'must NOT have additional properties', keyword: 'additionalProperties', params: {} },
+      ],
+      enumerable: true,
+    });
+  }
+  throw new ValidationError({ type: 'ModelValidation', modelClass: User, data });
 }
 
 /** A ValidationError about one field, in objection's shape (`data[field]` = list of problems). */

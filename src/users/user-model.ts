@@ -6,6 +6,13 @@ export const USER_STATUSES = ['active', 'suspended', 'deleted'] as const;
 /** One of `USER_STATUSES`. */
 export type UserStatus = (typeof USER_STATUSES)[number];
 
+/**
+ * Statuses the HTTP API and `UserService.list` filter by: a soft-deleted user is gone for the
+ * API, so `deleted` is not one of them (the repository's `list({ status: 'deleted' })` still
+ * reaches deleted users, for administration and `restore`).
+ */
+export const LISTED_USER_STATUSES = ['active', 'suspended'] as const;
+
 /** Statuses a caller may write; `deleted` is set only by `softDelete()`, with `deleted_at`. */
 export const WRITABLE_USER_STATUSES = ['active', 'suspended'] as const;
 /** One of `WRITABLE_USER_STATUSES`. */

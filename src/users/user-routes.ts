@@ -1,7 +1,12 @@
+import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ImportConfig } from '../config/app-config.js';
 import { ValidationError } from '../db/index.js';
+import { ConcurrencyLimit } from '../http/concurrency-limit.js';
+import { STREAMED_BODY } from '../http/http-timeouts.js';
 import { parseImportRows, RowLines, type ImportFormat } from '../http/import-rows.js';
-import { BadRequestError, PreconditionRequiredError } from '../http/request-errors.js';
+import { BadRequestError, ImportCapacityError, PreconditionRequiredError } from '../http/request-errors.js';
+import { limitUpload } from '../http/upload-limiter.js';
 import type { NewUser, UserPatch } from './user-input.js';
 import type { User, UserStatus } from './user-model.js';
 import {
@@ -25,7 +30,15 @@ type IdRequest = FastifyRequest<{ Params: { id: string } }>;
 export interface UserRoutesOptions {
   /** Largest single import row, characters (the server's `bodyLimit` is a good value). */
   maxImportRowBytes: number;
+  /**
+   * Bounds of an import (`server.import.*`, and `server.bodyTimeout` as the longest gap between
+   * two chunks): deadline, minimum rate, imports at once. Absent: unbounded, as before.
+   */
+  importLimits?: ImportConfig & { bodyTimeout: number };
 }
+
+/** `Retry-After` of an import refused for capacity, seconds: imports last a while; not a hot loop. */
+const IMPORT_RETRY_AFTER_S = 5;
 
 /**
  * Registers the users API:
@@ -107,7 +120,10 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
   );
 
   // Its own scope: JSON and NDJSON bodies arrive as the raw stream (no buffering, no body
-  // limit on the whole; `maxImportRowBytes` bounds each row instead).
+  // limit on the whole; `maxImportRowBytes` bounds each row instead). The ordinary request and
+  // body timeouts do not apply (`STREAMED_BODY`): `importLimits` bound the upload instead.
+  const limits = opts.importLimits;
+  const slots = limits ? new ConcurrencyLimit(limits.maxConcurrent) : undefined;
   void app.register((scope: FastifyInstance, _opts: object, done: () => void) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser(Object.keys(IMPORT_MEDIA_TYPES), (_request, payload, parsed) =>
@@ -115,13 +131,20 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
     );
     scope.post(
       '/users/import',
-      { schema: { headers: importHeaders, response: { 201: importResponse } } },
+      {
+        schema: { headers: importHeaders, response: { 201: importResponse } },
+        config: { [STREAMED_BODY]: true },
+      },
       async (request, reply) => {
-        const format = importFormat(request.headers['content-type']);
+        const release = slots?.tryAcquire();
         const lines = new RowLines();
-        const body = request.body as AsyncIterable<Buffer>;
         try {
-          const imported = await users.import(parseImportRows(body, format, lines, opts.maxImportRowBytes));
+          if (slots && !release) throw new ImportCapacityError(slots.max, IMPORT_RETRY_AFTER_S);
+          const format = importFormat(request.headers['content-type']);
+          let body = request.body as AsyncIterable<Buffer>;
+          if (limits) body = limitUpload(body, uploadLimits(limits, reply.elapsedTime));
+          const rows = await startedRows(parseImportRows(body, format, lines, opts.maxImportRowBytes));
+          const imported = await users.import(rows);
           return reply.code(201).send({ imported });
         } catch (err) {
           // The body may be half read: discard the rest (so a client still sending gets to read
@@ -129,11 +152,38 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
           request.raw.resume();
           void reply.header('connection', 'close');
           throw withLine(err, lines);
+        } finally {
+          release?.();
         }
       },
     );
     done();
   });
+}
+
+/** The bounds of one upload that started `elapsedMs` ago (from `importLimits`). */
+function uploadLimits(limits: NonNullable<UserRoutesOptions['importLimits']>, elapsedMs: number) {
+  return {
+    deadlineAt: limits.timeout > 0 ? performance.now() - elapsedMs + limits.timeout : Infinity,
+    deadlineMs: limits.timeout,
+    gapMs: limits.bodyTimeout,
+    minBytesPerSecond: limits.minBytesPerSecond,
+    graceMs: limits.minRateGracePeriod,
+  };
+}
+
+/**
+ * Waits for the first row before the import takes its pool connection and opens its
+ * transaction, so a client that connects and then stalls holds no database resources; the
+ * rows come back whole (the first one included).
+ */
+async function startedRows(rows: AsyncGenerator<unknown>): Promise<AsyncGenerator<unknown>> {
+  const first = await rows.next();
+  return (async function* () {
+    if (first.done) return;
+    yield first.value;
+    yield* rows;
+  })();
 }
 
 /** A user as the API shows it: the properties of `userResponse`, nothing else. */

@@ -1,5 +1,6 @@
 import {
   EMAIL_MAX_LENGTH,
+  LISTED_USER_STATUSES,
   NAME_MAX_LENGTH,
   NAME_MIN_LENGTH,
   USER_STATUSES,
@@ -51,12 +52,16 @@ export const patchUserHeaders = {
   properties: { 'if-match': { type: 'string', maxLength: 64 } },
 } as const;
 
-/** Query of `GET /users`: optional status, limit (1..100, default 20 rows) and cursor (at most 512 characters). */
+/**
+ * Query of `GET /users`: optional status (`active` or `suspended`: a deleted user is gone for
+ * the API, so `deleted` is a 400 naming the allowed values), limit (1..100, default 20 rows)
+ * and cursor (at most 512 characters).
+ */
 export const listUsersQuery = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    status: { type: 'string', enum: [...USER_STATUSES] },
+    status: { type: 'string', enum: [...LISTED_USER_STATUSES] },
     // Query values are strings (no coercion): 1..100 spelled as digits.
     limit: { type: 'string', pattern: '^(100|[1-9][0-9]?)$' },
     cursor: { type: 'string', minLength: 1, maxLength: 512 },

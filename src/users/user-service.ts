@@ -8,8 +8,8 @@ import {
   type TxOptions,
 } from '../db/index.js';
 import type { Logger } from '../observability/logger.js';
-import type { NewUser, UserPatch } from './user-input.js';
-import type { User, UserStatus } from './user-model.js';
+import { fieldError, type NewUser, type UserPatch } from './user-input.js';
+import { LISTED_USER_STATUSES, type User, type UserStatus } from './user-model.js';
 import type { UserPage, UserRepository } from './user-repository.js';
 
 /** The transaction and resilience collaborators of {@link UserService}. */
@@ -104,8 +104,16 @@ export class UserService {
     return this.#statementRead(() => this.#users.getById(id));
   }
 
-  /** One page in id order (one statement). @throws ValidationError on `limit` or `cursor`. */
+  /**
+   * One page in id order (one statement), of live users only: a soft-deleted user is gone for
+   * this API, so `status: 'deleted'` is refused (the repository's own `list` still reaches them).
+   * @throws ValidationError on `status` (`active` or `suspended`), `limit` or `cursor`.
+   */
   list(query: ListUsersQuery): Promise<UserPage> {
+    if (query.status !== undefined && !(LISTED_USER_STATUSES as readonly unknown[]).includes(query.status))
+      return Promise.reject(
+        fieldError('status', `must be one of ${LISTED_USER_STATUSES.join(', ')}`, 'enum'),
+      );
     return this.#statementRead(() => this.#users.list(query));
   }
 

@@ -21,7 +21,10 @@ export interface DedicatedServer {
  * Starts an embedded PostgreSQL of its own, for tests that stop, restart or break the
  * server and must not disturb the shared one.
  */
-export async function startDedicatedServer(port?: number): Promise<DedicatedServer> {
+export async function startDedicatedServer(
+  port?: number,
+  options: { maxPreparedTransactions?: number } = {},
+): Promise<DedicatedServer> {
   const root = mkdtempSync(path.join(os.tmpdir(), 'pgdl-test-'));
   chmodSync(root, 0o755); // the server runs as the "postgres" user when we are root
   const chosenPort = port ?? (await freePort());
@@ -30,6 +33,7 @@ export async function startDedicatedServer(port?: number): Promise<DedicatedServ
     port: chosenPort,
     username: TEST_SUPERUSER,
     password: TEST_SUPERUSER_PASSWORD,
+    ...options,
   });
   await server.start();
   return {

@@ -20,7 +20,10 @@ export async function startTestServer(): Promise<TestServer> {
   if (given) return { source: 'PG_TEST_URL', adminUrl: given, stop: async () => {} };
   if (await dockerAnswers()) {
     const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
-    const container = await new PostgreSqlContainer('postgres:18').start();
+    // max_prepared_transactions > 0 for two-phase commit, as the embedded server has it.
+    const container = await new PostgreSqlContainer('postgres:18')
+      .withCommand(['postgres', '-c', 'max_prepared_transactions=100'])
+      .start();
     const url = new URL(container.getConnectionUri());
     url.pathname = '/postgres';
     return {

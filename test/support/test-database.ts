@@ -112,6 +112,11 @@ export function postgresConfigFromUrl(url: URL): PostgresConfig {
     drainTimeout: 5_000,
     applicationName: 'pgdl-test',
     preparedStatements: true,
+    poolerMode: 'none',
     leakDetectionThreshold: 0,
+    hosts: [],
+    targetSessionAttrs: 'any',
+    replicas: [],
+    replicaWaitTimeout: 1_000,
   };
 }

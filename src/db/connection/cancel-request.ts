@@ -49,7 +49,9 @@ export function sendCancelRequest(target: CancelTarget, timeoutMs: number): Prom
       );
     }, timeoutMs);
     socket.setNoDelay(true);
-    socket.once('connect', () => socket.end(cancelRequestPacket(target.processID, target.secretKey)));
+    // write, not end: PgBouncer (1.18) drops a cancel request whose client half-closes before it
+    // has forwarded it ("client unexpected eof"); PostgreSQL and PgBouncer close the socket when done.
+    socket.once('connect', () => socket.write(cancelRequestPacket(target.processID, target.secretKey)));
     socket.once('error', (err) => {
       clearTimeout(timer);
       socket.destroy();

@@ -1,27 +1,71 @@
 import type { ClientConfig } from 'pg';
 import type { PostgresConfig } from '../../config/app-config.js';
 
+/** The server-side limits, by PostgreSQL setting name, that are on (a limit of 0 is left out). */
+function limits(
+  cfg: Pick<PostgresConfig, 'statementTimeout' | 'lockTimeout' | 'idleInTransactionSessionTimeout'>,
+): Array<[string, number]> {
+  const settings: Array<[string, number]> = [
+    ['statement_timeout', cfg.statementTimeout],
+    ['lock_timeout', cfg.lockTimeout],
+    ['idle_in_transaction_session_timeout', cfg.idleInTransactionSessionTimeout],
+  ];
+  return (
+    settings
+      .filter(([, ms]) => Number.isFinite(ms) && ms > 0)
+      // Integers only: the value is spliced into SQL or the startup packet, so nothing else gets in.
+      .map(([name, ms]) => [name, Math.floor(ms)])
+  );
+}
+
 /**
  * The `options` startup parameter that applies our server-side safety limits to every new
  * connection, e.g. `-c statement_timeout=30000 -c lock_timeout=10000`. Sent in the startup
  * packet, so it costs no extra round trip (a `SET` after connect would). A limit of 0 is
  * left out, which keeps the server's (or role's) own default.
  *
- * @returns `undefined` when every limit is 0.
+ * None with `poolerMode: 'transaction'`: PgBouncer refuses the `options` parameter
+ * ("unsupported startup parameter: options"), and a session setting would stay on a server
+ * connection that other clients share; `transactionLocalSettings` applies the limits instead.
+ *
+ * @returns `undefined` when every limit is 0, or in transaction pooling mode.
  */
 export function startupOptions(
+  cfg: Pick<PostgresConfig, 'statementTimeout' | 'lockTimeout' | 'idleInTransactionSessionTimeout'> &
+    Partial<Pick<PostgresConfig, 'poolerMode'>>,
+): string | undefined {
+  if (cfg.poolerMode === 'transaction') return undefined;
+  const parts = limits(cfg).map(([name, ms]) => `-c ${name}=${ms}`);
+  return parts.length > 0 ? parts.join(' ') : undefined;
+}
+
+/**
+ * The limits as transaction-local settings, for transaction pooling mode, e.g.
+ * `SET LOCAL statement_timeout = 30000; SET LOCAL lock_timeout = 10000`: appended to each
+ * BEGIN in the same simple-query message (no extra round trip), they bound every statement of
+ * the transaction and end with it, so nothing stays on the shared server connection. `SET`
+ * takes no snapshot, so a `SET TRANSACTION` may still follow.
+ *
+ * @returns `undefined` when every limit is 0.
+ */
+export function transactionLocalSettings(
   cfg: Pick<PostgresConfig, 'statementTimeout' | 'lockTimeout' | 'idleInTransactionSessionTimeout'>,
 ): string | undefined {
-  const settings: Array<[string, number]> = [
-    ['statement_timeout', cfg.statementTimeout],
-    ['lock_timeout', cfg.lockTimeout],
-    ['idle_in_transaction_session_timeout', cfg.idleInTransactionSessionTimeout],
-  ];
-  const parts = settings
-    .filter(([, ms]) => Number.isFinite(ms) && ms > 0)
-    // Integers only: the value is spliced into the startup packet, so nothing else gets in.
-    .map(([name, ms]) => `-c ${name}=${Math.floor(ms)}`);
-  return parts.length > 0 ? parts.join(' ') : undefined;
+  const parts = limits(cfg).map(([name, ms]) => `SET LOCAL ${name} = ${ms}`);
+  return parts.length > 0 ? parts.join('; ') : undefined;
+}
+
+/**
+ * Whether repositories may run named prepared statements: `preparedStatements`, and never in
+ * transaction pooling mode. A named statement lives in one server session, and PgBouncer 1.18
+ * hands the next transaction to any server connection, where the name is unknown (or names
+ * another client's statement). PgBouncer >= 1.21 can track them (`max_prepared_statements`),
+ * but this layer does not rely on it: off is correct on every version.
+ */
+export function namedStatementsAllowed(
+  cfg: Pick<PostgresConfig, 'preparedStatements' | 'poolerMode'>,
+): boolean {
+  return cfg.preparedStatements && cfg.poolerMode !== 'transaction';
 }
 
 /**

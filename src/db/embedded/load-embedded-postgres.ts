@@ -9,6 +9,8 @@ interface EmbeddedPostgresSettings {
   authMethod: 'scram-sha-256';
   persistent: boolean;
   createPostgresUser: boolean;
+  /** Extra `postgres` command-line arguments (`-c name=value`). */
+  postgresFlags: string[];
   onLog: (message: string) => void;
   onError: (messageOrError: unknown) => void;
 }

@@ -19,6 +19,7 @@ import {
   CONNECTION_SQLSTATES,
   SQLSTATE,
   SQLSTATE_PATTERN,
+  STARTUP_PARAMETER_REFUSED_MESSAGE,
   TIMEOUT_SQLSTATES,
   TLS_VERIFY_CODE,
 } from './sql-states.js';
@@ -219,7 +220,8 @@ export interface ConnectFailure {
  * timeouts (pg's, ours, knex's acquire timeout while connecting), 57P03 (starting up), 53300
  * (too many connections), 57P01/57P02 and class 08. Permanent: 28P01/28000
  * (authentication), 3D000 (unknown database), 42501 (no CONNECT privilege), TLS verification
- * failures and a server without TLS when TLS is required.
+ * failures, a server without TLS when TLS is required, and a startup parameter a pooler refuses
+ * (08P01 "unsupported startup parameter": names `poolerMode`).
  */
 export function classifyConnectError(err: unknown): ConnectFailure {
   for (const e of errorChain(err)) {
@@ -246,9 +248,22 @@ export function classifyConnectError(err: unknown): ConnectFailure {
       case SQLSTATE.adminShutdown:
       case SQLSTATE.crashShutdown:
         return transient(code, 'the server is shutting down or restarting');
+      case 'NO_MATCHING_HOST':
+        // Every listed host answered, none is what targetSessionAttrs asks for: a failover in progress, or a wrong list.
+        return transient(
+          code,
+          'no host of database.postgres.hosts matches targetSessionAttrs now (a failover in progress?)',
+        );
       case 'SSL_ROOT_CERT_UNREADABLE':
         return permanent(code, 'cannot read the CA file named by DB_SSL_ROOT_CERT (sslRootCert)');
     }
+    // Before class 08's "the connection broke": PgBouncer in transaction mode refuses the
+    // `options` startup parameter (session settings) with 08P01, which no retry fixes.
+    if (code === SQLSTATE.protocolViolation && STARTUP_PARAMETER_REFUSED_MESSAGE.test(message))
+      return permanent(
+        'startup_parameter_refused',
+        `${message}: a pooler in front of the server (PgBouncer) refused a startup parameter; behind PgBouncer in transaction pooling mode set database.postgres.poolerMode to "transaction" (DB_POOLER_MODE=transaction), which sends none`,
+      );
     if (code?.startsWith('08')) return transient(code, 'the connection broke; check the network');
     if (code && TLS_VERIFY_CODE.test(code))
       return permanent(

@@ -195,3 +195,70 @@ export class ForeignConnectionError extends AppError {
  * an exhausted retry's error).
  */
 export class CommitAbortedError extends ConnectionError {}
+
+/** The step of a two-phase commit at which it was abandoned. */
+export type TwoPhaseStep = 'begin' | 'prepare' | 'decide';
+
+/**
+ * A two-phase unit of work was abandoned before the commit decision: every participant was
+ * rolled back (a transaction that may have been prepared although its connection broke is
+ * rolled back by `TwoPhaseCommit.recover()`), nothing was committed anywhere. `participant`
+ * names the one that failed (undefined: the coordinator's decision record); the driver's
+ * error is the `cause`.
+ */
+export class TwoPhaseAbortedError extends AppError {
+  readonly code = 'TWO_PHASE_ABORTED';
+  /** The participant that could not begin or prepare; undefined when the coordinator failed. */
+  readonly participant: string | undefined;
+  /** Where it failed. */
+  readonly step: TwoPhaseStep;
+
+  constructor(message: string, opts: { participant?: string; step?: TwoPhaseStep; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.participant = opts.participant;
+    this.step = opts.step ?? 'prepare';
+  }
+}
+
+/**
+ * A two-phase unit of work was decided (the coordinator's decision record is committed) but
+ * some participants could not be told to `COMMIT PREPARED`, even after retries. The commit is
+ * guaranteed: their prepared transactions hold the work (and its locks) until
+ * `TwoPhaseCommit.recover()` commits them. Do not re-run the unit of work.
+ */
+export class TwoPhaseIncompleteError extends AppError {
+  readonly code = 'TWO_PHASE_INCOMPLETE';
+  /** The participants whose prepared transaction is not committed yet. */
+  readonly pending: readonly string[];
+  /** The global id of the unit of work (the prefix of its gids, e.g. `pgdl2pc_1a2b3c4d_7351`). */
+  readonly globalId: string;
+
+  constructor(
+    message: string,
+    opts: { pending?: readonly string[]; globalId?: string; cause?: unknown } = {},
+  ) {
+    super(message, { cause: opts.cause });
+    this.pending = opts.pending ?? [];
+    this.globalId = opts.globalId ?? '';
+  }
+}
+
+/**
+ * A two-phase commit participant's server has `max_prepared_transactions = 0` (PostgreSQL's
+ * default), so `PREPARE TRANSACTION` cannot work there. Checked once per participant, before any
+ * transaction is opened. Set `max_prepared_transactions` (a restart is needed) to at least
+ * the number of units of work that may be in flight at once.
+ */
+export class PreparedTransactionsDisabledError extends AppError {
+  readonly code = 'PREPARED_TRANSACTIONS_DISABLED';
+  /** The participant whose server refuses prepared transactions. */
+  readonly participant: string;
+
+  constructor(participant: string, options?: ErrorOptions) {
+    super(
+      `Two-phase commit participant "${participant}" has max_prepared_transactions = 0; set it above 0 on that server (needs a restart).`,
+      options,
+    );
+    this.participant = participant;
+  }
+}

@@ -20,6 +20,10 @@ export const SQLSTATE = {
   invalidAuthorization: '28000',
   invalidCatalogName: '3D000',
   insufficientPrivilege: '42501',
+  /** COMMIT/ROLLBACK PREPARED of a gid that is not (or no longer) prepared. */
+  undefinedObject: '42704',
+  uniqueViolation: '23505',
+  duplicateTable: '42P07',
   /** pg's code for a startup parameter the server (or PgBouncer) refuses. */
   protocolViolation: '08P01',
 } as const;
@@ -68,6 +72,9 @@ export const CONNECTION_ERRNO: ReadonlySet<string> = new Set([
  */
 export const CONNECTION_MESSAGE =
   /Connection terminated|not queryable|Client was closed|Connection ended|socket hang up|read ECONNRESET|write EPIPE|timeout expired|Client network socket disconnected/i;
+
+/** PgBouncer's refusal of a startup parameter (08P01), e.g. "unsupported startup parameter: options". */
+export const STARTUP_PARAMETER_REFUSED_MESSAGE = /unsupported startup parameter/i;
 
 /** pg's client-side `query_timeout` / knex's `.timeout()`: the server may still be running the statement. */
 export const CLIENT_TIMEOUT_MESSAGE = /Query read timeout|Defined query timeout/i;

@@ -1,12 +1,13 @@
 import type { Knex } from 'knex';
 import type { Logger } from '../../observability/logger.js';
 import type { IsolationLevel } from '../database.js';
-import { classifyError, classifyTxError, isClientSideTimeout } from '../errors/classify-error.js';
+import { classifyError, classifyTxError, isClientSideTimeout, sqlStateOf } from '../errors/classify-error.js';
 import { TransactionAbortedError, TransactionStateError, TransactionTimeoutError } from '../errors/errors.js';
 import {
   evictIdleConnections,
   openUnpooledConnection,
   releasePooled,
+  replaceNextCommit,
   transactionEnders,
   type DriverConnection,
   type TransactionEnders,
@@ -43,6 +44,12 @@ export interface RootTxDeps {
    * lost COMMIT is a CommitUnknownError (retried only with `idempotent`).
    */
   resolveLostCommit: boolean;
+  /**
+   * Called after a read-write transaction committed, on its connection, before the connection
+   * is released and before the caller hears of the commit (the commit position for
+   * read-your-writes, only when replicas are configured). Must not throw.
+   */
+  afterCommit?: ((connection: DriverConnection) => Promise<void>) | undefined;
 }
 
 /** The settings of one top-level transaction. */
@@ -330,10 +337,64 @@ export class RootTx {
     }
     // A failover error the callback caught (a 25006 on a stale session) leaves the session
     // stale whatever COMMIT answered: destroyed, never pooled again.
-    if (!this.#evictOnFailover(conn.firstError, 'failover before COMMIT')) this.#dispose(true, 'committed');
+    if (!this.#evictOnFailover(conn.firstError, 'failover before COMMIT')) {
+      if (this.#deps.afterCommit && !this.#settings.readOnly && res?.response?.command === 'COMMIT')
+        await this.#deps.afterCommit(conn.raw);
+      this.#dispose(true, 'committed');
+    }
     if (res?.response?.command === 'ROLLBACK')
       throw new TransactionAbortedError(
         'COMMIT was answered with ROLLBACK: a statement had failed earlier, so nothing was written.',
+        conn.firstError === undefined ? undefined : { cause: conn.firstError },
+      );
+  }
+
+  /**
+   * Ends the transaction with `PREPARE TRANSACTION 'gid'` instead of COMMIT (two-phase commit):
+   * the work is kept on the server, its locks held, until `COMMIT PREPARED` / `ROLLBACK PREPARED`
+   * from any session; this session is idle again and goes back to the pool. Waits for
+   * statements in flight first, as `commit()` does. knex sends the statement as its own end
+   * (`replaceNextCommit`), so the transaction object ends as after a COMMIT. `gid` must be a
+   * safe literal (the caller builds it; PREPARE TRANSACTION takes no bind parameter).
+   * @throws TransactionAbortedError when PREPARE answered ROLLBACK (a statement had failed:
+   *   nothing is prepared); the PREPARE error (the transaction is rolled back); the connection
+   *   error or TransactionTimeoutError when the outcome is unknown (the connection is destroyed;
+   *   the transaction may or may not be prepared, the caller must resolve `gid`).
+   */
+  async prepare(gid: string): Promise<void> {
+    if (this.#deadline.expired) throw this.timeoutError();
+    if (!this.usable) throw this.refusal() ?? new TransactionStateError('The transaction is not active.');
+    this.#state = 'committing';
+    const conn = this.#conn!;
+    try {
+      if (conn.inflight > 0) await this.#race(conn.settled());
+    } catch (err) {
+      await this.rollback(err);
+      throw this.#deadline.expired ? this.timeoutError(err) : err;
+    }
+    let res: RawResult | undefined;
+    try {
+      const trx = this.trx;
+      replaceNextCommit(trx, `PREPARE TRANSACTION '${gid}'`);
+      const preparing = this.#ends!.commit().then(async (r) => {
+        await trx.executionPromise;
+        return r;
+      });
+      res = await (this.#deadline.at === undefined
+        ? preparing
+        : this.#deadline.raceWithGrace(preparing, COMMIT_GRACE_MS, () => this.timeoutError()));
+    } catch (err) {
+      const unknown = this.#deadline.expired || conn.lost || classifyError(err).kind === 'connection';
+      // Pooled again only when the server answered (a SQLSTATE): PREPARE failing ends the
+      // transaction there. An error before it was sent leaves the session inside it: destroyed.
+      const answered = !unknown && sqlStateOf(err) !== undefined;
+      this.#dispose(answered, unknown ? 'connection lost during PREPARE' : 'PREPARE failed');
+      throw err;
+    }
+    this.#dispose(!conn.lost, 'prepared');
+    if (res?.response?.command === 'ROLLBACK')
+      throw new TransactionAbortedError(
+        'PREPARE TRANSACTION was answered with ROLLBACK: a statement had failed earlier, so nothing was prepared.',
         conn.firstError === undefined ? undefined : { cause: conn.firstError },
       );
   }

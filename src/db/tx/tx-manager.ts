@@ -28,6 +28,9 @@ import {
 import { RetryBudget } from './retry-budget.js';
 import { TxRunner } from './tx-runner.js';
 import { TxTracing } from './tx-tracing.js';
+import type { DriverConnection } from '../knex-internals.js';
+import { lsnText, lsnValue } from '../replicas/commit-token.js';
+import type { ReplicaRouter } from '../replicas/replica-router.js';
 
 /** Optional collaborators and defaults of a TxManager. */
 export interface TxManagerOptions {
@@ -58,6 +61,13 @@ export interface TxManagerOptions {
    * tracer provider's; `{ tracer }`: that tracer. Default off: no OpenTelemetry call at all.
    */
   tracing?: boolean | TracingOptions;
+  /**
+   * Read replicas for `target: 'replica'` (a `PostgresDatabase` with `database.postgres.replicas`
+   * passes its own). With them, every read-write commit records its WAL position (one round trip
+   * after COMMIT) for read-your-writes; without them nothing is recorded and `target: 'replica'`
+   * runs on the primary.
+   */
+  replicas?: ReplicaRouter;
 }
 
 /**
@@ -85,8 +95,14 @@ export class TxManager {
   /** `resolveTxOptions({})` under this manager's defaults: the common call validates nothing. */
   readonly #plain: ResolvedTxOptions;
   readonly #runner: TxRunner;
+  /** The highest commit position this manager acknowledged (0: none yet). */
+  #lastCommit = 0n;
+  /** A commit whose position could not be read: the next replica read learns the primary's first. */
+  #positionUnknown = false;
+  readonly #db: Database;
 
   constructor(db: Database, logger: Logger, options: TxManagerOptions = {}) {
+    this.#db = db;
     this.#logger = logger.child({ component: 'tx-manager' });
     this.#metrics = options.metrics ?? new Metrics();
     const t = options.transactions ?? {};
@@ -114,7 +130,67 @@ export class TxManager {
       lookupTimeoutMs: options.commitLookupTimeoutMs,
       plain: this.#plain,
       tracing: tracer && new TxTracing(tracer, () => db.driver()),
+      replicas: options.replicas && {
+        router: options.replicas,
+        committed: (connection) => this.#recordCommit(connection),
+        required: (after) => this.#required(after),
+      },
     });
+  }
+
+  /**
+   * The WAL position of the last commit this manager acknowledged, as a token another process
+   * can pass as `{ after: token }` so that its replica read sees that commit. Recorded only with
+   * replicas configured (undefined otherwise, and before the first read-write commit).
+   */
+  lastCommitToken(): string | undefined {
+    return this.#lastCommit > 0n ? lsnText(this.#lastCommit) : undefined;
+  }
+
+  /**
+   * Reads the WAL write position on the committing connection. A commit is flushed before
+   * COMMIT returns, so that position is at or past the commit record (and every other commit
+   * acknowledged so far). Never throws: a failure makes the next replica read learn the
+   * primary's position first.
+   */
+  async #recordCommit(connection: DriverConnection): Promise<void> {
+    try {
+      const client = connection as unknown as {
+        query(sql: string): Promise<{ rows: Array<{ lsn: string }> }>;
+      };
+      const { rows } = await client.query('select pg_current_wal_lsn()::text as lsn');
+      this.#advance(lsnValue(rows[0]?.lsn));
+    } catch (err) {
+      this.#positionUnknown = true;
+      this.#logger.debug(
+        { err },
+        'could not read the commit position; the next replica read asks the primary',
+      );
+    }
+  }
+
+  #advance(lsn: bigint | undefined): void {
+    if (lsn === undefined) this.#positionUnknown = true;
+    else if (lsn > this.#lastCommit) this.#lastCommit = lsn;
+  }
+
+  /** What a replica read begun now must see: this manager's acknowledged commits and `after`. */
+  async #required(after: bigint | undefined): Promise<bigint | undefined | 'primary'> {
+    if (this.#positionUnknown) {
+      this.#positionUnknown = false;
+      try {
+        const res = await this.#db
+          .driver()
+          .raw<{ rows: Array<{ lsn: string }> }>('select pg_current_wal_lsn()::text as lsn');
+        this.#advance(lsnValue(res.rows[0]?.lsn));
+      } catch {
+        this.#positionUnknown = true;
+        return 'primary';
+      }
+    }
+    const own = this.#lastCommit > 0n ? this.#lastCommit : undefined;
+    if (after === undefined) return own;
+    return own === undefined || after > own ? after : own;
   }
 
   /**
@@ -189,6 +265,17 @@ export class TxManager {
 
   /**
    * `withTransaction` with `readOnly: true`: a write rejects with `ReadOnlyTransactionError`.
+   *
+   * `target: 'replica'` runs it on a replica of `database.postgres.replicas` that has replayed
+   * every commit this manager acknowledged before the call (and `after`, a token from
+   * `lastCommitToken()`), waiting up to `replicaWaitTimeout` for one; otherwise on the primary
+   * (never an error). Inside an ambient transaction it joins that transaction as usual.
+   *
+   * ```ts
+   * await db.withTransaction((trx) => trx('orders').insert(order));
+   * // Sees the insert above: waits for a replica to replay it, or reads the primary.
+   * const rows = await db.txManager.withReadOnlyTransaction((trx) => trx('orders').select(), { target: 'replica' });
+   * ```
    * @throws TxOptionsError when `opts.readOnly` is false.
    */
   withReadOnlyTransaction<T>(fn: TxFn<T>, opts: TxOptions = {}): Promise<T> {

@@ -2,11 +2,14 @@ import type { TransactionConfig } from '../../config/app-config.js';
 import {
   ISOLATION_LEVELS,
   PROPAGATIONS,
+  TX_TARGETS,
   type IsolationLevel,
   type Propagation,
   type TxOptions,
+  type TxTarget,
 } from '../database.js';
 import { TxOptionsError } from '../errors/errors.js';
+import { isCommitToken, lsnValue } from '../replicas/commit-token.js';
 
 /** setTimeout's ceiling; a longer timeout would fire at once. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
@@ -19,6 +22,8 @@ const KNOWN_KEYS = new Set([
   'retry',
   'propagation',
   'idempotent',
+  'target',
+  'after',
 ]);
 const RETRY_KEYS = new Set(['maxAttempts', 'baseDelayMs', 'maxDelayMs']);
 
@@ -40,6 +45,10 @@ export interface ResolvedTxOptions {
   retry: ResolvedRetry;
   propagation: Propagation;
   idempotent: boolean;
+  /** Where it runs ('primary' unless a read-only transaction asked for 'replica'). */
+  target: TxTarget;
+  /** The `after` token as a comparable WAL position; undefined when none was given. */
+  after: bigint | undefined;
   /** Which keys the caller set (joining checks only what was asked for). */
   explicit: ReadonlySet<keyof TxOptions>;
 }
@@ -95,6 +104,16 @@ export function resolveTxOptions(
     else timeoutMs = t > 0 ? t : undefined;
   }
 
+  const target = (o.target ?? 'primary') as TxTarget;
+  if (!TX_TARGETS.includes(target)) problems.push(`target must be one of ${TX_TARGETS.join(', ')}`);
+  if (o.after !== undefined && !isCommitToken(o.after))
+    problems.push('after must be a commit token from lastCommitToken() (a WAL position such as "0/16B3748")');
+  for (const key of ['target', 'after'] as const)
+    if (o[key] !== undefined && o.readOnly !== true)
+      problems.push(
+        `${key} is for read-only transactions only (use withReadOnlyTransaction or readOnly: true)`,
+      );
+
   const retry = resolveRetry(o.retry, defaults, problems);
   if (problems.length > 0) throw new TxOptionsError(`Invalid transaction options: ${problems.join('; ')}.`);
   return {
@@ -105,6 +124,8 @@ export function resolveTxOptions(
     retry,
     propagation,
     idempotent: o.idempotent === true,
+    target,
+    after: lsnValue(o.after),
     explicit: new Set(Object.keys(o).filter((k) => o[k] !== undefined) as (keyof TxOptions)[]),
   };
 }

@@ -16,14 +16,15 @@ import {
 } from '../errors/errors.js';
 import { SQLSTATE } from '../errors/sql-states.js';
 import { translateError } from '../errors/translate-error.js';
-import { acquirePooled } from '../knex-internals.js';
+import { acquirePooled, type DriverConnection } from '../knex-internals.js';
+import type { ReplicaRouter } from '../replicas/replica-router.js';
 import {
   acquireOwn,
   guardTransaction,
   installForeignConnectionGuard,
   type TransactionGuard,
 } from './foreign-connection-guard.js';
-import { RootTx, type RootTxDeps } from './root-tx.js';
+import { RootTx, type RootTxDeps, type RootTxSettings } from './root-tx.js';
 import { runInTransaction, transactionContext, type TxFn } from './tx-context.js';
 import { takeRetryVeto, type TxHookSet } from './tx-hooks.js';
 import type { ResolvedRetry, ResolvedTxOptions } from './tx-options.js';
@@ -43,6 +44,20 @@ export interface TxRunnerOptions {
   plain: ResolvedTxOptions;
   /** The transactions' spans; undefined (tracing off): no OpenTelemetry call at all. */
   tracing?: TxTracing | undefined;
+  /**
+   * Read replicas (`target: 'replica'`) and the commit positions that keep their reads
+   * read-your-writes; undefined (no replicas configured): no position is recorded at all.
+   */
+  replicas?: ReplicaRouting | undefined;
+}
+
+/** What the runner needs for replica reads (the manager's side of read-your-writes). */
+export interface ReplicaRouting {
+  router: ReplicaRouter;
+  /** Records a commit's position (the WAL write position read right after COMMIT). */
+  committed(connection: DriverConnection): Promise<void>;
+  /** The position a replica read must see (undefined: none; 'primary': unknown, read the primary). */
+  required(after: bigint | undefined): Promise<bigint | undefined | 'primary'>;
 }
 
 /** After the deadline, cancel + ROLLBACK get this long before the caller is told, ms. */
@@ -73,6 +88,8 @@ export class TxRunner {
   /** What every top-level transaction on `#guarded` shares (built once per knex instance). */
   #deps: RootTxDeps | undefined;
   #guarded: Knex | undefined;
+  /** The same for each replica's knex. */
+  readonly #replicaDeps = new Map<Knex, RootTxDeps>();
   readonly #guard: TransactionGuard;
 
   constructor(opts: TxRunnerOptions) {
@@ -152,14 +169,47 @@ export class TxRunner {
    *   acquire or BEGIN error otherwise); nothing is counted then.
    */
   begin(o: ResolvedTxOptions, started: number, onStatement?: () => void): Promise<RootTx> {
-    return RootTx.begin(this.#depsFor(this.#opts.db.driver()), {
+    const settings: RootTxSettings = {
       isolationLevel: o.isolationLevel,
       readOnly: o.readOnly,
       deferrable: o.deferrable,
       timeoutMs: o.timeoutMs,
       deadline: o.timeoutMs === undefined ? undefined : started + o.timeoutMs,
       onStatement,
-    });
+    };
+    const replicas = this.#opts.replicas;
+    if (o.target === 'replica' && replicas) return this.#beginOnReplica(replicas, o, settings);
+    return RootTx.begin(this.#depsFor(this.#opts.db.driver()), settings);
+  }
+
+  /**
+   * A replica read: on a replica that has replayed what the read must see (the manager's last
+   * acknowledged commit, and `after`), else on the primary. A replica whose checkout or BEGIN
+   * fails is marked down (or promoted) and the read begins on the primary instead, in the same
+   * attempt: nothing has run yet, so nothing can be lost.
+   */
+  async #beginOnReplica(
+    replicas: ReplicaRouting,
+    o: ResolvedTxOptions,
+    settings: RootTxSettings,
+  ): Promise<RootTx> {
+    const { router } = replicas;
+    const required = await replicas.required(o.after);
+    let route = required === 'primary' ? router.fallBack() : await router.route(required, settings.deadline);
+    if (route.replica) {
+      try {
+        const tx = await RootTx.begin(this.#depsFor(route.knex), settings);
+        router.begun(route);
+        return tx;
+      } catch (err) {
+        if (err instanceof TransactionTimeoutError) throw err;
+        router.failed(route, err);
+        route = router.fallBack();
+      }
+    }
+    const tx = await RootTx.begin(this.#depsFor(route.knex), settings);
+    router.begun(route);
+    return tx;
   }
 
   /**
@@ -207,11 +257,24 @@ export class TxRunner {
 
   #depsFor(knex: Knex): RootTxDeps {
     if (this.#guarded === knex && this.#deps) return this.#deps;
+    const primary = knex === this.#opts.db.driver();
+    if (!primary) {
+      const known = this.#replicaDeps.get(knex);
+      if (known) return known;
+    }
     installForeignConnectionGuard(knex);
-    this.#guarded = knex;
+    const deps = this.#buildDeps(knex, primary);
+    if (primary) {
+      this.#guarded = knex;
+      this.#deps = deps;
+    } else this.#replicaDeps.set(knex, deps);
+    return deps;
+  }
+
+  #buildDeps(knex: Knex, primary: boolean): RootTxDeps {
     const acquire = (): Promise<unknown> => acquirePooled(knex);
-    const { logger, resolveLostCommit, lookupTimeoutMs, tracing } = this.#opts;
-    this.#deps = {
+    const { logger, resolveLostCommit, lookupTimeoutMs, tracing, replicas } = this.#opts;
+    return {
       knex,
       logger,
       // Outside any ambient transaction the guard lets every checkout through: no need to
@@ -224,8 +287,9 @@ export class TxRunner {
         this.#opts.metrics.txStarted.inc({ isolation: tx.isolationLevel ?? 'default' });
         guardTransaction(tx.trx, this.#guard);
       },
+      // Only with replicas: a commit's position costs one round trip after COMMIT.
+      afterCommit: primary && replicas ? (connection) => replicas.committed(connection) : undefined,
     };
-    return this.#deps;
   }
 
   /** The retry rules of one transaction; those of the default options are built once and shared. */

@@ -8,6 +8,7 @@ import {
   isBroken,
   markBroken,
   releasePooled,
+  replaceNextCommit,
   runStatement,
   tarnPoolOf,
   transactionEnders,
@@ -51,6 +52,31 @@ describe('knex-internals', () => {
       await transactionEnders(nested).commit();
     } finally {
       await transactionEnders(trx).rollback(undefined);
+    }
+  });
+
+  it("sends knex's own COMMIT as the string 'COMMIT;', which replaceNextCommit swaps once for another statement", async () => {
+    const { db } = open(testDb().config({ maxOpenConns: 1 }));
+    await db.connect();
+    const knex = db.driver();
+    const sent: string[] = [];
+    const listen = (q: { sql: string }): number => sent.push(q.sql);
+    knex.on('query', listen);
+    try {
+      const plain = await knex.transaction();
+      await plain.commit();
+      const trx = await knex.transaction();
+      replaceNextCommit(trx, "select 'instead of commit'");
+      await trx.commit();
+      await trx.executionPromise;
+      expect(trx.isCompleted()).to.equal(true);
+      // The swap was one-shot, and the session is still in the transaction the select did not end.
+      expect(sent).to.deep.equal(['BEGIN;', 'COMMIT;', 'BEGIN;', "select 'instead of commit'"]);
+    } finally {
+      knex.off('query', listen);
+      const conn = await acquirePooled(knex);
+      markBroken(conn, 'left inside a transaction by this test');
+      await releasePooled(knex, conn);
     }
   });
 

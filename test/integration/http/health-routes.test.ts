@@ -24,7 +24,11 @@ describe('HTTP probes and metrics', () => {
     proxy = await TcpProxy.start({ host: url.hostname, port: Number(url.port) });
     url.hostname = '127.0.0.1';
     url.port = String(proxy.port);
-    cfg = testConfig(url.toString(), { database: { postgres: { healthCheckInterval: 200 } } });
+    // No reuse of a finished /health report: each test here reads a fresh one.
+    cfg = testConfig(url.toString(), {
+      server: { healthCacheTtl: 0 },
+      database: { postgres: { healthCheckInterval: 200 } },
+    });
     svc = await startTestService(cfg);
   });
   after(async () => {

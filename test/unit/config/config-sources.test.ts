@@ -128,7 +128,7 @@ describe('loadConfig() sources', () => {
       );
       expect(err.issues).to.have.members([
         'DATABASE_URL: the password is not valid percent-encoding',
-        'DATABASE_URL: unsupported query parameter "channel_binding" (supported: sslmode, sslrootcert, application_name, host, connect_timeout)',
+        'DATABASE_URL: unsupported query parameter "channel_binding" (supported: sslmode, sslrootcert, application_name, host, connect_timeout, target_session_attrs)',
         'database.postgres.sslMode: must be one of disable, prefer, require, verify-ca, verify-full (got "sometimes") [from DATABASE_URL]',
       ]);
       expect(err.message).not.to.include('hunter2');

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import type { TxManager } from '../../../src/db/tx/tx-manager.js';
 import { ConnectionError, NotFoundError, StatementTimeoutError } from '../../../src/db/errors/errors.js';
+import { ValidationError } from '../../../src/db/index.js';
 import type { User } from '../../../src/users/user-model.js';
 import type { UserRepository } from '../../../src/users/user-repository.js';
 import { UserService } from '../../../src/users/user-service.js';
@@ -50,6 +51,18 @@ describe('UserService', () => {
       expect(breaker.execute.callCount).to.equal(2);
       expect(tx.withReadOnlyTransaction.called).to.equal(false);
       expect(tx.withTransaction.called).to.equal(false);
+    });
+
+    it('list() refuses status "deleted" (a deleted user is gone for the API) without reading', async () => {
+      const list = sandbox.stub().resolves({ items: [], nextCursor: null });
+      const { users } = service({ list });
+      const err = await users.list({ status: 'deleted' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).to.be.instanceOf(ValidationError);
+      expect((err as ValidationError).message).to.match(/must be one of active, suspended/);
+      expect(list.called).to.equal(false);
     });
 
     it('retry a transient failure (a lost connection) and log one warning per retry', async () => {

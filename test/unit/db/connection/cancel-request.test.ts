@@ -27,7 +27,12 @@ describe('cancelRequestPacket()', () => {
 
 describe('sendCancelRequest()', () => {
   it('sends the packet on a new socket and resolves when the server closes it', async () => {
-    const server = await listen((socket) => socket.on('end', () => socket.end()));
+    // As the postmaster and PgBouncer do: close once the 16 bytes are read (the client does not half-close).
+    const server = await listen((socket, received) =>
+      socket.on('data', () => {
+        if (Buffer.concat(received).length >= 16) socket.end();
+      }),
+    );
     try {
       await sendCancelRequest({ host: '127.0.0.1', port: server.port, processID: 7, secretKey: 99 }, 1000);
       expect(Buffer.concat(server.received).equals(cancelRequestPacket(7, 99))).to.be.true;

@@ -1,6 +1,11 @@
 import { expect } from 'chai';
 import { knexConfig, lifetimeJitterMs, reapIntervalMs } from '../../../../src/db/pool/knex-config.js';
-import { pgClientConfig, startupOptions } from '../../../../src/db/connection/pg-connection-config.js';
+import {
+  namedStatementsAllowed,
+  pgClientConfig,
+  startupOptions,
+  transactionLocalSettings,
+} from '../../../../src/db/connection/pg-connection-config.js';
 import { postgresConfigFromUrl } from '../../../support/test-database.js';
 import pino from 'pino';
 
@@ -35,6 +40,33 @@ describe('startupOptions()', () => {
     expect(
       startupOptions({ statementTimeout: 1500.7, lockTimeout: 0, idleInTransactionSessionTimeout: 0 }),
     ).to.equal('-c statement_timeout=1500');
+  });
+});
+
+describe('poolerMode transaction (PgBouncer transaction pooling)', () => {
+  it('sends no startup options: pgClientConfig has none', () => {
+    expect(startupOptions(cfg({ poolerMode: 'transaction' }))).to.equal(undefined);
+    expect(pgClientConfig(cfg({ poolerMode: 'transaction' }))).not.to.have.property('options');
+    expect(pgClientConfig(cfg({ poolerMode: 'none' }))).to.have.property('options');
+  });
+
+  it('turns the limits into SET LOCALs, integers only, leaving out a limit of 0', () => {
+    expect(
+      transactionLocalSettings({
+        statementTimeout: 30_000.9,
+        lockTimeout: 0,
+        idleInTransactionSessionTimeout: 60_000,
+      }),
+    ).to.equal('SET LOCAL statement_timeout = 30000; SET LOCAL idle_in_transaction_session_timeout = 60000');
+    expect(
+      transactionLocalSettings({ statementTimeout: 0, lockTimeout: 0, idleInTransactionSessionTimeout: 0 }),
+    ).to.equal(undefined);
+  });
+
+  it('never allows named statements in transaction mode, whatever preparedStatements says', () => {
+    expect(namedStatementsAllowed({ preparedStatements: true, poolerMode: 'transaction' })).to.equal(false);
+    expect(namedStatementsAllowed({ preparedStatements: true, poolerMode: 'none' })).to.equal(true);
+    expect(namedStatementsAllowed({ preparedStatements: false, poolerMode: 'none' })).to.equal(false);
   });
 });
 

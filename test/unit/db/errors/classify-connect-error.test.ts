@@ -64,6 +64,17 @@ describe('classifyConnectError()', () => {
     expect(classifyConnectError(knexTimeout).transient).to.equal(true);
   });
 
+  it("treats PgBouncer's refused startup parameter as permanent, naming poolerMode, not the network", () => {
+    const f = classifyConnectError(withCode('08P01', 'unsupported startup parameter: options'));
+    expect(f).to.include({ transient: false, reason: 'startup_parameter_refused' });
+    expect(f.hint).to.include('database.postgres.poolerMode').and.include('DB_POOLER_MODE=transaction');
+    expect(ENV_VARS).to.have.property('DB_POOLER_MODE', 'database.postgres.poolerMode');
+    // Any other 08P01 is still a broken connection.
+    expect(classifyConnectError(withCode('08P01', 'invalid frontend message type'))).to.include({
+      transient: true,
+    });
+  });
+
   it('treats a server without TLS under a TLS-requiring mode as permanent', () => {
     const f = classifyConnectError(new Error('The server does not support SSL connections'));
     expect(f).to.include({ transient: false, reason: 'no_tls' });
