@@ -68,13 +68,21 @@ export function namedStatementsAllowed(
   return cfg.preparedStatements && cfg.poolerMode !== 'transaction';
 }
 
+/** Idle time before the first TCP keepalive probe, ms. */
+const KEEPALIVE_IDLE_MS = 15_000;
+
 /**
  * pg `Client` settings for one new connection, from discrete fields: never a connection
  * string, because pg and knex keep a URL (password included) where `util.inspect` shows it.
  * The password is not part of the result; the caller adds it to a short-lived object that
  * pg copies into a non-enumerable property.
  *
- * - `keepAlive: true` lets the OS notice a dead peer on an idle connection.
+ * - `keepAlive: true` with a first probe after 15 s idle (Go's `net.Dialer` default) lets the
+ *   OS notice a dead peer on an idle connection; pg's default delay of 0 leaves the OS's own,
+ *   two hours on Linux. Probes then follow the OS's interval and count (Linux: 75 s x 9), and a
+ *   statement in flight into a partition is bounded by TCP's retransmission timeout (about 15
+ *   min) unless a transaction deadline is set (`timeoutMs`, `defaultTimeout`): see
+ *   docs/failure-modes.md.
  * - `connectionTimeoutMillis` = `timeout`; pg ignores it during a DNS stall (pg#3197), so
  *   the opener also keeps its own deadline.
  */
@@ -87,6 +95,7 @@ export function pgClientConfig(cfg: PostgresConfig): Omit<ClientConfig, 'passwor
     user: cfg.username,
     application_name: cfg.applicationName,
     keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
     connectionTimeoutMillis: cfg.timeout,
     ...(options ? { options } : {}),
   };

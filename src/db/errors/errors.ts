@@ -191,8 +191,9 @@ export class ForeignConnectionError extends AppError {
 
 /**
  * The connection was lost during COMMIT and the server says the transaction aborted: safe to
- * re-run. Internal to the transaction manager's retry (a caller sees it only as the `cause` of
- * an exhausted retry's error).
+ * re-run, and the transaction manager re-runs it. Not exported by name: a caller whose retries
+ * ran out (or with `retry: false`) gets it as a `ConnectionError` (its class), whose message
+ * says the transaction was rolled back (the chaos suite's cut-after-COMMIT scenario sees it).
  */
 export class CommitAbortedError extends ConnectionError {}
 
