@@ -33,7 +33,7 @@ export interface ComparedResult extends BenchResult {
  */
 export async function measure(
   name: string,
-  op: (i: number) => Promise<unknown>,
+  op: (i: number) => PromiseLike<unknown>,
   opts: { ops: number; concurrency: number; warmup?: number },
 ): Promise<BenchResult> {
   const warmup = opts.warmup ?? Math.min(500, Math.floor(opts.ops / 5));
@@ -93,7 +93,8 @@ export function report(title: string, results: BenchResult[], baseline: BenchRes
 /** A named operation to measure. */
 export interface Scenario {
   name: string;
-  op: (i: number) => Promise<unknown>;
+  /** A promise or a thenable (a knex or objection builder runs when awaited). */
+  op: (i: number) => PromiseLike<unknown>;
 }
 
 /** The middle value (the upper one of an even count). */

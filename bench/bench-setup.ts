@@ -86,8 +86,14 @@ export function benchConfig(url: string, overrides: Partial<PostgresConfig> = {}
   };
 }
 
-/** The database every scenario runs in; created fresh for the run and dropped afterwards. */
-export const BENCH_DATABASE = 'pgdl_bench';
+/**
+ * The database every scenario runs in; created fresh for the run and dropped afterwards.
+ * `BENCH_DATABASE_NAME` picks another (the quick-mode test does, so that two runs on one
+ * server never drop each other's).
+ */
+export const BENCH_DATABASE = process.env.BENCH_DATABASE_NAME ?? 'pgdl_bench';
+if (!/^[a-z_][a-z0-9_]{0,62}$/.test(BENCH_DATABASE))
+  throw new Error('BENCH_DATABASE_NAME must be a lower-case SQL identifier (letters, digits, _).');
 
 /**
  * Creates `BENCH_DATABASE` afresh on the server of `serverUrl` (so a `BENCH_DATABASE_URL`

@@ -8,58 +8,19 @@
  * streaming paths (raw INSERT batches, raw COPY, copyIn), by `Array.from` of the same
  * generator for insertMany, whose API takes an array.
  */
-import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { finished } from 'node:stream/promises';
 import pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import pino from 'pino';
 import { PostgresDatabase } from '../src/db/index.js';
 import { UserRepository } from '../src/users/user-repository.js';
 import { benchConfig, benchUsers } from './bench-setup.js';
-import { BULK_INSERT_BATCH, type BulkScenario } from './bulk-load.js';
+import type { BulkScenario } from './bulk-load.js';
+import { rawCopy, rawInsert } from './bulk-raw.js';
 
 const url = process.env.BENCH_URL!;
 const scenario = process.env.BENCH_BULK_SCENARIO as BulkScenario;
 const rows = Number(process.env.BENCH_BULK_ROWS ?? 100_000);
 const MiB = 2 ** 20;
-
-/** Raw pg, one transaction, multi-row INSERTs of BULK_INSERT_BATCH rows (3 bind values each). */
-async function rawInsert(client: pg.Client): Promise<number> {
-  await client.query('begin');
-  let batch: unknown[] = [];
-  let n = 0;
-  const flush = async (): Promise<void> => {
-    const count = batch.length / 3;
-    const values = Array.from({ length: count }, (_, r) => `($${r * 3 + 1}, $${r * 3 + 2}, $${r * 3 + 3})`);
-    await client.query(`insert into users (email, name, status) values ${values.join(', ')}`, batch);
-    n += count;
-    batch = [];
-  };
-  for (const u of benchUsers(rows, 'bulk')) {
-    batch.push(u.email, u.name, u.status);
-    if (batch.length === BULK_INSERT_BATCH * 3) await flush();
-  }
-  if (batch.length > 0) await flush();
-  await client.query('commit');
-  return n;
-}
-
-/** Raw pg COPY FROM STDIN (pg-copy-streams), 64 KiB writes with backpressure, no escaping needed. */
-async function rawCopy(client: pg.Client): Promise<number> {
-  const stream = client.query(copyFrom('COPY users (email, name, status) FROM STDIN'));
-  let chunk = '';
-  for (const u of benchUsers(rows, 'bulk')) {
-    chunk += `${u.email}\t${u.name}\t${u.status}\n`;
-    if (chunk.length >= 64 * 1024) {
-      if (!stream.write(chunk)) await once(stream, 'drain');
-      chunk = '';
-    }
-  }
-  stream.end(chunk);
-  await finished(stream);
-  return stream.rowCount;
-}
 
 async function main(): Promise<void> {
   const baseRss = process.memoryUsage().rss;
@@ -75,7 +36,10 @@ async function main(): Promise<void> {
     await client.connect();
     const sampler = setInterval(sample, 10);
     const t0 = performance.now();
-    loaded = scenario === 'raw-insert' ? await rawInsert(client) : await rawCopy(client);
+    loaded =
+      scenario === 'raw-insert'
+        ? await rawInsert(client, benchUsers(rows, 'bulk'))
+        : await rawCopy(client, benchUsers(rows, 'bulk'));
     ms = performance.now() - t0;
     clearInterval(sampler);
     await client.end();

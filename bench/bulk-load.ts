@@ -2,8 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 
-/** Rows per multi-row INSERT in the raw pg INSERT scenario (insertMany's default chunk is the same). */
-export const BULK_INSERT_BATCH = 1000;
+import { BULK_INSERT_BATCH } from './bulk-raw.js';
 
 export const BULK_SCENARIOS = ['raw-insert', 'raw-copy', 'insertMany', 'copyIn'] as const;
 export type BulkScenario = (typeof BULK_SCENARIOS)[number];

@@ -4,6 +4,13 @@
  * each table); targets are read off these, never asserted in tests.
  *
  * Groups (each scenario measured BENCH_ROUNDS times interleaved, the median kept):
+ * - stacks (the default): this product's own paths side by side with raw pg (unnamed and
+ *   named statements), stock knex, stock objection, kysely, postgres.js and pg-promise, pools
+ *   of BENCH_STACK_POOL: point read by id (BENCH_READ_CONCURRENCY in flight, default 32),
+ *   single insert and two read-modify-write transactions (BENCH_WRITE_CONCURRENCY, default 16),
+ *   bulk multi-row INSERT and bulk COPY (BENCH_STACK_BULK_ROWS rows per load, default 20000).
+ *   Prints a summary of ratios against raw pg (unnamed) and writes latest.json, latest.md and
+ *   latest.svg (a bar chart) to `--out DIR` (default bench/results). See bench/stacks-group.ts.
  * - reads: point reads by primary key on a 10k-row table, raw pg vs knex vs objection.
  * - users: `UserRepository.getById` / `findByEmail` (prepared statements on and off) against
  *   raw pg sending the very same SQL, on the migrated `users` table seeded with copyIn.
@@ -26,9 +33,17 @@
  *   median is reported).
  * - BENCH_USERS: users seeded for the users group, default 10000.
  * - BENCH_BULK_ROWS: rows per bulk load, default 100000; BENCH_BULK_ROUNDS, default 3.
- * - BENCH_GROUPS: comma-separated subset of reads,users,tx,bulk; default all. On the command
- *   line, `npm run bench -- --group tx` (repeatable, or comma-separated) takes precedence.
- * The defaults take about two and a half minutes on a 2-core machine.
+ * - BENCH_STACK_READ_OPS / BENCH_STACK_WRITE_OPS: operations per stack and round in stacks,
+ *   point reads / the write paths, default 5000 / 2000;
+ *   BENCH_STACK_POOL, default 10; BENCH_STACK_USERS: users seeded there, default 10000.
+ * - BENCH_GROUPS: comma-separated subset of stacks,reads,users,tx,bulk (or `all`); default
+ *   stacks. On the command line, `npm run bench -- --group tx` (repeatable, or
+ *   comma-separated) takes precedence.
+ * - `--quick`: tiny counts and one round, to prove that every path of every stack runs (what
+ *   the test suite runs; the numbers mean nothing). Its files go to a new temporary directory
+ *   unless `--out DIR` is given, so a quick run never replaces bench/results/latest.*.
+ * The stacks group takes about four minutes on a 2-core machine; the other four together
+ * about two and a half.
  *
  * An AsyncLocalStorage is entered before anything is measured. Node 20 runs promise hooks for
  * every promise once any AsyncLocalStorage is in use (TxManager's ambient transaction, the
@@ -36,6 +51,11 @@
  * first TxManager call would be measured without that cost and the others with it.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import pg from 'pg';
 import knexFactory from 'knex';
 import { Model } from 'objection';
@@ -45,18 +65,25 @@ import { UserRepository } from '../src/users/user-repository.js';
 import { compare, report, type Scenario } from './bench-harness.js';
 import { benchConfig, benchDatabase, benchServer, benchUsers, BENCH_POOL, migrate } from './bench-setup.js';
 import { reportBulk, runBulkGroup } from './bulk-load.js';
+import { runStacksGroup } from './stacks-group.js';
 import { runTxGroup } from './tx-group.js';
 
-const OPS = Number(process.env.BENCH_OPS ?? 5000);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const USERS = Number(process.env.BENCH_USERS ?? 10_000);
-const BULK_ROWS = Number(process.env.BENCH_BULK_ROWS ?? 100_000);
-const BULK_ROUNDS = Number(process.env.BENCH_BULK_ROUNDS ?? 3);
-const TX_CONCURRENCY = Number(process.env.BENCH_TX_CONCURRENCY ?? 16);
-const TX_POOL = Number(process.env.BENCH_TX_POOL ?? 10);
-const ALL_GROUPS = ['reads', 'users', 'tx', 'bulk'] as const;
-const GROUPS = selectedGroups(process.argv.slice(2), process.env.BENCH_GROUPS);
+const ALL_GROUPS = ['stacks', 'reads', 'users', 'tx', 'bulk'] as const;
+const ARGS = parseCommandLine(process.argv.slice(2));
+const QUICK = ARGS.quick;
+/** A knob: the environment's value, else the quick or the full default. */
+const knob = (name: string, full: number, quick: number): number =>
+  Number(process.env[name] ?? (QUICK ? quick : full));
+const OPS = knob('BENCH_OPS', 5000, 30);
+const CONCURRENCY = knob('BENCH_CONCURRENCY', 8, 8);
+const ROUNDS = knob('BENCH_ROUNDS', 3, 1);
+const USERS = knob('BENCH_USERS', 10_000, 200);
+const BULK_ROWS = knob('BENCH_BULK_ROWS', 100_000, 500);
+const BULK_ROUNDS = knob('BENCH_BULK_ROUNDS', 3, 1);
+const TX_CONCURRENCY = knob('BENCH_TX_CONCURRENCY', 16, 16);
+const TX_POOL = knob('BENCH_TX_POOL', 10, 10);
+const GROUPS = selectedGroups(ARGS.groups, process.env.BENCH_GROUPS);
+const RESULTS_DIR = fileURLToPath(new URL('./results', import.meta.url));
 
 class Item extends Model {
   static override tableName = 'bench_items';
@@ -89,6 +116,22 @@ async function main(): Promise<void> {
   };
   console.log(`# npm run bench (node ${process.version}, ${new Date().toISOString()})`);
   try {
+    if (GROUPS.has('stacks')) {
+      await runStacksGroup(url, logger, {
+        readOps: knob('BENCH_STACK_READ_OPS', 5000, 30),
+        writeOps: knob('BENCH_STACK_WRITE_OPS', 2000, 30),
+        rounds: ROUNDS,
+        pool: knob('BENCH_STACK_POOL', 10, 10),
+        users: knob('BENCH_STACK_USERS', 10_000, 200),
+        bulkRows: knob('BENCH_STACK_BULK_ROWS', 20_000, 300),
+        readConcurrency: knob('BENCH_READ_CONCURRENCY', 32, 32),
+        writeConcurrency: knob('BENCH_WRITE_CONCURRENCY', 16, 16),
+        quick: QUICK,
+        outDir: ARGS.out ?? (QUICK ? mkdtempSync(path.join(os.tmpdir(), 'pgdl-bench-quick-')) : RESULTS_DIR),
+        command: commandLine(),
+      });
+    }
+
     if (GROUPS.has('reads')) {
       await rawPool.query('create table bench_items (id bigint primary key, name text not null)');
       await rawPool.query(`insert into bench_items select g, 'item ' || g from generate_series(1, 10000) g`);
@@ -189,25 +232,49 @@ function sqlOf(sent: string[]): string {
   return sent[0];
 }
 
+/** `--group NAME[,NAME]` (repeatable), `--quick`, `--out DIR`; anything else is an error naming the usage. */
+function parseCommandLine(argv: string[]): { groups: string[]; quick: boolean; out?: string } {
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        group: { type: 'string', multiple: true },
+        quick: { type: 'boolean', default: false },
+        out: { type: 'string' },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    return { groups: values.group ?? [], quick: values.quick ?? false, out: values.out };
+  } catch (err) {
+    throw new Error(
+      `${(err as Error).message} (usage: bench/run.ts [--group ${ALL_GROUPS.join('|')}|all]... [--quick] [--out DIR])`,
+      { cause: err },
+    );
+  }
+}
+
 /**
  * The groups to run: `--group tx` / `--group=reads,tx` (repeatable) if given, else
- * BENCH_GROUPS, else all. An unknown name is an error, not an empty run.
+ * BENCH_GROUPS, else stacks; `all` is every group. An unknown name is an error, not an empty run.
  */
-function selectedGroups(argv: string[], env: string | undefined): Set<string> {
-  const named: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--group') named.push(argv[++i] ?? '');
-    else if (arg.startsWith('--group=')) named.push(arg.slice('--group='.length));
-    else
-      throw new Error(`unknown argument ${arg} (usage: bench/run.ts [--group ${ALL_GROUPS.join('|')}]...)`);
-  }
-  const list = named.length > 0 ? named.join(',') : (env ?? ALL_GROUPS.join(','));
+function selectedGroups(named: string[], env: string | undefined): Set<string> {
+  const list = named.length > 0 ? named.join(',') : (env ?? 'stacks');
   const groups = new Set(list.split(',').map((g) => g.trim()));
+  if (groups.has('all')) return new Set(ALL_GROUPS);
   for (const g of groups)
     if (!(ALL_GROUPS as readonly string[]).includes(g))
-      throw new Error(`unknown bench group "${g}" (known: ${ALL_GROUPS.join(', ')})`);
+      throw new Error(`unknown bench group "${g}" (known: ${ALL_GROUPS.join(', ')}, all)`);
   return groups;
+}
+
+/** How this run was started, for the results file: the BENCH_* knobs set, then the command. */
+function commandLine(): string {
+  const env = Object.entries(process.env)
+    .filter(([k]) => k.startsWith('BENCH_') && k !== 'BENCH_DATABASE_URL')
+    .map(([k, v]) => `${k}=${v}`);
+  const args = process.argv.slice(2);
+  return [...env, 'npm run bench', ...(args.length > 0 ? ['--', ...args] : [])].join(' ');
 }
 
 function mib(bytes: number): string {

@@ -8,7 +8,7 @@ type QueryFn = (...args: unknown[]) => unknown;
  * characters. pg's prototype is patched only while `fn` runs: never during a measurement.
  * Run `fn` alone: whatever else queries meanwhile is counted too.
  */
-export async function sentStatements(fn: () => Promise<unknown>): Promise<string[]> {
+export async function sentStatements(fn: () => PromiseLike<unknown>): Promise<string[]> {
   const proto = pg.Client.prototype as unknown as { query: QueryFn };
   const original = proto.query;
   const sent: string[] = [];

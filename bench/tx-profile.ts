@@ -26,14 +26,14 @@
  *   throwaway embedded PostgreSQL.
  */
 import { AsyncLocalStorage, createHook } from 'node:async_hooks';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { findSourceMap } from 'node:module';
+import { mkdirSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
 import { PostgresDatabase } from '../src/db/index.js';
 import { measure, type BenchResult, type Scenario } from './bench-harness.js';
+import { profiled } from './cpu-profiler.js';
 import { benchConfig, benchDatabase, benchServer } from './bench-setup.js';
 import { sentStatements } from './sent-statements.js';
 import { captureRmwSql, createAccounts, TX_ROWS, txScenarios } from './tx-scenarios.js';
@@ -112,67 +112,6 @@ function siteOf(stack: string): string {
   return `${where}${how}`;
 }
 
-/** `fn` under the V8 CPU profiler (or, `heap`, the sampling heap profiler); the profile goes to `file`. */
-async function profiled(
-  session: Session,
-  file: string,
-  heap: boolean,
-  fn: () => Promise<void>,
-): Promise<void> {
-  if (heap) {
-    await session.post('HeapProfiler.enable');
-    // Not in @types/node yet: keep objects collected by minor/major GC, so the profile is allocation, not retention.
-    await session.post('HeapProfiler.startSampling', {
-      samplingInterval: 1024,
-      includeObjectsCollectedByMajorGC: true,
-      includeObjectsCollectedByMinorGC: true,
-    } as { samplingInterval: number });
-  } else {
-    await session.post('Profiler.enable');
-    await session.post('Profiler.setSamplingInterval', { interval: PROFILE_INTERVAL_US });
-    await session.post('Profiler.start');
-  }
-  try {
-    await fn();
-  } finally {
-    const { profile } = heap
-      ? await session.post('HeapProfiler.stopSampling')
-      : await session.post('Profiler.stop');
-    writeFileSync(file, JSON.stringify(toSourcePositions(profile)));
-  }
-}
-
-interface Frame {
-  url: string;
-  lineNumber: number;
-  columnNumber: number;
-}
-
-/**
- * Rewrites the profile's positions in files tsx transformed (ours: everything on a few long
- * lines) to their .ts lines and columns, through the source maps tsx registers, so the
- * summary can name `tx-handle.ts:212` instead of `tx-handle.ts:1`. In place; returns it.
- */
-function toSourcePositions<P extends object>(profile: P): P {
-  const map = (frame: Frame): void => {
-    if (!frame.url.startsWith('file:') || frame.url.includes('/node_modules/') || frame.lineNumber < 0)
-      return;
-    const entry = findSourceMap(frame.url)?.findEntry(frame.lineNumber, frame.columnNumber);
-    if (!entry || !('originalLine' in entry)) return;
-    frame.lineNumber = entry.originalLine;
-    frame.columnNumber = entry.originalColumn;
-  };
-  const walk = (node: { callFrame: Frame; children?: unknown[] }): void => {
-    map(node.callFrame);
-    // Heap profiles nest nodes; CPU profiles list them flat with child ids.
-    for (const child of node.children ?? []) if (typeof child === 'object') walk(child as typeof node);
-  };
-  const p = profile as { nodes?: Array<{ callFrame: Frame }>; head?: { callFrame: Frame } };
-  for (const node of p.nodes ?? []) map(node.callFrame);
-  if (p.head) walk(p.head);
-  return profile;
-}
-
 // Promise hooks on for every stack alike (see run.ts).
 new AsyncLocalStorage<true>().enterWith(true);
 const server = await benchServer();
@@ -247,14 +186,19 @@ try {
         const base = path.join(PROFILE_DIR, PROFILE_ROUNDS > 1 ? `${key}.${round + 1}` : key);
         await measure('warm-up', s.op, { ops: 200, concurrency: CONCURRENCY, warmup: 0 });
         let p: BenchResult | undefined;
-        await profiled(session, `${base}.cpuprofile`, false, async () => {
-          p = await measure(s.name, s.op, { ops: OPS, concurrency: CONCURRENCY, warmup: 0 });
-        });
+        await profiled(
+          session,
+          `${base}.cpuprofile`,
+          { heap: false, intervalUs: PROFILE_INTERVAL_US },
+          async () => {
+            p = await measure(s.name, s.op, { ops: OPS, concurrency: CONCURRENCY, warmup: 0 });
+          },
+        );
         console.log(
           `- ${base}.cpuprofile: ${p!.opsPerSec.toFixed(0)} tx/s, ${p!.cpuUsPerOp.toFixed(0)} µs CPU/tx, GC ${p!.gcUsPerOp.toFixed(0)} µs/tx`,
         );
         if (HEAP_PROFILE) {
-          await profiled(session, `${base}.heapprofile`, true, async () => {
+          await profiled(session, `${base}.heapprofile`, { heap: true }, async () => {
             await measure(s.name, s.op, { ops: OPS, concurrency: CONCURRENCY, warmup: 0 });
           });
           console.log(`- ${base}.heapprofile`);
