@@ -3,16 +3,12 @@ import pino from 'pino';
 import { PostgresDatabase } from '../../../../src/db/postgres-database.js';
 import { TxManager } from '../../../../src/db/tx/tx-manager.js';
 import { Metrics } from '../../../../src/observability/metrics.js';
-import { captureLogger, type LogLine } from '../../../support/capture-logger.js';
 import { metricValue } from '../../../support/metric-value.js';
+import { itResolvesLostCommits } from '../../../support/lost-commit-cases.js';
 import { usePgBouncer } from '../../../support/pgbouncer.js';
 import { queryOnce } from '../../../support/query-once.js';
 import { TcpProxy } from '../../../support/tcp-proxy.js';
 import { useTestDatabase } from '../../../support/test-database.js';
-
-/** What the lost-COMMIT lookups logged (pg_xact_status's answers). */
-const lookedUp = (lines: LogLine[]): unknown[] =>
-  lines.filter((l) => l.msg.startsWith('connection lost during COMMIT')).map((l) => l.outcome);
 
 describe('PgBouncer transaction mode: retries and lost-COMMIT resolution', function () {
   const db = useTestDatabase();
@@ -64,35 +60,5 @@ describe('PgBouncer transaction mode: retries and lost-COMMIT resolution', funct
     expect(rows[0]!.note).to.equal('mine');
   });
 
-  it('resolves a COMMIT lost after PgBouncer forwarded it as committed (pg_xact_status), no re-run', async () => {
-    const { logger, lines } = captureLogger();
-    const tm = new TxManager(pdb, logger);
-    let calls = 0;
-    proxy.onNextCommit('cut-after-forward');
-    const result = await tm.withTransaction(async (trx) => {
-      calls++;
-      await trx('ledger').insert({ id: 1, note: 'committed' });
-      return 'done';
-    });
-    expect(result).to.equal('done');
-    expect(calls).to.equal(1);
-    expect(lookedUp(lines)).to.deep.equal(['committed']);
-    expect(await rowsWithId(1)).to.equal(1);
-  });
-
-  it('retries a COMMIT that never reached the server (aborted), and the row exists once', async () => {
-    const metrics = new Metrics();
-    const { logger, lines } = captureLogger();
-    const tm = new TxManager(pdb, logger, { metrics });
-    let calls = 0;
-    proxy.onNextCommit('cut-before-forward');
-    await tm.withTransaction(async (trx) => {
-      calls++;
-      await trx('ledger').insert({ id: 2, note: 'aborted, then retried' });
-    });
-    expect(calls).to.equal(2);
-    expect(lookedUp(lines)).to.deep.equal(['aborted']);
-    expect(await rowsWithId(2)).to.equal(1);
-    expect(await metricValue(metrics.txRetries, { reason: 'commit_aborted' })).to.equal(1);
-  });
+  itResolvesLostCommits({ pdb: () => pdb, proxy: () => proxy, rowsWithId }, ' through PgBouncer');
 });

@@ -6,15 +6,11 @@ import { PostgresDatabase } from '../../../../src/db/postgres-database.js';
 import { TxManager } from '../../../../src/db/tx/tx-manager.js';
 import { Metrics } from '../../../../src/observability/metrics.js';
 import { captureLogger } from '../../../support/capture-logger.js';
+import { itResolvesLostCommits, lookedUp } from '../../../support/lost-commit-cases.js';
 import { metricValue } from '../../../support/metric-value.js';
 import { useProxiedLedger } from '../../../support/proxied-ledger.js';
 import type { TcpProxy } from '../../../support/tcp-proxy.js';
 import { useTestDatabase } from '../../../support/test-database.js';
-
-const lookedUp = (lines: Array<Record<string, unknown>>) =>
-  lines
-    .filter((l) => l.msg === 'connection lost during COMMIT; outcome looked up with pg_xact_status')
-    .map((l) => l.outcome);
 
 describe('TxManager: connection lost while COMMIT is in flight (TCP proxy)', () => {
   const db = useTestDatabase();
@@ -39,37 +35,7 @@ describe('TxManager: connection lost while COMMIT is in flight (TCP proxy)', () 
     await ledger().close();
   });
 
-  it('returns success when the server committed before the link was cut, and the row exists once', async () => {
-    const { logger, lines } = captureLogger();
-    const tm = new TxManager(pdb, logger);
-    let calls = 0;
-    proxy.onNextCommit('cut-after-forward');
-    const result = await tm.withTransaction(async (trx) => {
-      calls++;
-      await trx('ledger').insert({ id: 1, note: 'committed' });
-      return 'done';
-    });
-    expect(result).to.equal('done');
-    expect(calls).to.equal(1);
-    expect(lookedUp(lines)).to.deep.equal(['committed']);
-    expect(await rowsWithId(1)).to.equal(1);
-  });
-
-  it('retries when the server never got COMMIT and aborted, and the row exists once', async () => {
-    const metrics = new Metrics();
-    const { logger, lines } = captureLogger();
-    const tm = new TxManager(pdb, logger, { metrics });
-    let calls = 0;
-    proxy.onNextCommit('cut-before-forward');
-    await tm.withTransaction(async (trx) => {
-      calls++;
-      await trx('ledger').insert({ id: 2, note: 'aborted, then retried' });
-    });
-    expect(calls).to.equal(2);
-    expect(lookedUp(lines)).to.deep.equal(['aborted']);
-    expect(await rowsWithId(2)).to.equal(1);
-    expect(await metricValue(metrics.txRetries, { reason: 'commit_aborted' })).to.equal(1);
-  });
+  itResolvesLostCommits({ pdb: () => pdb, proxy: () => proxy, rowsWithId });
 
   it('rejects with CommitUnknownError and does not retry when the outcome cannot be looked up', async () => {
     const metrics = new Metrics();
