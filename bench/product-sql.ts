@@ -1,34 +1,11 @@
-import pg from 'pg';
 import type { UserRepository } from '../src/users/user-repository.js';
-
-type QueryFn = (...args: unknown[]) => unknown;
+import { sentQueries } from './sent-statements.js';
 
 /** A statement as pg received it, with a way to bind new values in the same places. */
 export interface CapturedStatement {
   text: string;
   /** The values for `text` with each marker value replaced by the caller's. */
   bind: (values: Readonly<Record<string, unknown>>) => unknown[];
-}
-
-/** What `fn` handed to `pg.Client#query`: text and values (patched only while `fn` runs). */
-async function sentQueries(
-  fn: () => PromiseLike<unknown>,
-): Promise<Array<{ text: string; values: unknown[] }>> {
-  const proto = pg.Client.prototype as unknown as { query: QueryFn };
-  const original = proto.query;
-  const sent: Array<{ text: string; values: unknown[] }> = [];
-  proto.query = function (this: unknown, ...args: unknown[]) {
-    const q = args[0] as string | { text?: string; values?: unknown[] } | undefined;
-    if (typeof q === 'string') sent.push({ text: q, values: Array.isArray(args[1]) ? args[1] : [] });
-    else sent.push({ text: q?.text ?? '?', values: q?.values ?? [] });
-    return original.apply(this, args);
-  };
-  try {
-    await fn();
-  } finally {
-    proto.query = original;
-  }
-  return sent;
 }
 
 /**

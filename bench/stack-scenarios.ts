@@ -1,6 +1,7 @@
 import { sql as kyselySql } from 'kysely';
 import { raw } from 'objection';
 import type { Scenario } from './bench-harness.js';
+import { USER_COLUMNS } from '../src/users/user-list.js';
 import type { ProductSql } from './product-sql.js';
 import type { StackClients } from './stack-clients.js';
 import type { PathKey, StackKey } from './stacks-report.js';
@@ -13,17 +14,10 @@ export interface StackScenario {
   op: Scenario['op'];
 }
 
-/** The columns every user read returns (the repository's USER_COLUMNS; the capture checks the SQL matches). */
-const COLUMNS = [
-  'id',
-  'email',
-  'name',
-  'status',
-  'version',
-  'created_at',
-  'updated_at',
-  'deleted_at',
-] as const;
+/** The columns every user read returns: the repository's own list. */
+const COLUMNS = USER_COLUMNS as ReadonlyArray<
+  'id' | 'email' | 'name' | 'status' | 'version' | 'created_at' | 'updated_at' | 'deleted_at'
+>;
 /** The same, mutable, for objection's signatures. */
 const COLUMN_LIST: string[] = [...COLUMNS];
 

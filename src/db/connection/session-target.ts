@@ -48,29 +48,15 @@ export async function sessionMatches(
   reported: ReportedParameters,
   session: QueryableSession,
 ): Promise<boolean> {
-  switch (mode) {
-    case 'any':
-    case 'prefer-standby':
-      return true;
-    case 'read-write':
-    case 'read-only': {
-      let readOnly = readOnlyFromReport(reported);
-      if (readOnly === undefined) {
-        const { rows } = await session.query('show transaction_read_only');
-        readOnly = rows[0]?.transaction_read_only === 'on';
-      }
-      return readOnly === (mode === 'read-only');
-    }
-    case 'primary':
-    case 'standby': {
-      let standby = standbyFromReport(reported);
-      if (standby === undefined) {
-        const { rows } = await session.query('select pg_is_in_recovery() as standby');
-        standby = rows[0]?.standby === true;
-      }
-      return standby === (mode === 'standby');
-    }
+  const known = stillMatches(mode, reported);
+  if (known !== undefined) return known;
+  // Not reported (PostgreSQL before 14): ask, as libpq does.
+  if (mode === 'read-write' || mode === 'read-only') {
+    const { rows } = await session.query('show transaction_read_only');
+    return (rows[0]?.transaction_read_only === 'on') === (mode === 'read-only');
   }
+  const { rows } = await session.query('select pg_is_in_recovery() as standby');
+  return (rows[0]?.standby === true) === (mode === 'standby');
 }
 
 /**
