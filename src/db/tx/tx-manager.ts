@@ -148,17 +148,18 @@ export class TxManager {
   }
 
   /**
-   * Reads the WAL write position on the committing connection. A commit is flushed before
-   * COMMIT returns, so that position is at or past the commit record (and every other commit
-   * acknowledged so far). Never throws: a failure makes the next replica read learn the
-   * primary's position first.
+   * Reads the WAL insert position on the committing connection, which is at or past the end of
+   * the commit record (and of every other commit acknowledged so far). The insert position, not
+   * the write position (`pg_current_wal_lsn()`): with `synchronous_commit = off` COMMIT returns
+   * before its record is written, so the write position can still be short of it. Never throws:
+   * a failure makes the next replica read learn the primary's position first.
    */
   async #recordCommit(connection: DriverConnection): Promise<void> {
     try {
       const client = connection as unknown as {
         query(sql: string): Promise<{ rows: Array<{ lsn: string }> }>;
       };
-      const { rows } = await client.query('select pg_current_wal_lsn()::text as lsn');
+      const { rows } = await client.query('select pg_current_wal_insert_lsn()::text as lsn');
       this.#advance(lsnValue(rows[0]?.lsn));
     } catch (err) {
       this.#positionUnknown = true;
@@ -181,7 +182,7 @@ export class TxManager {
       try {
         const res = await this.#db
           .driver()
-          .raw<{ rows: Array<{ lsn: string }> }>('select pg_current_wal_lsn()::text as lsn');
+          .raw<{ rows: Array<{ lsn: string }> }>('select pg_current_wal_insert_lsn()::text as lsn');
         this.#advance(lsnValue(res.rows[0]?.lsn));
       } catch {
         this.#positionUnknown = true;
