@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Logger } from '../../observability/logger.js';
-import { fullJitterDelay, sleep } from '../backoff.js';
+import { retryAfterFailure } from '../tx/tx-runner.js';
 import type { Database, IsolationLevel } from '../database.js';
 import { classifyError } from '../errors/classify-error.js';
 import {
@@ -298,17 +298,22 @@ export class TwoPhaseCommit {
   }
 
   async #commitWithRetry(knex: Knex, gid: string): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await finishPrepared(knex, gid, 'commit'); // false: already committed (by recover() elsewhere)
-        return;
-      } catch (err) {
-        if (attempt >= this.#commitAttempts) throw err;
-        const delayMs = fullJitterDelay(attempt - 1, { baseMs: this.#commitRetryBaseMs, maxMs: 1_000 });
-        this.#logger.warn({ gid, attempt, delayMs, err: messageOf(err) }, 'COMMIT PREPARED failed; retrying');
-        await sleep(delayMs);
-      }
-    }
+    // false: already committed (by recover() elsewhere).
+    const commit = (): Promise<void> => finishPrepared(knex, gid, 'commit').then(() => undefined);
+    // The transactions' own retry loop: full jitter, capped at 1 s.
+    await commit().catch((first: unknown) =>
+      retryAfterFailure(first, commit, {
+        maxAttempts: this.#commitAttempts,
+        baseDelayMs: this.#commitRetryBaseMs,
+        maxDelayMs: 1_000,
+        shouldRetry: () => true,
+        onRetry: ({ attempt, delayMs, error }) =>
+          this.#logger.warn(
+            { gid, attempt, delayMs, err: messageOf(error) },
+            'COMMIT PREPARED failed; retrying',
+          ),
+      }),
+    );
   }
 
   /** ROLLBACK PREPARED on the participants `which` selects; failures are logged (recover() finishes them). */
