@@ -1,5 +1,11 @@
 import { performance } from 'node:perf_hooks';
-import type { BreakerState, Database, HealthReport, PoolStats } from '../db/index.js';
+import {
+  withTimeout,
+  type BreakerState,
+  type Database,
+  type HealthReport,
+  type PoolStats,
+} from '../db/index.js';
 import type { HealthLoop } from './health-loop.js';
 import { PoolSaturation } from './pool-saturation.js';
 
@@ -150,16 +156,8 @@ export class HealthService {
   }
 
   /** `p`, or a rejection after the migration-status bound (a report must not hang on a participant). */
-  async #bounded<T>(p: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('timeout')), this.#deps.migrationStatusTimeoutMs ?? 2000);
-    });
-    try {
-      return await Promise.race([p, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  #bounded<T>(p: Promise<T>): Promise<T> {
+    return withTimeout(p, this.#deps.migrationStatusTimeoutMs ?? 2000);
   }
 
   async #migrations(): Promise<unknown> {
@@ -167,17 +165,11 @@ export class HealthService {
     if (!read) return { error: 'not available' };
     // While the breaker is open the database is known to be unreachable: do not wait for it.
     if (this.#deps.breaker.state === 'open') return { error: 'circuit breaker open' };
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('timeout')), this.#deps.migrationStatusTimeoutMs ?? 2000);
-    });
     try {
-      return await Promise.race([read(), timeout]);
+      return await this.#bounded(read());
     } catch {
       // The reason is in the database report next to it; keep error text out of responses.
       return { error: 'migration status unavailable' };
-    } finally {
-      clearTimeout(timer);
     }
   }
 }
