@@ -7,6 +7,7 @@ import { configSchema } from './config-schema.js';
 import { crossFieldIssues } from './cross-field-issues.js';
 import { DEFAULTS, PROFILE_DEFAULTS } from './defaults.js';
 import { formatIssues } from './format-issues.js';
+import { parseHostPort } from './host-port.js';
 import { freezeConfig } from './freeze-config.js';
 import { mergeLayers, type ConfigSource } from './merge-layers.js';
 import { parseDatabaseUrl } from './parse-database-url.js';
@@ -94,9 +95,7 @@ function withFirstHost<T extends { database: { postgres: { host: string; port: n
   const pg = data.database.postgres;
   const first = pg.hosts[0];
   if (pg.host !== '' || first === undefined) return data;
-  const at = first.lastIndexOf(':');
-  pg.host = first.slice(0, at).replace(/^\[(.*)\]$/, '$1');
-  pg.port = Number(first.slice(at + 1));
+  ({ host: pg.host, port: pg.port } = parseHostPort(first));
   return data;
 }
 

@@ -10,15 +10,14 @@ import {
   onParameterStatus,
   type DriverConnection,
 } from '../knex-internals.js';
+import { formatHostPort, type HostPort } from '../../config/host-port.js';
 import { pgClientConfig } from './pg-connection-config.js';
 import {
   candidateHosts,
   connectPasses,
-  formatHostPort,
   noMatchingHostError,
   sessionMatches,
   stillMatches,
-  type HostPort,
 } from './session-target.js';
 import { isTlsRefused, sslOptions, type SslPlan } from './ssl-options.js';
 import { installTransactionPooling } from './transaction-pooling.js';

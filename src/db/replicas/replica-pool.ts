@@ -3,7 +3,7 @@ import knexFactory, { type Knex } from 'knex';
 import type { PostgresConfig } from '../../config/app-config.js';
 import type { Logger } from '../../observability/logger.js';
 import { PgConnectionOpener, describeError } from '../connection/pg-connection-opener.js';
-import { formatHostPort, type HostPort } from '../connection/session-target.js';
+import { formatHostPort, type HostPort } from '../../config/host-port.js';
 import { isBroken, setConnectionOpener, type DriverConnection } from '../knex-internals.js';
 import { knexConfig } from '../pool/knex-config.js';
 import { withTimeout } from '../tx/tx-deadline.js';

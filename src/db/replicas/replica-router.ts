@@ -4,7 +4,7 @@ import type { Knex } from 'knex';
 import type { PostgresConfig } from '../../config/app-config.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import { parseHostPort } from '../connection/session-target.js';
+import { parseHostPort } from '../../config/host-port.js';
 import { withTimeout } from '../tx/tx-deadline.js';
 import { lsnValue } from './commit-token.js';
 import { ReplicaPool, type ReplicaHealth } from './replica-pool.js';

@@ -3,11 +3,10 @@ import sinon from 'sinon';
 import {
   candidateHosts,
   connectPasses,
-  formatHostPort,
-  parseHostPort,
   sessionMatches,
   stillMatches,
 } from '../../../../src/db/connection/session-target.js';
+import { formatHostPort, parseHostPort } from '../../../../src/config/host-port.js';
 import { classifyConnectError } from '../../../../src/db/errors/classify-error.js';
 
 const PRIMARY = new Map([
