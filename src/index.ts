@@ -78,6 +78,8 @@ export { UserRepository, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX } from './users/user
 export { UserService } from './users/user-service.js';
 export { HealthRepository } from './health/health-repository.js';
 export { startService, createServiceLogger } from './app.js';
+export { defineKnexfile } from './db/migrations/define-knexfile.js';
+export { assertSeedingAllowed } from './db/migrations/migrations-config.js';
 
 export type * from './config/app-config.js';
 export type { LoadConfigOptions } from './config/index.js';
@@ -110,4 +112,5 @@ export type { UserRepositoryOptions, ListUsersOptions, UserPage, Executor } from
 export type { NewUser, UserPatch } from './users/user-input.js';
 export type { ServerInfo, MigrationStatus, HealthRepositoryOptions } from './health/health-repository.js';
 export type { StartOptions, RunningService } from './app.js';
+export type { KnexfileOptions, DirectoryRef } from './db/migrations/define-knexfile.js';
 export type { TxHooks, TxRetryInfo, TxStatementInfo, TxEndInfo } from './db/index.js';
