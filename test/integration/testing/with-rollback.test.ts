@@ -12,7 +12,13 @@ describe('withRollback()', () => {
     return { db, users: new UserRepository(db.driver()) };
   };
   const countByEmail = async (db: ReturnType<typeof setup>['db'], email: string) =>
-    Number(((await db.driver()('users').where({ email }).count({ n: '*' })) as Array<{ n: string }>)[0]?.n);
+    Number(
+      (
+        await db
+          .driver()
+          .raw<{ rows: Array<{ n: string }> }>('select count(*) as n from users where email = ?', [email])
+      ).rows[0]?.n,
+    );
 
   it('lets the code under test see its own writes, and leaves nothing behind', async () => {
     const { db, users } = setup();
