@@ -21,6 +21,7 @@ export {
 // Observability
 export { createLogger, scrubSecrets, REDACT_PATHS } from './observability/logger.js';
 export { Metrics } from './observability/metrics.js';
+export { attachQueryLogger } from './db/index.js';
 
 // Database layer
 export {
@@ -85,6 +86,8 @@ export type * from './config/app-config.js';
 export type { LoadConfigOptions } from './config/index.js';
 export type { Logger, CreateLoggerOptions } from './observability/logger.js';
 export type { TracingOptions } from './observability/tracing.js';
+export type { QueryLogConfig } from './db/query-logger.js';
+export type { PostgresDatabaseOptions } from './db/postgres-database.js';
 export type {
   Database,
   TxOptions,
