@@ -33,7 +33,7 @@ export function tally(keys: string[]): string {
  * be done" (the lookup could not be made), so its transfer may be there or not. Returns the
  * errors that broke the rule, whatever their class.
  */
-export function failedButWritten(received: Received[], ledger: ReadonlySet<string>): Received[] {
+export function failedButWritten<R extends Received>(received: R[], ledger: ReadonlySet<string>): R[] {
   return received.filter(
     (r) => ledger.has(r.transferId) && !(r.error instanceof productErrors.CommitUnknownError),
   );
