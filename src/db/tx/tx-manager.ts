@@ -7,7 +7,7 @@ import { tracerOf, type TracingOptions } from '../../observability/tracing.js';
 import type { Database, TxOptions } from '../database.js';
 import { TxOptionsError } from '../errors/errors.js';
 import { TransactionStateError } from '../errors/errors.js';
-import { translateError } from '../errors/translate-error.js';
+import { translateError, translateStatementError } from '../errors/translate-error.js';
 import { guardTransaction } from './foreign-connection-guard.js';
 import { handleOf } from './root-tx.js';
 import { SavepointTx } from './savepoint-tx.js';
@@ -364,7 +364,9 @@ export class TxManager {
       result = await runInTransaction(sp.trx, fn);
     } catch (err) {
       await sp.rollback(err);
-      throw err;
+      // The caller of this withTransaction gets the typed error a top-level one would give
+      // (a 23505 as UniqueViolationError), not the driver's.
+      throw translateStatementError(err);
     }
     await sp.commit();
     return result;

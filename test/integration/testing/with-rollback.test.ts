@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { UniqueViolationError } from '../../../src/db/index.js';
 import { UserRepository } from '../../../src/users/user-repository.js';
 import { withRollback } from '../../../src/testing/index.js';
 import { useDatabases } from '../../support/postgres-database-helpers.js';
@@ -73,6 +74,34 @@ describe('withRollback()', () => {
     expect(names.viaNew).to.equal('Outer');
     expect(names.viaReadOnly).to.equal('Outer');
     expect(names.beginTxPid).to.be.a('number').and.equal(names.sandboxPid);
+  });
+
+  it('gives the typed error a top-level transaction gives for a driver error in a plain knex statement', async () => {
+    const { db } = setup();
+    const insertTwice = () =>
+      db.withTransaction(async (trx) => {
+        await trx('users').insert({ email: 'twice@example.com', name: 'Twice' });
+        await trx('users').insert({ email: 'twice@example.com', name: 'Twice' });
+      });
+    const topLevel = await insertTwice().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(topLevel).to.be.instanceOf(UniqueViolationError);
+    const inSandbox = await withRollback(db, () =>
+      insertTwice().then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+    );
+    expect(inSandbox).to.be.instanceOf(UniqueViolationError);
+    const nested = await db.withTransaction(() =>
+      db.txManager.withTransaction(insertTwice, { propagation: 'nested' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+    );
+    expect(nested).to.be.instanceOf(UniqueViolationError);
   });
 
   it('returns the value of fn, rethrows its error unchanged, and rolls back in both cases', async () => {
