@@ -84,6 +84,7 @@ export { assertSeedingAllowed } from './db/migrations/migrations-config.js';
 
 export type * from './config/app-config.js';
 export type { LoadConfigOptions } from './config/index.js';
+export type { SectionSchema, SectionSchemas } from './config/app-sections.js';
 export type { Logger, CreateLoggerOptions } from './observability/logger.js';
 export type { TracingOptions } from './observability/tracing.js';
 export type { QueryLogConfig } from './db/query-logger.js';

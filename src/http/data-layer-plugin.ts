@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import type { BreakerState, CircuitBreaker, Database } from '../db/index.js';
 import { HealthLoop } from '../health/health-loop.js';
@@ -142,6 +142,3 @@ const plugin: FastifyPluginAsync<DataLayerPluginOptions> = async (app, opts) => 
  * ```
  */
 export const dataLayerPlugin = fp(plugin, { fastify: '5.x', name: 'pg-data-layer' });
-
-/** Fastify instance type the plugin decorates (for route modules that read `app.dataLayer`). */
-export type DataLayerFastify = FastifyInstance;

@@ -61,7 +61,7 @@ export function migratorConfig(): Knex.MigratorConfig {
  * from `seeds/development` (profiles outside SEEDABLE_PROFILES are refused by the seeds
  * themselves, see `assertSeedingAllowed`).
  */
-export function seederConfig(profile: string): Knex.SeederConfig {
+function seederConfig(profile: string): Knex.SeederConfig {
   return {
     directory: `${SEEDS_ROOT}/${profile === 'test' ? 'test' : 'development'}`,
     extension: 'ts',
