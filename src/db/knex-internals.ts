@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import type { Knex } from 'knex';
 import type { Pool } from 'tarn';
 
@@ -13,8 +14,9 @@ import type { Pool } from 'tarn';
  * `ensureConnection`/`builder`; a transaction's private `client.query`/`client.stream`; the
  * connection marks `__knex__disposed`, `__knexTxId`, `__knexLifetimeLimit`), tarn 3 (`free`
  * with each entry's `resource`, `timestamp` and `settle`, `_destroy`), pg 8 (`processID`,
- * `secretKey`, `_queryable`, `_ending`, `connection.stream`, the `connection`'s `parameterStatus`
- * event).
+ * `secretKey`, `ssl`, `_queryable`, `_ending`, `connection.stream`, the `connection`'s `parameterStatus`
+ * and `authenticationOk` events, and the Client's `_handleAuthCleartextPassword`,
+ * `_handleAuthMD5Password` and `_handleAuthSASL`).
  */
 
 /** A pooled pg Client as knex holds it (the fields read here are pg's and knex's). */
@@ -23,6 +25,8 @@ export interface DriverConnection {
   secretKey?: number | null;
   host?: string;
   port?: number;
+  /** pg's `ssl` option of this connection: false when it is plain TCP. */
+  ssl?: boolean | ConnectionOptions;
   __knex__disposed?: unknown;
   __knexTxId?: string | undefined;
   __knexLifetimeLimit?: number;
@@ -109,8 +113,10 @@ export function assertDriverShape(knex: Knex, connection: object): void {
     if (typeof pool._destroy !== 'function') missing.push('tarn Pool#_destroy');
   }
   const conn = connection as Record<string, unknown>;
-  for (const m of ['processID', 'secretKey', '_queryable', '_ending'])
+  for (const m of ['processID', 'secretKey', 'ssl', '_queryable', '_ending'])
     if (!(m in conn)) missing.push(`pg Client#${m}`);
+  for (const m of Object.keys(PG_AUTH_HANDLERS))
+    if (typeof conn[m] !== 'function') missing.push(`pg Client#${m}`);
   if (typeof (conn.connection as { stream?: unknown } | undefined)?.stream !== 'object')
     missing.push('pg Client#connection.stream');
   const trxClientProto = Object.getPrototypeOf(knex.client) as Record<string, unknown>;
@@ -259,6 +265,72 @@ export function onParameterStatus(client: object, listener: (name: string, value
   return true;
 }
 
+/** What the server asks for to authenticate, as `guardAuthentication` reports it. */
+export type AuthRequest =
+  | { kind: 'cleartext' }
+  | { kind: 'md5' }
+  | { kind: 'sasl'; mechanisms: readonly string[] }
+  /** AuthenticationOk: after an exchange, or at once (trust, certificate). */
+  | { kind: 'ok' };
+
+/** pg Client methods that answer each authentication request. */
+const PG_AUTH_HANDLERS = {
+  _handleAuthCleartextPassword: 'cleartext',
+  _handleAuthMD5Password: 'md5',
+  _handleAuthSASL: 'sasl',
+} as const;
+
+interface PgConnectionEvents {
+  on(event: string, fn: (msg: unknown) => void): unknown;
+  emit(event: string, arg: unknown): unknown;
+  stream?: { destroy(): void };
+}
+
+/**
+ * Lets `check` refuse an authentication request before pg answers it. pg has no hook for this:
+ * its Client answers AuthenticationCleartextPassword, AuthenticationMD5Password and
+ * AuthenticationSASL in `_handleAuthCleartextPassword`, `_handleAuthMD5Password` and
+ * `_handleAuthSASL`, which `connect()` binds when it attaches its listeners, so overrides set on
+ * the instance before `connect()` run instead of the prototype's. `check` also sees the
+ * server's AuthenticationOk (its `connection` emits it; the Client ignores it). An Error
+ * returned by `check` fails `connect()` with it (pg's own path for a failed authentication
+ * step) and destroys the socket, before pg writes any answer.
+ * Call before `connect()`.
+ * @returns false when pg lacks one of the members (nothing is guarded: the caller must not connect).
+ */
+export function guardAuthentication(client: object, check: (req: AuthRequest) => Error | undefined): boolean {
+  const c = client as Record<string, unknown> & { connection?: Partial<PgConnectionEvents> };
+  const connection = c.connection;
+  if (typeof connection?.on !== 'function' || typeof connection.emit !== 'function') return false;
+  const conn = connection as PgConnectionEvents;
+  const entries = Object.entries(PG_AUTH_HANDLERS) as Array<
+    [keyof typeof PG_AUTH_HANDLERS, 'cleartext' | 'md5' | 'sasl']
+  >;
+  if (entries.some(([method]) => typeof c[method] !== 'function')) return false;
+  const refuse = (err: Error): void => {
+    conn.emit('error', err);
+    conn.stream?.destroy();
+  };
+  for (const [method, kind] of entries) {
+    const original = c[method] as (msg: unknown) => unknown;
+    c[method] = function (this: unknown, msg: unknown): unknown {
+      const mechanisms = (msg as { mechanisms?: unknown } | undefined)?.mechanisms;
+      const err = check(
+        kind === 'sasl'
+          ? { kind, mechanisms: Array.isArray(mechanisms) ? (mechanisms as string[]) : [] }
+          : { kind },
+      );
+      if (err) return refuse(err);
+      return original.call(this, msg);
+    };
+  }
+  conn.on('authenticationOk', () => {
+    const err = check({ kind: 'ok' });
+    if (err) refuse(err);
+  });
+  return true;
+}
+
 /** Abandons a connect still in progress (DNS, TLS): destroys its socket. */
 export function abortConnect(connection: DriverConnection): void {
   connection.connection?.stream?.destroy();
@@ -267,10 +339,20 @@ export function abortConnect(connection: DriverConnection): void {
 /** What a CancelRequest needs: the backend and its secret, and where to send it. */
 export function cancelTargetOf(
   connection: DriverConnection,
-): { host: string; port: number; processID: number; secretKey: number } | undefined {
+):
+  | { host: string; port: number; processID: number; secretKey: number; ssl: false | ConnectionOptions }
+  | undefined {
   const { processID, secretKey, host, port } = connection;
   if (!processID || secretKey === null || secretKey === undefined || !host || !port) return undefined;
-  return { host, port, processID, secretKey };
+  // pg keeps the `ssl` option its connection was opened with (false: plain, prefer's fallback included).
+  const ssl = connection.ssl;
+  return {
+    host,
+    port,
+    processID,
+    secretKey,
+    ssl: ssl && typeof ssl === 'object' ? ssl : ssl === true ? {} : false,
+  };
 }
 
 /** The name knex gave the savepoint open on `connection` (its transaction id), if any. */
