@@ -16,7 +16,7 @@ import type { Pool } from 'tarn';
  * with each entry's `resource`, `timestamp` and `settle`, `_destroy`), pg 8 (`processID`,
  * `secretKey`, `ssl`, `_queryable`, `_ending`, `connection.stream`, the `connection`'s `parameterStatus`
  * and `authenticationOk` events, and the Client's `_handleAuthCleartextPassword`,
- * `_handleAuthMD5Password` and `_handleAuthSASL`).
+ * `_handleAuthMD5Password` and `_handleAuthSASL`, its `connection.sendSASLInitialResponseMessage`).
  */
 
 /** A pooled pg Client as knex holds it (the fields read here are pg's and knex's). */
@@ -117,6 +117,9 @@ export function assertDriverShape(knex: Knex, connection: object): void {
     if (!(m in conn)) missing.push(`pg Client#${m}`);
   for (const m of Object.keys(PG_AUTH_HANDLERS))
     if (typeof conn[m] !== 'function') missing.push(`pg Client#${m}`);
+  const pgConnection = conn.connection as Record<string, unknown> | undefined;
+  for (const m of ['sendSASLInitialResponseMessage', 'on', 'emit'])
+    if (typeof pgConnection?.[m] !== 'function') missing.push(`pg Connection#${m}`);
   if (typeof (conn.connection as { stream?: unknown } | undefined)?.stream !== 'object')
     missing.push('pg Client#connection.stream');
   const trxClientProto = Object.getPrototypeOf(knex.client) as Record<string, unknown>;
@@ -269,7 +272,10 @@ export function onParameterStatus(client: object, listener: (name: string, value
 export type AuthRequest =
   | { kind: 'cleartext' }
   | { kind: 'md5' }
+  /** AuthenticationSASL: the mechanisms the server offers. */
   | { kind: 'sasl'; mechanisms: readonly string[] }
+  /** The mechanism pg chose, just before its SASLInitialResponse goes out. */
+  | { kind: 'scram'; mechanism: string }
   /** AuthenticationOk: after an exchange, or at once (trust, certificate). */
   | { kind: 'ok' };
 
@@ -283,6 +289,7 @@ const PG_AUTH_HANDLERS = {
 interface PgConnectionEvents {
   on(event: string, fn: (msg: unknown) => void): unknown;
   emit(event: string, arg: unknown): unknown;
+  sendSASLInitialResponseMessage(mechanism: string, response: string): unknown;
   stream?: { destroy(): void };
 }
 
@@ -291,8 +298,9 @@ interface PgConnectionEvents {
  * its Client answers AuthenticationCleartextPassword, AuthenticationMD5Password and
  * AuthenticationSASL in `_handleAuthCleartextPassword`, `_handleAuthMD5Password` and
  * `_handleAuthSASL`, which `connect()` binds when it attaches its listeners, so overrides set on
- * the instance before `connect()` run instead of the prototype's. `check` also sees the
- * server's AuthenticationOk (its `connection` emits it; the Client ignores it). An Error
+ * the instance before `connect()` run instead of the prototype's. `check` also sees the SCRAM
+ * mechanism pg chose (its `connection.sendSASLInitialResponseMessage`, wrapped on the instance)
+ * and the server's AuthenticationOk (its `connection` emits it; the Client ignores it). An Error
  * returned by `check` fails `connect()` with it (pg's own path for a failed authentication
  * step) and destroys the socket, before pg writes any answer.
  * Call before `connect()`.
@@ -301,7 +309,12 @@ interface PgConnectionEvents {
 export function guardAuthentication(client: object, check: (req: AuthRequest) => Error | undefined): boolean {
   const c = client as Record<string, unknown> & { connection?: Partial<PgConnectionEvents> };
   const connection = c.connection;
-  if (typeof connection?.on !== 'function' || typeof connection.emit !== 'function') return false;
+  if (
+    typeof connection?.on !== 'function' ||
+    typeof connection.emit !== 'function' ||
+    typeof connection.sendSASLInitialResponseMessage !== 'function'
+  )
+    return false;
   const conn = connection as PgConnectionEvents;
   const entries = Object.entries(PG_AUTH_HANDLERS) as Array<
     [keyof typeof PG_AUTH_HANDLERS, 'cleartext' | 'md5' | 'sasl']
@@ -324,6 +337,16 @@ export function guardAuthentication(client: object, check: (req: AuthRequest) =>
       return original.call(this, msg);
     };
   }
+  const sendInitial = conn.sendSASLInitialResponseMessage;
+  conn.sendSASLInitialResponseMessage = function (
+    this: unknown,
+    mechanism: string,
+    response: string,
+  ): unknown {
+    const err = check({ kind: 'scram', mechanism });
+    if (err) return refuse(err);
+    return sendInitial.call(this, mechanism, response);
+  };
   conn.on('authenticationOk', () => {
     const err = check({ kind: 'ok' });
     if (err) refuse(err);

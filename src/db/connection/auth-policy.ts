@@ -26,8 +26,9 @@ export interface AuthPolicyInput {
  *   to the same server and cheap to crack), unless `allowInsecurePasswordAuth`. A Unix socket
  *   has no path to be on, so it is allowed. SCRAM never sends the password: always allowed.
  * - `channelBinding: 'require'` (libpq's meaning) refuses every authentication that is not
- *   SCRAM-SHA-256-PLUS over TLS: a cleartext or MD5 request, SCRAM without the PLUS mechanism,
- *   and an AuthenticationOk that arrives with no SCRAM exchange at all (trust, certificate).
+ *   SCRAM-SHA-256-PLUS over TLS: a cleartext or MD5 request, a server that does not offer the
+ *   PLUS mechanism, a SCRAM exchange pg would start without it, and an AuthenticationOk that
+ *   arrives with no channel-bound exchange at all (trust, certificate).
  * @returns the check; each call returns the Error to fail the connect with, or undefined.
  *   The errors carry `code` `INSECURE_PASSWORD_AUTH` or `CHANNEL_BINDING_REQUIRED` and name the setting.
  */
@@ -41,18 +42,21 @@ export function authRequestCheck(input: AuthPolicyInput): (req: AuthRequest) => 
         if (requireBinding) return channelBindingRequired(input, `asked for ${label(req.kind)}`);
         if (input.verified || input.allowInsecurePasswordAuth || input.host.startsWith('/')) return undefined;
         return insecurePasswordAuth(input, req.kind);
-      case 'sasl': {
-        const plus = input.tls && input.channelBinding !== 'disable' && req.mechanisms.includes(SCRAM_PLUS);
-        if (requireBinding && !plus)
+      case 'sasl':
+        if (requireBinding && !(input.tls && req.mechanisms.includes(SCRAM_PLUS)))
           return channelBindingRequired(
             input,
             input.tls
               ? `offered only ${req.mechanisms.join(', ') || 'no mechanism'}`
               : 'was reached without TLS',
           );
-        bound = plus;
         return undefined;
-      }
+      case 'scram':
+        // What pg really sends decides, not what was offered.
+        bound = input.tls && req.mechanism === SCRAM_PLUS;
+        if (requireBinding && !bound)
+          return channelBindingRequired(input, `was about to get ${req.mechanism} without channel binding`);
+        return undefined;
       case 'ok':
         if (requireBinding && !bound)
           return channelBindingRequired(

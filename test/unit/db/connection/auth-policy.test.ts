@@ -57,6 +57,7 @@ describe('authRequestCheck()', () => {
   it('always answers SCRAM, which never sends the password, over any connection', () => {
     const check = authRequestCheck({ ...base, tls: false, verified: false, sslMode: 'disable' });
     expect(check({ kind: 'sasl', mechanisms: ['SCRAM-SHA-256'] })).to.equal(undefined);
+    expect(check({ kind: 'scram', mechanism: 'SCRAM-SHA-256' })).to.equal(undefined);
     expect(check({ kind: 'ok' })).to.equal(undefined);
   });
 
@@ -68,7 +69,17 @@ describe('authRequestCheck()', () => {
       expect(check({ kind: 'sasl', mechanisms: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256'] })).to.equal(
         undefined,
       );
+      expect(check({ kind: 'scram', mechanism: 'SCRAM-SHA-256-PLUS' })).to.equal(undefined);
       expect(check({ kind: 'ok' })).to.equal(undefined);
+    });
+
+    it('refuses a SCRAM exchange pg would start without binding, although PLUS was offered', () => {
+      const check = authRequestCheck(bindingRequired);
+      expect(check({ kind: 'sasl', mechanisms: ['SCRAM-SHA-256-PLUS'] })).to.equal(undefined);
+      expect(codeOf(check({ kind: 'scram', mechanism: 'SCRAM-SHA-256' }))).to.equal(
+        'CHANNEL_BINDING_REQUIRED',
+      );
+      expect(codeOf(check({ kind: 'ok' }))).to.equal('CHANNEL_BINDING_REQUIRED');
     });
 
     it('refuses SCRAM without the PLUS mechanism', () => {
