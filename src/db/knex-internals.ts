@@ -1,5 +1,5 @@
 import type { ConnectionOptions } from 'node:tls';
-import type { Knex } from 'knex';
+import knexFactory, { type Knex } from 'knex';
 import type { Pool } from 'tarn';
 
 /*
@@ -10,7 +10,7 @@ import type { Pool } from 'tarn';
  * versions) fails loudly, naming the member, when an upgrade takes one away.
  *
  * Relied on, by version: knex 3.3 (`client.acquireConnection`, `releaseConnection`,
- * `acquireRawConnection`, `checkVersion`, `version`, `pool`, `runner` and its Runner's
+ * `acquireRawConnection`, `checkVersion`, the pg dialect's `_driver` and `driver.Client`, `version`, `pool`, `runner` and its Runner's
  * `ensureConnection`/`builder`; a transaction's private `client.query`/`client.stream`; the
  * connection marks `__knex__disposed`, `__knexTxId`, `__knexLifetimeLimit`), tarn 3 (`free`
  * with each entry's `resource`, `timestamp` and `settle`, `_destroy`), pg 8 (`processID`,
@@ -99,6 +99,7 @@ export function assertDriverShape(knex: Knex, connection: object): void {
     'releaseConnection',
     'acquireRawConnection',
     'checkVersion',
+    '_driver',
   ].filter((m) => typeof client[m] !== 'function');
   if (typeof client.runner === 'function') {
     const runner = (client.runner as (b: unknown) => Record<string, unknown>).call(client, undefined);
@@ -156,6 +157,26 @@ export function setConnectionOpener(knex: Knex, open: () => Promise<DriverConnec
     }
     return conn;
   };
+}
+
+/**
+ * knex's pg dialect with pg's `Client` replaced by `ClientClass`, to pass as knex's `client`
+ * option (knex accepts a Client class there). For connections knex opens itself (the migration
+ * CLI builds its knex from a config, so there is no instance for `setConnectionOpener`). knex 3's
+ * pg dialect creates each connection with `new this.driver.Client(settings)`, `driver` being
+ * what its `_driver()` returns (the pg module); the subclass returns pg with `Client` shadowed.
+ * The dialect class is read from a throwaway knex instance (no connection, so no pool), not
+ * from knex's private module path.
+ */
+export function pgDialectWithClient(ClientClass: new (config: never) => object): typeof knexFactory.Client {
+  const probe = knexFactory({ client: 'pg' }).client as object;
+  const Base = probe.constructor as new (config: Knex.Config) => { _driver(): object };
+  class PgDialectWithClient extends Base {
+    override _driver(): object {
+      return Object.create(super._driver(), { Client: { value: ClientClass, enumerable: true } }) as object;
+    }
+  }
+  return PgDialectWithClient as unknown as typeof knexFactory.Client;
 }
 
 /** Opens a connection outside the pool, the way the pool does (for a lost COMMIT's lookup). */
@@ -337,15 +358,11 @@ export function guardAuthentication(client: object, check: (req: AuthRequest) =>
       return original.call(this, msg);
     };
   }
-  const sendInitial = conn.sendSASLInitialResponseMessage;
-  conn.sendSASLInitialResponseMessage = function (
-    this: unknown,
-    mechanism: string,
-    response: string,
-  ): unknown {
+  const sendInitial = conn.sendSASLInitialResponseMessage.bind(conn);
+  conn.sendSASLInitialResponseMessage = (mechanism: string, response: string): unknown => {
     const err = check({ kind: 'scram', mechanism });
     if (err) return refuse(err);
-    return sendInitial.call(this, mechanism, response);
+    return sendInitial(mechanism, response);
   };
   conn.on('authenticationOk', () => {
     const err = check({ kind: 'ok' });

@@ -8,6 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
+import knexFactory from 'knex';
+import { loadConfig } from '../../../../src/config/index.js';
+import { knexMigrationConfig } from '../../../../src/db/migrations/migrations-config.js';
 import type { PostgresConfig, SslMode } from '../../../../src/config/app-config.js';
 import { PgConnectionOpener } from '../../../../src/db/connection/pg-connection-opener.js';
 import { ConnectionError } from '../../../../src/db/errors/errors.js';
@@ -97,6 +100,45 @@ describe('The password on the wire (a fake server on the network path)', functio
     expect(server.connections.filter((c) => !c.sslRequested && c.startup)).to.have.length(3);
     const warnings = log.lines.filter((l) => l.level === WARN && /does not offer TLS/.test(l.msg));
     expect(warnings, 'once per change to plain, never silent').to.have.length(1);
+  });
+
+  describe('the migration connections (knexMigrationConfig: the knex CLI, migrate-on-start)', () => {
+    const quiet = { warn: () => {}, error: () => {}, debug: () => {}, deprecate: () => {} };
+    const migrationKnex = (server: FakePgServer, sslMode: SslMode) =>
+      knexFactory({
+        log: quiet,
+        ...knexMigrationConfig(
+          loadConfig({
+            env: {
+              APP_ENV: 'test',
+              DB_HOST: 'localhost',
+              DB_PORT: String(server.port),
+              DB_PASSWORD: PASSWORD,
+              DB_SSLMODE: sslMode,
+            },
+            configDir: certDir,
+            envFile: false,
+          }),
+        ),
+      });
+
+    for (const [sslMode, tls] of [
+      ['require', true],
+      ['prefer', false],
+    ] as const) {
+      it(`${sslMode}: refuse a cleartext password request the same way, sending nothing`, async () => {
+        const server = await start('cleartext', tls);
+        const knex = migrationKnex(server, sslMode);
+        try {
+          const err = (await knex.raw('select 1').catch((e: unknown) => e)) as Error;
+          expect(err.message).to.contain('DB_ALLOW_INSECURE_AUTH');
+        } finally {
+          await knex.destroy();
+        }
+        expect(server.connections.some((c) => c.startup?.user === 'app')).to.equal(true);
+        expect(passwordsSent(server)).to.deep.equal([]);
+      });
+    }
   });
 
   describe('channelBinding require', () => {

@@ -121,17 +121,11 @@ describe('PostgresDatabase TLS modes (dedicated server with TLS)', function () {
   describe('channel binding', () => {
     afterEach(() => sinon.restore());
     /** The SASL mechanism of every SCRAM exchange pg starts from now on, as it goes on the wire. */
-    const mechanismsSent = (): string[] => {
+    const mechanismsSent = (): (() => Set<string>) => {
       // pg's types omit the method; it is what writes SASLInitialResponse (pg/lib/connection.js).
       const proto = pg.Connection.prototype as unknown as { sendSASLInitialResponseMessage(m: string): void };
       const spy = sinon.spy(proto, 'sendSASLInitialResponseMessage');
-      return new Proxy([], {
-        get: (_t, key) =>
-          Reflect.get(
-            spy.args.map((a) => a[0] as string),
-            key,
-          ),
-      });
+      return () => new Set(spy.args.map((a) => a[0]));
     };
 
     it('authenticates with SCRAM-SHA-256-PLUS over TLS by default (the server checks the binding)', async () => {
@@ -139,8 +133,7 @@ describe('PostgresDatabase TLS modes (dedicated server with TLS)', function () {
       const db = make({ sslMode: 'verify-full', sslRootCert: certs.ca, host: 'localhost' });
       await db.connect();
       expect(await tlsInUse(db)).to.equal(true);
-      expect([...sent]).to.have.length.above(0);
-      expect(new Set(sent)).to.deep.equal(new Set(['SCRAM-SHA-256-PLUS']));
+      expect(sent()).to.deep.equal(new Set(['SCRAM-SHA-256-PLUS']));
     });
 
     it('connects with channelBinding require, and binds nothing with channelBinding disable', async () => {
@@ -153,7 +146,7 @@ describe('PostgresDatabase TLS modes (dedicated server with TLS)', function () {
       });
       await required.connect();
       expect((await required.health()).status).to.equal('up');
-      expect(new Set(bound)).to.deep.equal(new Set(['SCRAM-SHA-256-PLUS']));
+      expect(bound()).to.deep.equal(new Set(['SCRAM-SHA-256-PLUS']));
       sinon.restore();
       const sent = mechanismsSent();
       const unbound = make({
@@ -163,7 +156,7 @@ describe('PostgresDatabase TLS modes (dedicated server with TLS)', function () {
         channelBinding: 'disable',
       });
       await unbound.connect();
-      expect(new Set(sent)).to.deep.equal(new Set(['SCRAM-SHA-256']));
+      expect(sent()).to.deep.equal(new Set(['SCRAM-SHA-256']));
     });
   });
 
