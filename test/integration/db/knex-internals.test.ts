@@ -5,6 +5,7 @@ import {
   acquirePooled,
   assertDriverShape,
   guardAuthentication,
+  pgDialectWithClient,
   closeIdleConnections,
   idleConnectionsOf,
   isBroken,
@@ -109,6 +110,30 @@ describe('knex-internals', () => {
     const older = new pg.Client({ host: 'localhost' });
     (older as unknown as Record<string, unknown>)._handleAuthMD5Password = undefined;
     expect(guardAuthentication(older, () => undefined)).to.equal(false);
+  });
+
+  it("makes knex's pg dialect create its connections with the given pg Client class", async () => {
+    const created: unknown[] = [];
+    class Recording extends pg.Client {
+      constructor(config: pg.ClientConfig) {
+        super(config);
+        created.push(this);
+      }
+    }
+    const { host, port, name: database, username: user, password } = testDb().config();
+    const knex = knexFactory({
+      client: pgDialectWithClient(Recording),
+      connection: { host, port, database, user, password },
+    });
+    try {
+      const driver = (knex.client as unknown as { driver: typeof pg }).driver;
+      expect(driver.Client).to.equal(Recording);
+      expect(driver.types).to.equal(pg.types);
+      await knex.raw('select 1');
+      expect(created).to.have.length(1);
+    } finally {
+      await knex.destroy();
+    }
   });
 
   it('marks a connection broken so that the pool never hands it out again', async () => {
