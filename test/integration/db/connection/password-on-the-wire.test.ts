@@ -4,7 +4,7 @@
  * password in clear under `prefer` (it answered 'N' to the SSLRequest) and under `require` (a
  * certificate the client did not verify), and `prefer` stopped asking for TLS after one refusal.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -12,6 +12,7 @@ import knexFactory from 'knex';
 import { loadConfig } from '../../../../src/config/index.js';
 import { knexMigrationConfig } from '../../../../src/db/migrations/migrations-config.js';
 import type { PostgresConfig, SslMode } from '../../../../src/config/app-config.js';
+import { sendCancelRequest } from '../../../../src/db/connection/cancel-request.js';
 import { PgConnectionOpener } from '../../../../src/db/connection/pg-connection-opener.js';
 import { ConnectionError } from '../../../../src/db/errors/errors.js';
 import { captureLogger, WARN } from '../../../support/capture-logger.js';
@@ -139,6 +140,49 @@ describe('The password on the wire (a fake server on the network path)', functio
         expect(passwordsSent(server)).to.deep.equal([]);
       });
     }
+  });
+
+  describe('a CancelRequest for a TLS connection', () => {
+    const target = (server: FakePgServer) => ({
+      host: 'localhost',
+      port: server.port,
+      processID: 4242,
+      secretKey: -7,
+    });
+
+    it('goes inside TLS, verified against the CA like its connection', async () => {
+      const server = await start('trust', true);
+      await sendCancelRequest(
+        { ...target(server), ssl: { rejectUnauthorized: true, ca: readFileSync(certs.ca, 'utf8') } },
+        5_000,
+      );
+      expect(server.connections).to.have.length(1);
+      expect(server.connections[0]).to.deep.include({
+        sslRequested: true,
+        tls: true,
+        cancel: { processID: 4242, secretKey: -7 },
+      });
+    });
+
+    it("is never sent in clear when the server answers 'N'", async () => {
+      const server = await start('trust', false);
+      const err = (await sendCancelRequest(
+        { ...target(server), ssl: { rejectUnauthorized: false } },
+        5_000,
+      ).catch((e: unknown) => e)) as { code?: string };
+      expect(err.code).to.equal('CANCEL_TLS_REFUSED');
+      expect(server.connections.map((c) => c.cancel)).to.deep.equal([undefined]);
+    });
+
+    it('fails when the certificate does not verify, sending nothing', async () => {
+      const server = await start('trust', true);
+      const err = (await sendCancelRequest(
+        { ...target(server), ssl: { rejectUnauthorized: true, ca: readFileSync(certs.otherCa, 'utf8') } },
+        5_000,
+      ).catch((e: unknown) => e)) as Error;
+      expect(err).to.be.instanceOf(Error);
+      expect(server.connections.map((c) => c.cancel)).to.deep.equal([undefined]);
+    });
   });
 
   describe('channelBinding require', () => {
