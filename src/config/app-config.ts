@@ -10,6 +10,11 @@ export const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-f
 /** One of `SSL_MODES`. */
 export type SslMode = (typeof SSL_MODES)[number];
 
+/** libpq's `channel_binding` values (SCRAM-SHA-256-PLUS over TLS): `disable`, `prefer`, `require`. */
+export const CHANNEL_BINDING_MODES = ['disable', 'prefer', 'require'] as const;
+/** One of `CHANNEL_BINDING_MODES`. */
+export type ChannelBinding = (typeof CHANNEL_BINDING_MODES)[number];
+
 /** pino's levels, most severe first; `silent` writes nothing. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 /** One of `LOG_LEVELS`. */
@@ -139,10 +144,29 @@ export interface PostgresConfig {
   username: string;
   /** Never logged or printed; non-enumerable on the loaded config. */
   password: string;
-  /** TLS with libpq's meanings; default `prefer` (`disable` in development and test). */
+  /**
+   * TLS with libpq's meanings; default `verify-full` (the chain must lead to `sslRootCert`, or to
+   * Node's built-in public CAs when that is empty, and the certificate must name the host);
+   * `disable` in the development and test profiles (the embedded server has no certificate).
+   */
   sslMode: SslMode;
   /** Path of a PEM file with the CA certificate(s) for verify-ca / verify-full. */
   sslRootCert: string;
+  /**
+   * SCRAM channel binding, libpq's `channel_binding`: `prefer` (the default) authenticates with
+   * SCRAM-SHA-256-PLUS when the server offers it over TLS, binding the password proof to this
+   * TLS session so a relay cannot reuse it; `require` refuses any authentication that is not
+   * channel-bound (so it needs TLS and a SCRAM password); `disable` never binds.
+   */
+  channelBinding: ChannelBinding;
+  /**
+   * Allow answering a cleartext or MD5 password request over a connection whose server was not
+   * verified (`sslMode` disable, require without `sslRootCert`, or prefer), where an on-path
+   * attacker could take the password (cleartext) or a replayable, crackable hash (MD5). Default
+   * false: such a request fails the connect with a `ConnectionError` naming this setting.
+   * SCRAM never sends the password and is always allowed; so are Unix-socket connections.
+   */
+  allowInsecurePasswordAuth: boolean;
   /** Pool size (tarn `max`); default 10. */
   maxOpenConns: number;
   /**

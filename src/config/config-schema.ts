@@ -4,6 +4,7 @@ import {
   LOG_LEVELS,
   POOLER_MODES,
   SSL_MODES,
+  CHANNEL_BINDING_MODES,
   TARGET_SESSION_ATTRS,
   type AppConfig,
 } from './app-config.js';
@@ -77,6 +78,8 @@ export const configSchema = z.strictObject({
       password: str,
       sslMode: z.enum(SSL_MODES),
       sslRootCert: str,
+      channelBinding: z.enum(CHANNEL_BINDING_MODES),
+      allowInsecurePasswordAuth: bool,
       maxOpenConns: int(1, 10_000),
       maxIdleConns: int(0, 10_000),
       connMaxLifetime: duration,

@@ -36,6 +36,8 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   DB_PASSWORD: 'database.postgres.password',
   DB_SSLMODE: 'database.postgres.sslMode',
   DB_SSL_ROOT_CERT: 'database.postgres.sslRootCert',
+  DB_CHANNEL_BINDING: 'database.postgres.channelBinding',
+  DB_ALLOW_INSECURE_AUTH: 'database.postgres.allowInsecurePasswordAuth',
   DB_MAX_OPEN_CONNS: 'database.postgres.maxOpenConns',
   DB_MAX_IDLE_CONNS: 'database.postgres.maxIdleConns',
   DB_CONN_MAX_LIFETIME: 'database.postgres.connMaxLifetime',

@@ -207,7 +207,7 @@ describe('deploy/kubernetes', () => {
         (f) => f !== 'kustomization.yaml' && !kustomization.resources?.includes(f) && !generated.includes(f),
       );
     expect(unlisted, 'YAML files kustomization.yaml does not use').to.deep.equal([]);
-    for (const f of generated.filter((g) => !g.startsWith('secrets/'))) readYaml(f);
+    for (const f of generated.filter((g) => /\.ya?ml$/.test(g) && !g.startsWith('secrets/'))) readYaml(f);
     expect(manifests.length).to.be.at.least(4);
     for (const { file, doc } of manifests) {
       expect([doc.apiVersion, doc.kind, doc.metadata?.name].every(Boolean), `${file}: apiVersion, kind, name`)
@@ -279,6 +279,32 @@ describe('deploy/kubernetes', () => {
         }
       }
     }
+  });
+
+  it('connects with sslMode verify-full in every pod, trusting the CA the kustomization mounts (never committed)', () => {
+    const caGenerator = kustomization.configMapGenerator?.find((g) =>
+      (g.files ?? []).some((f) => f.startsWith('ca.crt=')),
+    );
+    expect(caGenerator, 'a configMapGenerator with a ca.crt key').not.to.equal(undefined);
+    for (const [c, stage, spec] of [
+      [app, 'runtime', deployment.spec!.template!.spec],
+      [job.spec!.template!.spec.containers[0]!, 'migrate', job.spec!.template!.spec],
+    ] as const) {
+      const pg = podConfig(c, stage).database.postgres;
+      expect(pg.sslMode, c.name).to.equal('verify-full');
+      expect(pg.channelBinding, c.name).not.to.equal('disable');
+      expect(pg.allowInsecurePasswordAuth, c.name).to.equal(false);
+      const mount = (c.volumeMounts ?? []).find((m) => pg.sslRootCert === `${m.mountPath}/ca.crt`);
+      expect(mount, `${c.name}: sslRootCert ${pg.sslRootCert} inside a mount`).not.to.equal(undefined);
+      const volume = spec.volumes?.find((v) => v.name === mount?.name);
+      expect(volume?.configMap?.name, c.name).to.equal(caGenerator?.name);
+    }
+    const caFile = `${DIR}/${sourcePath(caGenerator!.files!.find((f) => f.startsWith('ca.crt='))!)}`;
+    const ignored = execFileSync('git', ['check-ignore', '--no-index', caFile], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    expect(ignored.trim()).to.equal(caFile);
   });
 
   it('pins every image to a version, never latest, in the manifests and in the kustomization', () => {
