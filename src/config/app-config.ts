@@ -103,6 +103,17 @@ export interface ImportConfig {
   minRateGracePeriod: number;
   /** Imports running at once (each holds one pool connection); one more is refused with 503 and `Retry-After`. Default 2. */
   maxConcurrent: number;
+  /**
+   * Imports one client may run at once, out of `maxConcurrent`; one more is refused with 429 and
+   * `Retry-After`. A client is the verified token's subject (`sub`) where there is one, else the
+   * peer address (behind a proxy or ingress every client may share one address). 0 = no
+   * per-client cap (only `maxConcurrent`). Default 1.
+   */
+  maxConcurrentPerClient: number;
+  /** Most rows one import may carry; one more ends it with 413 (rolled back); 0 = no cap. Default 1000000. */
+  maxRows: number;
+  /** Most body bytes one import may send; one more ends it with 413 (rolled back); 0 = no cap. Default 268435456 (256 MiB). */
+  maxBytes: number;
 }
 
 /** Logging (`log.*`). */

@@ -57,6 +57,9 @@ export const configSchema = z.strictObject({
       minBytesPerSecond: int(0),
       minRateGracePeriod: duration,
       maxConcurrent: int(1, 10_000),
+      maxConcurrentPerClient: int(0, 10_000),
+      maxRows: int(0),
+      maxBytes: int(0),
     }),
   }),
   log: z.strictObject({

@@ -27,7 +27,15 @@ export const DEFAULTS: Omit<AppConfig, 'profile'> = {
     bodyTimeout: 10_000,
     healthCacheTtl: 1_000,
     readiness: { poolSaturatedFor: 2_000 },
-    import: { timeout: 300_000, minBytesPerSecond: 1_024, minRateGracePeriod: 5_000, maxConcurrent: 2 },
+    import: {
+      timeout: 300_000,
+      minBytesPerSecond: 1_024,
+      minRateGracePeriod: 5_000,
+      maxConcurrent: 2,
+      maxConcurrentPerClient: 1,
+      maxRows: 1_000_000,
+      maxBytes: 268_435_456,
+    },
   },
   log: {
     level: 'info',

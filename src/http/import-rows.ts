@@ -1,4 +1,4 @@
-import { ImportRowError } from './request-errors.js';
+import { ImportRowError, ImportTooLargeError } from './request-errors.js';
 import { countLineFeeds, invalidUtf8Offset, strictUtf8Decoder } from './utf8.js';
 
 /** Where each streamed row started, kept compactly (one entry per change of `line - row`). */
@@ -41,6 +41,24 @@ export class RowLines {
 export type ImportFormat = 'ndjson' | 'json-array';
 
 /**
+ * How much of an import's body has become rows, for the upload's minimum rate: the bytes of
+ * every row parsed so far, plus those of the row being received up to its last non-blank
+ * character. Blank lines, whitespace between array elements and trailing whitespace of an
+ * unfinished row do not count, so a client trickling newlines buys no time with them.
+ */
+export class ImportProgress {
+  rowBytes = 0;
+}
+
+/** Optional bounds and counters of {@link parseImportRows}. */
+export interface ParseImportOptions {
+  /** Most rows the body may carry; one more throws `ImportTooLargeError('maxRows')`. 0 or absent: no cap. */
+  maxRows?: number;
+  /** Updated after every chunk with the bytes that became rows (see `ImportProgress`). */
+  progress?: ImportProgress;
+}
+
+/**
  * Parses a streamed request body into rows, one at a time, without holding the body:
  * NDJSON (one JSON value per line; blank lines skipped) or one JSON array. Each row's
  * 1-based starting line is recorded in `lines` before the row is yielded.
@@ -50,12 +68,14 @@ export type ImportFormat = 'ndjson' | 'json-array';
  * @throws ImportRowError naming the line of malformed JSON, of invalid UTF-8 (decoded with
  *   a fatal decoder, never replaced by U+FFFD), of an oversized row, or of anything after a
  *   JSON array's closing bracket.
+ * @throws ImportTooLargeError at the row past `options.maxRows`.
  */
 export async function* parseImportRows(
   body: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
   format: ImportFormat,
   lines: RowLines,
   maxRowBytes: number,
+  { maxRows = 0, progress }: ParseImportOptions = {},
 ): AsyncGenerator<unknown> {
   const scanner = format === 'ndjson' ? new NdjsonScanner(maxRowBytes) : new JsonArrayScanner(maxRowBytes);
   // Fatal: invalid UTF-8 is refused with its line, never stored as U+FFFD (StringDecoder's way).
@@ -65,9 +85,11 @@ export async function* parseImportRows(
     const text = typeof chunk === 'string' ? chunk : decodeChunk(decoder, chunk, scanner.line, chunks > 0);
     chunks += 1;
     for (const row of scanner.feed(text)) {
+      if (maxRows > 0 && lines.count >= maxRows) throw new ImportTooLargeError('maxRows', maxRows);
       lines.push(row.line);
       yield row.value;
     }
+    if (progress) progress.rowBytes = scanner.rowBytes;
   }
   let rest: string;
   try {
@@ -76,9 +98,22 @@ export async function* parseImportRows(
     throw new ImportRowError(scanner.line, 'is not valid UTF-8 (the body ends inside a character)');
   }
   for (const row of scanner.feed(rest, true)) {
+    if (maxRows > 0 && lines.count >= maxRows) throw new ImportTooLargeError('maxRows', maxRows);
     lines.push(row.line);
     yield row.value;
   }
+}
+
+/**
+ * Counts the bytes of an unfinished row up to its last non-blank character: `before` bytes
+ * already received of it, then `appended`. Returns the counted bytes, or `counted` unchanged
+ * when `appended` is all blank.
+ */
+function pendingRowBytes(before: number, appended: string, counted: number): number {
+  const kept = appended.trimEnd().length;
+  return kept > 0
+    ? before + Buffer.byteLength(kept === appended.length ? appended : appended.slice(0, kept))
+    : counted;
 }
 
 /** One chunk through the streaming fatal decoder; on failure, an ImportRowError naming the bad byte's line. */
@@ -115,6 +150,10 @@ class NdjsonScanner {
   readonly #max: number;
   #partial = '';
   #line = 1;
+  /** Bytes of the rows finished so far, and of the unfinished row: received, and counted. */
+  #doneBytes = 0;
+  #partialBytes = 0;
+  #partialCounted = 0;
 
   constructor(maxRowBytes: number) {
     this.#max = maxRowBytes;
@@ -125,6 +164,11 @@ class NdjsonScanner {
     return this.#line;
   }
 
+  /** Bytes that became rows (see `ImportProgress`). */
+  get rowBytes(): number {
+    return this.#doneBytes + this.#partialCounted;
+  }
+
   *feed(text: string, end = false): Generator<ScannedRow> {
     let start = 0;
     for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
@@ -132,10 +176,17 @@ class NdjsonScanner {
       this.#partial = '';
       start = nl + 1;
       if (piece.length > this.#max) throw new ImportRowError(this.#line, 'is larger than the row limit');
-      if (piece.trim() !== '') yield { line: this.#line, value: parseRow(piece, this.#line) };
+      this.#partialBytes = this.#partialCounted = 0;
+      if (piece.trim() !== '') {
+        this.#doneBytes += Buffer.byteLength(piece);
+        yield { line: this.#line, value: parseRow(piece, this.#line) };
+      }
       this.#line += 1;
     }
-    this.#partial += text.slice(start);
+    const appended = text.slice(start);
+    this.#partialCounted = pendingRowBytes(this.#partialBytes, appended, this.#partialCounted);
+    this.#partialBytes += Buffer.byteLength(appended);
+    this.#partial += appended;
     if (this.#partial.length > this.#max)
       throw new ImportRowError(this.#line, 'is larger than the row limit');
     if (end && this.#partial.trim() !== '') {
@@ -161,6 +212,10 @@ class JsonArrayScanner {
   #line = 1;
   #elementLine = 1;
   #elements = 0;
+  /** Bytes of the elements finished so far, and of the unfinished one up to its last non-blank character. */
+  #doneBytes = 0;
+  #partBytes = 0;
+  #partCounted = 0;
 
   constructor(maxRowBytes: number) {
     this.#max = maxRowBytes;
@@ -169,6 +224,11 @@ class JsonArrayScanner {
   /** The 1-based line the next character fed is on. */
   get line(): number {
     return this.#line;
+  }
+
+  /** Bytes that became rows (see `ImportProgress`). */
+  get rowBytes(): number {
+    return this.#doneBytes + this.#partCounted;
   }
 
   *feed(text: string, end = false): Generator<ScannedRow> {
@@ -223,6 +283,8 @@ class JsonArrayScanner {
     }
     if (this.#state === 'element') {
       const rest = text.slice(elementStart);
+      this.#partCounted = pendingRowBytes(this.#partBytes, rest, this.#partCounted);
+      this.#partBytes += Buffer.byteLength(rest);
       this.#parts.push(rest);
       this.#size += rest.length;
       if (this.#size > this.#max) throw new ImportRowError(this.#elementLine, 'is larger than the row limit');
@@ -235,8 +297,10 @@ class JsonArrayScanner {
     const text = this.#parts.length ? this.#parts.join('') + tail : tail;
     this.#parts = [];
     this.#size = 0;
+    this.#partBytes = this.#partCounted = 0;
     this.#depth = 0;
     this.#elements += 1;
+    this.#doneBytes += Buffer.byteLength(text);
     if (text.length > this.#max) throw new ImportRowError(this.#elementLine, 'is larger than the row limit');
     return { line: this.#elementLine, value: parseRow(text, this.#elementLine) };
   }
