@@ -32,10 +32,11 @@ export const DEFAULTS: Omit<AppConfig, 'profile'> = {
       minBytesPerSecond: 1_024,
       minRateGracePeriod: 5_000,
       maxConcurrent: 2,
-      maxConcurrentPerClient: 1,
+      maxPerClient: 1,
       maxRows: 1_000_000,
       maxBytes: 268_435_456,
     },
+    cursorSecret: '',
   },
   log: {
     level: 'info',
@@ -129,4 +130,8 @@ export const PROFILE_DEFAULTS: Readonly<Record<string, ConfigLayer>> = {
 };
 
 /** Keys whose values are secrets: never printed, logged or echoed in an error. */
-export const SECRET_KEYS: readonly string[] = ['database.postgres.password', 'database.migrations.password'];
+export const SECRET_KEYS: readonly string[] = [
+  'database.postgres.password',
+  'database.migrations.password',
+  'server.cursorSecret',
+];

@@ -13,5 +13,6 @@ export function redactConfig(config: AppConfig): AppConfig {
   const copy = JSON.parse(JSON.stringify(config)) as AppConfig;
   copy.database.postgres.password = config.database.postgres.password ? REDACTED : '';
   copy.database.migrations.password = config.database.migrations.password ? REDACTED : '';
+  copy.server.cursorSecret = config.server.cursorSecret ? REDACTED : '';
   return copy;
 }

@@ -101,7 +101,7 @@ export class ImportTooLargeError extends AppError {
 }
 
 /**
- * One client already runs as many imports as it may (`server.import.maxConcurrentPerClient`):
+ * One client already runs as many imports as it may (`server.import.maxPerClient`):
  * answered 429 with `Retry-After`.
  */
 export class ImportClientCapacityError extends AppError {
@@ -111,7 +111,7 @@ export class ImportClientCapacityError extends AppError {
 
   constructor(maxPerClient: number, retryAfterS: number) {
     super(
-      `This client already runs ${maxPerClient} import(s) at once (server.import.maxConcurrentPerClient); retry later.`,
+      `This client already runs ${maxPerClient} import(s) at once (server.import.maxPerClient); retry later.`,
     );
     this.retryAfterS = retryAfterS;
   }

@@ -134,9 +134,7 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
   const limits = opts.importLimits;
   const slots = limits ? new ConcurrencyLimit(limits.maxConcurrent) : undefined;
   const clientSlots =
-    limits && limits.maxConcurrentPerClient > 0
-      ? new KeyedConcurrencyLimit(limits.maxConcurrentPerClient)
-      : undefined;
+    limits && limits.maxPerClient > 0 ? new KeyedConcurrencyLimit(limits.maxPerClient) : undefined;
   void app.register((scope: FastifyInstance, _opts: object, done: () => void) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser(Object.keys(IMPORT_MEDIA_TYPES), (_request, payload, parsed) =>

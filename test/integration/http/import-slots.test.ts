@@ -46,7 +46,7 @@ describe('Import slots', () => {
   describe('two slots, two per client', () => {
     // Every test client shares one address, so two slots per client lets two trickles hold both.
     const svc = useTestService(db, {
-      server: { bodyTimeout: 2_000, import: { ...LIMITS, maxConcurrentPerClient: 2 } },
+      server: { bodyTimeout: 2_000, import: { ...LIMITS, maxPerClient: 2 } },
     });
 
     /** A client sending `unit` 200 times per 100 ms: 2 000 B/s per byte of `unit`, all of it blank. */
@@ -111,7 +111,7 @@ describe('Import slots', () => {
 
   describe('two slots, one per client', () => {
     const svc = useTestService(db, {
-      server: { bodyTimeout: 2_000, import: { ...LIMITS, maxConcurrentPerClient: 1 } },
+      server: { bodyTimeout: 2_000, import: { ...LIMITS, maxPerClient: 1 } },
     });
 
     it('refuses a second concurrent import from the same client with 429 and Retry-After, and takes one once the first ends', async () => {
@@ -138,7 +138,7 @@ describe('Import slots', () => {
       expect(second.headers.get('retry-after')).to.equal('5');
       const json = (await second.json()) as Record<string, unknown>;
       expect(json).to.include({ code: 'IMPORT_CLIENT_CAPACITY' });
-      expect(String(json.message)).to.include('server.import.maxConcurrentPerClient');
+      expect(String(json.message)).to.include('server.import.maxPerClient');
       expect((await first).status).to.equal(201);
       expect(await stored(prefix)).to.equal(4);
       const again = rows(1);

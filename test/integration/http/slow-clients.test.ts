@@ -27,7 +27,7 @@ describe('Slow clients', () => {
         minBytesPerSecond: 1_000,
         minRateGracePeriod: 800,
         maxConcurrent: 2,
-        maxConcurrentPerClient: 2,
+        maxPerClient: 2,
       },
     },
     database: { postgres: { maxOpenConns: 3, maxIdleConns: 3, timeout: 3_000 } },
