@@ -72,6 +72,7 @@ export {
   ValidationError,
   NotFoundError,
 } from './db/index.js';
+export { embeddedPasswordFile } from './db/embedded/embedded-password.js';
 export { AppError } from './app-error.js';
 
 // Features

@@ -82,6 +82,14 @@ export interface ServerConfig {
   readiness: ReadinessConfig;
   /** Limits of `POST /users/import`. */
   import: ImportConfig;
+  /**
+   * HMAC-SHA256 key that signs list cursors (`GET /users?cursor=`), so an edited or forged
+   * cursor is refused with 400; at least 32 characters. A secret: hidden from printed and
+   * logged configs like the passwords. Required by `startService` in production (one value
+   * shared by every replica, so a cursor from one is valid on the next); empty elsewhere
+   * means a random per-process key. Default empty.
+   */
+  cursorSecret: string;
 }
 
 /** Readiness rules (`server.readiness.*`). */
@@ -108,6 +116,17 @@ export interface ImportConfig {
   minRateGracePeriod: number;
   /** Imports running at once (each holds one pool connection); one more is refused with 503 and `Retry-After`. Default 2. */
   maxConcurrent: number;
+  /**
+   * Imports one client may run at once, out of `maxConcurrent`; one more is refused with 429 and
+   * `Retry-After`. A client is the verified token's subject (`sub`) where there is one, else the
+   * peer address (behind a proxy or ingress every client may share one address). 0 = no
+   * per-client cap (only `maxConcurrent`). Default 1.
+   */
+  maxPerClient: number;
+  /** Most rows one import may carry; one more ends it with 413 (rolled back); 0 = no cap. Default 1000000. */
+  maxRows: number;
+  /** Most body bytes one import may send; one more ends it with 413 (rolled back); 0 = no cap. Default 268435456 (256 MiB). */
+  maxBytes: number;
 }
 
 /** Logging (`log.*`). */

@@ -53,11 +53,17 @@ export const configSchema = z.strictObject({
     readiness: z.strictObject({
       poolSaturatedFor: duration,
     }),
+    cursorSecret: str.refine((v) => v === '' || v.length >= 32, {
+      error: 'must be at least 32 characters (e.g. `openssl rand -base64 32`)',
+    }),
     import: z.strictObject({
       timeout: duration,
       minBytesPerSecond: int(0),
       minRateGracePeriod: duration,
       maxConcurrent: int(1, 10_000),
+      maxPerClient: int(0, 10_000),
+      maxRows: int(0),
+      maxBytes: int(0),
     }),
   }),
   log: z.strictObject({

@@ -28,7 +28,16 @@ export const DEFAULTS: Omit<AppConfig, 'profile'> = {
     bodyTimeout: 10_000,
     healthCacheTtl: 1_000,
     readiness: { poolSaturatedFor: 2_000 },
-    import: { timeout: 300_000, minBytesPerSecond: 1_024, minRateGracePeriod: 5_000, maxConcurrent: 2 },
+    import: {
+      timeout: 300_000,
+      minBytesPerSecond: 1_024,
+      minRateGracePeriod: 5_000,
+      maxConcurrent: 2,
+      maxPerClient: 1,
+      maxRows: 1_000_000,
+      maxBytes: 268_435_456,
+    },
+    cursorSecret: '',
   },
   log: {
     level: 'info',
@@ -125,4 +134,8 @@ export const PROFILE_DEFAULTS: Readonly<Record<string, ConfigLayer>> = {
 };
 
 /** Keys whose values are secrets: never printed, logged or echoed in an error. */
-export const SECRET_KEYS: readonly string[] = ['database.postgres.password', 'database.migrations.password'];
+export const SECRET_KEYS: readonly string[] = [
+  'database.postgres.password',
+  'database.migrations.password',
+  'server.cursorSecret',
+];

@@ -21,6 +21,10 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   SERVER_IMPORT_MIN_BYTES_PER_SECOND: 'server.import.minBytesPerSecond',
   SERVER_IMPORT_MIN_RATE_GRACE_PERIOD: 'server.import.minRateGracePeriod',
   SERVER_IMPORT_MAX_CONCURRENT: 'server.import.maxConcurrent',
+  SERVER_IMPORT_MAX_PER_CLIENT: 'server.import.maxPerClient',
+  SERVER_IMPORT_MAX_ROWS: 'server.import.maxRows',
+  SERVER_IMPORT_MAX_BYTES: 'server.import.maxBytes',
+  SERVER_CURSOR_SECRET: 'server.cursorSecret',
 
   LOG_LEVEL: 'log.level',
   LOG_PRETTY: 'log.pretty',
