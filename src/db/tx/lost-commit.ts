@@ -199,3 +199,19 @@ async function lookupCommitOutcome(opts: CommitOutcomeOptions): Promise<CommitOu
   }
   return 'unknown';
 }
+
+/**
+ * The select-list item that assigns and returns the xid in BEGIN's own message
+ * (`BEGIN; select pg_current_xact_id()::text as xid, ...`), saving the round trip of
+ * `recordXid`. The price, paid only by read-write transactions with lost-COMMIT resolution on:
+ * one that writes nothing still consumes an xid (wraparound/freeze pressure) and its COMMIT
+ * writes a commit record and waits for its WAL flush (see docs/benchmarks.md for the numbers).
+ * On a standby it fails with 25006 (a failover, retried as one).
+ */
+export const XID_AT_BEGIN = 'pg_current_xact_id()::text as xid';
+
+/** The xid that `XID_AT_BEGIN` returned in `result` (undefined when it is not there). */
+export function xidOf(result: { rows?: Record<string, unknown>[] } | undefined): RecordedXid | undefined {
+  const xid = result?.rows?.[0]?.xid;
+  return typeof xid === 'string' ? { xid, aborted: false } : undefined;
+}

@@ -19,6 +19,7 @@ import {
   type TxFn,
 } from './tx-context.js';
 import { TxHookSet, type TxHooks } from './tx-hooks.js';
+import { withJoinedSettings } from './tx-settings.js';
 import {
   DEFAULT_TX_DEFAULTS,
   joinConflicts,
@@ -28,8 +29,7 @@ import {
 import { RetryBudget } from './retry-budget.js';
 import { TxRunner } from './tx-runner.js';
 import { TxTracing } from './tx-tracing.js';
-import type { DriverConnection } from '../knex-internals.js';
-import { lsnText, lsnValue } from '../replicas/commit-token.js';
+import { sharedTxResources } from './tx-resources.js';
 import type { ReplicaRouter } from '../replicas/replica-router.js';
 
 /** Optional collaborators and defaults of a TxManager. */
@@ -95,17 +95,16 @@ export class TxManager {
   /** `resolveTxOptions({})` under this manager's defaults: the common call validates nothing. */
   readonly #plain: ResolvedTxOptions;
   readonly #runner: TxRunner;
-  /** The highest commit position this manager acknowledged (0: none yet). */
-  #lastCommit = 0n;
-  /** A commit whose position could not be read: the next replica read learns the primary's first. */
-  #positionUnknown = false;
-  readonly #db: Database;
+  readonly #replicas: ReplicaRouter | undefined;
 
   constructor(db: Database, logger: Logger, options: TxManagerOptions = {}) {
-    this.#db = db;
+    // Built on a PostgresDatabase: its replicas, counters, tracing and defaults unless given here,
+    // so a second manager never reads the primary for `target: 'replica'` or counts unscraped.
+    const shared = sharedTxResources(db);
     this.#logger = logger.child({ component: 'tx-manager' });
-    this.#metrics = options.metrics ?? new Metrics();
-    const t = options.transactions ?? {};
+    this.#metrics = options.metrics ?? shared?.metrics ?? new Metrics();
+    const replicas = (this.#replicas = options.replicas ?? shared?.replicas);
+    const t = options.transactions ?? shared?.transactions ?? {};
     this.#defaults = {
       maxAttempts: t.maxAttempts ?? DEFAULT_TX_DEFAULTS.maxAttempts,
       baseDelay: t.baseDelay ?? DEFAULT_TX_DEFAULTS.baseDelay,
@@ -119,7 +118,7 @@ export class TxManager {
     // Built in as a hook (after the given ones, so a veto of theirs costs no token): the retry loop stays as it is.
     if (t.retryBudget)
       this.#hooks.add(new RetryBudget(t.retryBudget, { metrics: this.#metrics, logger: this.#logger }));
-    const tracer = tracerOf(options.tracing);
+    const tracer = tracerOf(options.tracing ?? shared?.tracing);
     this.#runner = new TxRunner({
       db,
       logger: this.#logger,
@@ -130,68 +129,18 @@ export class TxManager {
       lookupTimeoutMs: options.commitLookupTimeoutMs,
       plain: this.#plain,
       tracing: tracer && new TxTracing(tracer, () => db.driver()),
-      replicas: options.replicas && {
-        router: options.replicas,
-        committed: (connection) => this.#recordCommit(connection),
-        required: (after) => this.#required(after),
-      },
+      replicas,
     });
   }
 
   /**
-   * The WAL position of the last commit this manager acknowledged, as a token another process
+   * The WAL position of the last commit acknowledged through this manager's replicas (by this
+   * manager or another one sharing them, such as `db.txManager`), as a token another process
    * can pass as `{ after: token }` so that its replica read sees that commit. Recorded only with
    * replicas configured (undefined otherwise, and before the first read-write commit).
    */
   lastCommitToken(): string | undefined {
-    return this.#lastCommit > 0n ? lsnText(this.#lastCommit) : undefined;
-  }
-
-  /**
-   * Reads the WAL insert position on the committing connection, which is at or past the end of
-   * the commit record (and of every other commit acknowledged so far). The insert position, not
-   * the write position (`pg_current_wal_lsn()`): with `synchronous_commit = off` COMMIT returns
-   * before its record is written, so the write position can still be short of it. Never throws:
-   * a failure makes the next replica read learn the primary's position first.
-   */
-  async #recordCommit(connection: DriverConnection): Promise<void> {
-    try {
-      const client = connection as unknown as {
-        query(sql: string): Promise<{ rows: Array<{ lsn: string }> }>;
-      };
-      const { rows } = await client.query('select pg_current_wal_insert_lsn()::text as lsn');
-      this.#advance(lsnValue(rows[0]?.lsn));
-    } catch (err) {
-      this.#positionUnknown = true;
-      this.#logger.debug(
-        { err },
-        'could not read the commit position; the next replica read asks the primary',
-      );
-    }
-  }
-
-  #advance(lsn: bigint | undefined): void {
-    if (lsn === undefined) this.#positionUnknown = true;
-    else if (lsn > this.#lastCommit) this.#lastCommit = lsn;
-  }
-
-  /** What a replica read begun now must see: this manager's acknowledged commits and `after`. */
-  async #required(after: bigint | undefined): Promise<bigint | undefined | 'primary'> {
-    if (this.#positionUnknown) {
-      this.#positionUnknown = false;
-      try {
-        const res = await this.#db
-          .driver()
-          .raw<{ rows: Array<{ lsn: string }> }>('select pg_current_wal_insert_lsn()::text as lsn');
-        this.#advance(lsnValue(res.rows[0]?.lsn));
-      } catch {
-        this.#positionUnknown = true;
-        return 'primary';
-      }
-    }
-    const own = this.#lastCommit > 0n ? this.#lastCommit : undefined;
-    if (after === undefined) return own;
-    return own === undefined || after > own ? after : own;
+    return this.#replicas?.lastCommitToken();
   }
 
   /**
@@ -312,6 +261,10 @@ export class TxManager {
     const o = resolveTxOptions(opts, this.#defaults);
     const ambient = currentTransaction();
     const parent = ambient && handleOf(ambient);
+    if (o.propagation === 'nested' && parent && o.settings.length > 0)
+      throw new TxOptionsError(
+        'settings cannot be given to a nested beginTx (a savepoint has no end that restores them): use withTransaction, or set them on the outer transaction.',
+      );
     const handle =
       o.propagation === 'nested' && parent
         ? await SavepointTx.begin(parent)
@@ -348,14 +301,19 @@ export class TxManager {
       if (conflicts.length > 0)
         throw new TransactionStateError(`Cannot join the ambient transaction: ${conflicts.join('; ')}.`);
     }
-    if (o.propagation === 'required') return fn(ambient);
+    const settings = o.settings;
+    const run = (trx: Knex.Transaction): Promise<T> =>
+      settings.length === 0
+        ? runInTransaction(trx, fn)
+        : withJoinedSettings(trx, settings, () => runInTransaction(trx, fn));
+    if (o.propagation === 'required') return settings.length === 0 ? fn(ambient) : run(ambient);
     // A transaction TxManager did not start (plain knex): knex's own savepoint.
-    if (!parent) return ambient.transaction((trx) => runInTransaction(trx, fn));
+    if (!parent) return ambient.transaction(run);
     const sp = await SavepointTx.begin(parent);
     guardTransaction(sp.trx, this.#runner.guard);
     let result: T;
     try {
-      result = await runInTransaction(sp.trx, fn);
+      result = await run(sp.trx);
     } catch (err) {
       await sp.rollback(err);
       throw err;
