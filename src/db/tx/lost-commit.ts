@@ -40,25 +40,10 @@ export interface LostCommitLookup {
 }
 
 /**
- * Records the transaction's xid right before COMMIT, so that a COMMIT whose connection is
- * lost can be resolved (`resolveLostCommit`). `aborted` when the transaction had already
- * failed (25P02); `xid` null when none was assigned.
- *
- * Why a round trip of its own, right before COMMIT (the one statement TxManager adds to a
- * plain read-write transaction), and not something cheaper:
- * - Sent in the same simple-query message as COMMIT ("select ...; COMMIT"), the xid comes
- *   back in the same packet as COMMIT's answer (the server flushes at ReadyForQuery), so the
- *   lost-COMMIT case, the only one that needs it, is exactly the one where it never arrives.
- * - Forced at BEGIN (`pg_current_xact_id()` with the BEGIN or set_config round trip) would
- *   save the round trip, but gives every read-write transaction an xid: one that writes
- *   nothing then consumes an xid (wraparound/freeze pressure) and its COMMIT writes and
- *   flushes a commit record, a WAL fsync in place of a round trip. Not a free default.
- * - Skipped when no statement went through the tracker: unsafe, statements can reach the
- *   connection around it (copyIn writes with COPY on the raw pg client).
- * - pg (node-postgres) does not pipeline, so it cannot overlap another statement.
- * Read-only transactions skip it (no xid can be assigned). Callers that prefer the round trip
- * to the resolution turn it off with `resolveLostCommit: false` (lost COMMIT ->
- * CommitUnknownError, never a blind retry).
+ * Records the transaction's xid right before COMMIT (one round trip), for a transaction that
+ * did not take it with BEGIN (`XID_AT_BEGIN`). `aborted` when the transaction had already
+ * failed (25P02); `xid` null when none was assigned. Why not in COMMIT's own message, nor
+ * skipped: docs/benchmarks.md (the xid with BEGIN).
  */
 export async function recordXid(inner: InnerQuery): Promise<RecordedXid> {
   try {

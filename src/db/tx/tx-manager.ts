@@ -32,24 +32,27 @@ import { TxTracing } from './tx-tracing.js';
 import { sharedTxResources } from './tx-resources.js';
 import type { ReplicaRouter } from '../replicas/replica-router.js';
 
-/** Optional collaborators and defaults of a TxManager. */
+/**
+ * Optional collaborators and defaults of a TxManager. On a `PostgresDatabase`, each one not
+ * given here is the database's own (its metrics, tracing, replicas and `database.transactions`),
+ * so a second manager on it reads replicas, counts and traces as `db.txManager` does.
+ */
 export interface TxManagerOptions {
   /**
    * Retry/timeout defaults and the foreign-connection guard mode (config `database.transactions`).
    *
-   * `resolveLostCommit` (default true): before COMMIT, a read-write transaction records its xid
-   * (one extra round trip) so that a COMMIT whose connection is lost is resolved with
-   * `pg_xact_status` (committed -> success, aborted -> retry). `false` is an explicit opt-out
-   * that saves that round trip and gives up the resolution: a lost COMMIT then rejects with
-   * `CommitUnknownError` (re-run only with `idempotent: true`). Read-only transactions never
-   * send it.
+   * `resolveLostCommit` (default true): a read-write transaction takes its xid with BEGIN, in
+   * the same message, so that a COMMIT whose connection is lost is resolved with
+   * `pg_xact_status` (committed -> success, aborted -> retry). `false` gives up the resolution:
+   * a lost COMMIT then rejects with `CommitUnknownError` (re-run only with `idempotent: true`).
+   * Read-only transactions never take one.
    *
    * `retryBudget` (`{ ratio, burst }`, config `database.transactions.retryBudget`, default
    * `{ ratio: 0.1, burst: 10 }` there) bounds retries across this manager's transactions (see
    * `RetryBudget`); absent here, the manager has no budget.
    */
   transactions?: Partial<TransactionConfig> & { resolveLostCommit?: boolean };
-  /** Where counters go; a private `Metrics` when absent. */
+  /** Where counters go; the database's (a `PostgresDatabase`), else a private `Metrics`. */
   metrics?: Metrics;
   /** Bound on learning the outcome of a COMMIT whose connection was lost, ms. Default 5 s. */
   commitLookupTimeoutMs?: number;
@@ -62,10 +65,9 @@ export interface TxManagerOptions {
    */
   tracing?: boolean | TracingOptions;
   /**
-   * Read replicas for `target: 'replica'` (a `PostgresDatabase` with `database.postgres.replicas`
-   * passes its own). With them, every read-write commit records its WAL position (one round trip
-   * after COMMIT) for read-your-writes; without them nothing is recorded and `target: 'replica'`
-   * runs on the primary.
+   * Read replicas for `target: 'replica'`, with the commit positions that keep their reads
+   * read-your-writes (a `PostgresDatabase` with `database.postgres.replicas` lends its own).
+   * Without them `target: 'replica'` runs on the primary.
    */
   replicas?: ReplicaRouter;
 }
@@ -79,7 +81,7 @@ export interface TxManagerOptions {
  * It relies only on `db.driver()` (knex) and works with any `Database` built on knex + pg.
  *
  * ```ts
- * const tx = new TxManager(db, logger, { transactions: config.database.transactions });
+ * const tx = db.txManager; // or new TxManager(db, logger): on a PostgresDatabase, the same resources
  * const id = await tx.withTransaction(async (trx) => {
  *   const [row] = await trx('accounts').insert({ owner: 'ada' }).returning('id');
  *   return row.id;
