@@ -36,9 +36,10 @@ describe('validateNewUsers (the bulk path of insertMany)', () => {
   it('answers every row exactly as validateNewUser(row, index) does: the same rows, the same errors', () => {
     for (const input of inputs) {
       const rows = [{ email: 'first@example.com', name: 'First' }, input];
-      expect(outcome(() => validateNewUsers(rows)), JSON.stringify(input)).to.deep.equal(
-        outcome(() => [validateNewUser(rows[0], 0), validateNewUser(input, 1)]),
-      );
+      expect(
+        outcome(() => validateNewUsers(rows)),
+        JSON.stringify(input),
+      ).to.deep.equal(outcome(() => [validateNewUser(rows[0], 0), validateNewUser(input, 1)]));
     }
   });
 
