@@ -47,29 +47,31 @@ function schemaCheck(): (json: object) => boolean {
 }
 
 /**
- * Validates the rows of a bulk load (`insertMany`) as `validateNewUser(row, i)` does, with the
- * same errors: a plain row passes objection's own compiled schema check (the validator
- * `User.fromJson` runs, compiled once) and the NUL check without building a `User` per row,
+ * Validates one row of a bulk load (`insertMany`, `copyIn`) as `validateNewUser(row, rowIndex)`
+ * does, with the same errors: a plain row passes objection's own compiled schema check (the
+ * validator `User.fromJson` runs, compiled once) and the NUL check without building a `User`,
  * which costs several µs a row; a row that fails goes through `validateNewUser` for the error.
- * @throws ValidationError naming the first bad row's fields and its `rowIndex`.
+ * @throws ValidationError naming the row's bad fields and its `rowIndex`.
  */
-export function validateNewUsers(rows: readonly unknown[]): ValidNewUser[] {
-  const check = schemaCheck();
-  const valid = new Array<ValidNewUser>(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i] as Record<string, unknown> | null;
-    if (
-      typeof row === 'object' &&
-      row !== null &&
-      !Array.isArray(row) &&
-      Object.getPrototypeOf(row) === Object.prototype &&
-      check(row) &&
-      !hasNul(row)
-    ) {
-      const { email, name, status } = row as unknown as NewUser;
-      valid[i] = { email, name, status: status ?? 'active' };
-    } else valid[i] = validateNewUser(row, i);
+export function validateNewUserRow(input: unknown, rowIndex: number): ValidNewUser {
+  const row = input as Record<string, unknown> | null;
+  if (
+    typeof row === 'object' &&
+    row !== null &&
+    Object.getPrototypeOf(row) === Object.prototype &&
+    (compiledCheck ?? schemaCheck())(row) &&
+    !hasNul(row)
+  ) {
+    const { email, name, status } = row as unknown as NewUser;
+    return { email, name, status: status ?? 'active' };
   }
+  return validateNewUser(input, rowIndex);
+}
+
+/** `validateNewUserRow` over every row. @throws ValidationError for the first bad row. */
+export function validateNewUsers(rows: readonly unknown[]): ValidNewUser[] {
+  const valid = new Array<ValidNewUser>(rows.length);
+  for (let i = 0; i < rows.length; i++) valid[i] = validateNewUserRow(rows[i], i);
   return valid;
 }
 
