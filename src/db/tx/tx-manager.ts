@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Knex } from 'knex';
 import type { ForeignConnectionGuardMode, TransactionConfig } from '../../config/app-config.js';
+import { DEFAULTS } from '../../config/defaults.js';
 import type { Logger } from '../../observability/logger.js';
 import { Metrics } from '../../observability/metrics.js';
 import { tracerOf, type TracingOptions } from '../../observability/tracing.js';
@@ -113,7 +114,7 @@ export class TxManager {
       maxDelay: t.maxDelay ?? DEFAULT_TX_DEFAULTS.maxDelay,
       defaultTimeout: t.defaultTimeout ?? DEFAULT_TX_DEFAULTS.defaultTimeout,
     };
-    this.#guardMode = t.foreignConnectionGuard ?? 'warn';
+    this.#guardMode = t.foreignConnectionGuard ?? DEFAULTS.database.transactions.foreignConnectionGuard;
     this.#plain = resolveTxOptions({}, this.#defaults);
     this.#hooks = new TxHookSet(this.#logger);
     if (options.hooks) this.#hooks.add(options.hooks);
@@ -127,7 +128,7 @@ export class TxManager {
       metrics: this.#metrics,
       hooks: this.#hooks,
       guardMode: this.#guardMode,
-      resolveLostCommit: t.resolveLostCommit ?? true,
+      resolveLostCommit: t.resolveLostCommit ?? DEFAULTS.database.transactions.resolveLostCommit,
       lookupTimeoutMs: options.commitLookupTimeoutMs,
       plain: this.#plain,
       tracing: tracer && new TxTracing(tracer, () => db.driver()),

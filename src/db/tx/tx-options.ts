@@ -1,4 +1,5 @@
 import type { TransactionConfig } from '../../config/app-config.js';
+import { DEFAULTS } from '../../config/defaults.js';
 import {
   ISOLATION_LEVELS,
   PROPAGATIONS,
@@ -63,12 +64,12 @@ export interface ResolvedTxOptions {
 /** The manager's defaults (TransactionConfig subset), ms. */
 export type TxDefaults = Pick<TransactionConfig, 'maxAttempts' | 'baseDelay' | 'maxDelay' | 'defaultTimeout'>;
 
-/** maxAttempts 3, baseDelay 20 ms, maxDelay 1 s, no default timeout. */
+/** The configuration's defaults (`config/defaults.ts`, `database.transactions`): 3 attempts, 20 ms base, 1 s cap, no timeout. */
 export const DEFAULT_TX_DEFAULTS: TxDefaults = {
-  maxAttempts: 3,
-  baseDelay: 20,
-  maxDelay: 1_000,
-  defaultTimeout: 0,
+  maxAttempts: DEFAULTS.database.transactions.maxAttempts,
+  baseDelay: DEFAULTS.database.transactions.baseDelay,
+  maxDelay: DEFAULTS.database.transactions.maxDelay,
+  defaultTimeout: DEFAULTS.database.transactions.defaultTimeout,
 };
 
 /**
