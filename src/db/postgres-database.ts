@@ -156,16 +156,19 @@ export class PostgresDatabase implements Database {
           })
         : undefined;
     // Lent to every TxManager built on this database, this one's included: one set of
-    // replicas (and commit positions), counters, spans and defaults.
+    // replicas (and commit positions), counters and spans.
     const resources: TxResources = {
       metrics: this.#metrics,
       replicas: this.#replicas,
       tracing: tracer ? { tracer } : undefined,
-      transactions: options.transactions,
     };
     Object.defineProperty(this, TX_RESOURCES, { value: resources });
     // Transactions have one implementation: TxManager. The database delegates to it.
-    this.#tx = new TxManager(this, this.#logger);
+    this.#tx = new TxManager(
+      this,
+      this.#logger,
+      options.transactions ? { transactions: options.transactions } : {},
+    );
   }
 
   /** The configuration in use; `password` is non-enumerable, so printing or serialising it never shows it. */

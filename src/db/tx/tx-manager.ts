@@ -34,9 +34,10 @@ import { sharedTxResources } from './tx-resources.js';
 import type { ReplicaRouter } from '../replicas/replica-router.js';
 
 /**
- * Optional collaborators and defaults of a TxManager. On a `PostgresDatabase`, each one not
- * given here is the database's own (its metrics, tracing, replicas and `database.transactions`),
- * so a second manager on it reads replicas, counts and traces as `db.txManager` does.
+ * Optional collaborators and defaults of a TxManager. On a `PostgresDatabase`, the metrics,
+ * tracing and replicas not given here are the database's own, so a second manager on it reads
+ * replicas (seeing every commit acknowledged through the database), counts and traces as
+ * `db.txManager` does. Its defaults, hooks and retry budget are its own.
  */
 export interface TxManagerOptions {
   /**
@@ -101,13 +102,13 @@ export class TxManager {
   readonly #replicas: ReplicaRouter | undefined;
 
   constructor(db: Database, logger: Logger, options: TxManagerOptions = {}) {
-    // Built on a PostgresDatabase: its replicas, counters, tracing and defaults unless given here,
+    // Built on a PostgresDatabase: its replicas, counters and tracing unless given here,
     // so a second manager never reads the primary for `target: 'replica'` or counts unscraped.
     const shared = sharedTxResources(db);
     this.#logger = logger.child({ component: 'tx-manager' });
     this.#metrics = options.metrics ?? shared?.metrics ?? new Metrics();
     const replicas = (this.#replicas = options.replicas ?? shared?.replicas);
-    const t = options.transactions ?? shared?.transactions ?? {};
+    const t = options.transactions ?? {};
     this.#defaults = {
       maxAttempts: t.maxAttempts ?? DEFAULT_TX_DEFAULTS.maxAttempts,
       baseDelay: t.baseDelay ?? DEFAULT_TX_DEFAULTS.baseDelay,

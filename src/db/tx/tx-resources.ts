@@ -1,4 +1,3 @@
-import type { TransactionConfig } from '../../config/app-config.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { TracingOptions } from '../../observability/tracing.js';
 import type { ReplicaRouter } from '../replicas/replica-router.js';
@@ -8,7 +7,6 @@ export interface TxResources {
   metrics: Metrics;
   replicas: ReplicaRouter | undefined;
   tracing: TracingOptions | undefined;
-  transactions: Partial<TransactionConfig> | undefined;
 }
 
 /** The key under which a database exposes its `TxResources` (not enumerable, not public API). */
