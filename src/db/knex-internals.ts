@@ -421,6 +421,23 @@ export function transactionEnders(trx: Knex.Transaction): TransactionEnders {
   return { commit: t.commit, rollback: t.rollback };
 }
 
+/**
+ * Replaces `trx.commit` and `trx.rollback` on knex's transaction object (the manager ends its
+ * transactions itself: a `withTransaction` callback's are refused, `beginTx`'s go through the
+ * manager). Take knex's own first with `transactionEnders`. knex 3 defines both as own
+ * properties of the object; one missing means knex changed shape, and this throws.
+ */
+export function replaceTransactionEnds(
+  trx: Knex.Transaction,
+  ends: { commit: () => Promise<unknown>; rollback: () => Promise<unknown> },
+): void {
+  const t = trx as unknown as Record<string, unknown>;
+  if (typeof t.commit !== 'function' || typeof t.rollback !== 'function')
+    throw new Error("knex's transaction object has no commit/rollback to replace: knex changed shape.");
+  t.commit = ends.commit;
+  t.rollback = ends.rollback;
+}
+
 /** The statement knex 3 sends to commit a top-level transaction (`Transaction#commit`). */
 const KNEX_COMMIT = 'COMMIT;';
 

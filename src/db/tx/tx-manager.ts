@@ -30,6 +30,7 @@ import {
 import { RetryBudget } from './retry-budget.js';
 import { TxRunner } from './tx-runner.js';
 import { TxTracing } from './tx-tracing.js';
+import { replaceTransactionEnds } from '../knex-internals.js';
 import { sharedTxResources } from './tx-resources.js';
 import type { ReplicaRouter } from '../replicas/replica-router.js';
 
@@ -282,7 +283,7 @@ export class TxManager {
     // After commit() (failed or not) there is nothing left to roll back: a no-op, so the usual
     // `catch { await trx.rollback() }` does not throw the commit error a second time.
     const rollback = (): Promise<void> => (ending ? ending.catch(() => {}) : (ending = handle.rollback()));
-    Object.assign(trx, { commit, rollback });
+    replaceTransactionEnds(trx, { commit, rollback });
     return trx;
   }
   /**

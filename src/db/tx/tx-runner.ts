@@ -16,7 +16,7 @@ import {
 } from '../errors/errors.js';
 import { SQLSTATE } from '../errors/sql-states.js';
 import { translateError } from '../errors/translate-error.js';
-import { acquirePooled } from '../knex-internals.js';
+import { acquirePooled, replaceTransactionEnds } from '../knex-internals.js';
 import type { ReplicaRouter } from '../replicas/replica-router.js';
 import {
   acquireOwn,
@@ -218,9 +218,7 @@ export class TxRunner {
       : undefined;
     const tx = await this.begin(o, started, onStatement);
     const trx = tx.trx;
-    const ends = trx as unknown as { commit: unknown; rollback: unknown };
-    ends.commit = refuseManualEnd;
-    ends.rollback = refuseManualEnd;
+    replaceTransactionEnds(trx, { commit: refuseManualEnd, rollback: refuseManualEnd });
     let result: T;
     try {
       const body = runInTransaction(trx, fn);
