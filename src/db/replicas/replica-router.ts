@@ -5,7 +5,7 @@ import type { PostgresConfig } from '../../config/app-config.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { parseHostPort } from '../../config/host-port.js';
-import { withTimeout } from '../tx/tx-deadline.js';
+import { withTimeout } from '../with-timeout.js';
 import { lsnText, lsnValue } from './commit-token.js';
 import { ReplicaPool, type ReplicaHealth } from './replica-pool.js';
 

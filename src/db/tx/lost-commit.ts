@@ -4,7 +4,7 @@ import type { IsolationLevel } from '../database.js';
 import { sqlStateOf } from '../errors/classify-error.js';
 import { CommitAbortedError, CommitUnknownError, type TransactionTimeoutError } from '../errors/errors.js';
 import { SQLSTATE } from '../errors/sql-states.js';
-import { withTimeout } from './tx-deadline.js';
+import { withTimeout } from '../with-timeout.js';
 import type { InnerQuery } from './tx-connection.js';
 
 /*

@@ -32,7 +32,8 @@ import {
 import type { SavepointTx } from './savepoint-tx.js';
 import { TxConnection, type InnerQuery, type RawResult } from './tx-connection.js';
 import { markTransactionEnded, setTransactionHandle, transactionHandle } from './tx-context.js';
-import { TxDeadline, withTimeout } from './tx-deadline.js';
+import { withTimeout } from '../with-timeout.js';
+import { TxDeadline } from './tx-deadline.js';
 import type { TxTraits } from './tx-options.js';
 import { setConfig, type TxSettings } from './tx-settings.js';
 
