@@ -468,7 +468,7 @@ export interface BeginExtras {
 }
 
 /** pg's Result of one statement. */
-export type RawResponse = NonNullable<RawResult['response']>;
+type RawResponse = NonNullable<RawResult['response']>;
 
 /** knex's Transaction as `client.transaction()` returns it: its `query` sends BEGIN. */
 type KnexTransactionObject = {
