@@ -6,6 +6,7 @@ import { CommitAbortedError, CommitUnknownError, type TransactionTimeoutError } 
 import { SQLSTATE } from '../errors/sql-states.js';
 import { withTimeout } from './tx-deadline.js';
 import type { InnerQuery } from './tx-connection.js';
+import { LOOKUP_SQL, recordOrigin, sameOrigin, type TxOrigin } from './tx-origin.js';
 
 /*
  * A COMMIT whose connection is lost: what it did is learned, never guessed. A connection lost
@@ -14,8 +15,11 @@ import type { InnerQuery } from './tx-connection.js';
  * fresh connection tells the truth. The xid is recorded right before COMMIT to ask it.
  */
 
-/** What was learned before COMMIT: the xid (null: none assigned), or that the transaction had already failed. */
-export type RecordedXid = { xid: string | null; aborted: boolean };
+/**
+ * What was learned before COMMIT: the xid (null: none assigned) and where the transaction ran
+ * (`TxOrigin`: a lookup elsewhere answers unknown), or that the transaction had already failed.
+ */
+export type RecordedXid = { xid: string | null; aborted: boolean; origin?: TxOrigin | undefined };
 
 /** A read-only transaction: no xid can be assigned, so a lost COMMIT loses nothing. */
 export const NOTHING_WRITTEN: RecordedXid = { xid: null, aborted: false };
@@ -56,14 +60,16 @@ export interface LostCommitLookup {
  * - Skipped when no statement went through the tracker: unsafe, statements can reach the
  *   connection around it (copyIn writes with COPY on the raw pg client).
  * - pg (node-postgres) does not pipeline, so it cannot overlap another statement.
+ * The same statement reads where the transaction runs (`recordOrigin`: the timeline and the
+ * server's run; the system identifier once per connection): no extra round trip.
  * Read-only transactions skip it (no xid can be assigned). Callers that prefer the round trip
  * to the resolution turn it off with `resolveLostCommit: false` (lost COMMIT ->
  * CommitUnknownError, never a blind retry).
  */
-export async function recordXid(inner: InnerQuery): Promise<RecordedXid> {
+export async function recordXid(inner: InnerQuery, connection: object): Promise<RecordedXid> {
   try {
-    const res = await inner('select pg_current_xact_id_if_assigned()::text as xid');
-    return { xid: (res.response?.rows?.[0]?.xid as string | null) ?? null, aborted: false };
+    const { xid, origin } = await recordOrigin(inner, connection);
+    return { xid, aborted: false, origin };
   } catch (err) {
     // 25P02: a swallowed failure aborted the transaction; COMMIT will say ROLLBACK.
     if (sqlStateOf(err) === SQLSTATE.inFailedSqlTransaction) return { xid: null, aborted: true };
@@ -103,6 +109,7 @@ export async function resolveLostCommit(
   const outcome = await lookupCommitOutcome({
     open: lookup.open,
     xid,
+    origin: recorded.origin,
     ...(lookup.pid ? { pid: lookup.pid } : {}),
     timeoutMs: lookup.timeoutMs ?? LOOKUP_TIMEOUT_MS,
   });
@@ -116,7 +123,7 @@ export async function resolveLostCommit(
     });
   }
   throw new CommitUnknownError(
-    'The connection was lost during COMMIT and its outcome could not be learned.',
+    'The connection was lost during COMMIT and its outcome could not be learned (no answer, or only from another server or timeline than the one it ran on: a failover).',
     {
       xid,
       cause,
@@ -139,6 +146,8 @@ interface CommitOutcomeOptions {
   open(): Promise<LookupConnection>;
   /** The transaction id recorded before COMMIT (`pg_current_xact_id()`, xid8 as text). */
   xid: string;
+  /** Where it ran: an answer from anywhere else is 'unknown'. */
+  origin: TxOrigin | undefined;
   /** The backend that ran the transaction: ended if it still holds the transaction open. */
   pid?: number;
   /** Bound on the whole lookup, connects included, ms. */
@@ -159,8 +168,9 @@ const TERMINATE_AFTER_MS = 500;
  *   or a network partition). It is polled; after 500 ms the backend is ended with
  *   `pg_terminate_backend` (only if it still runs that very transaction), which makes the
  *   outcome final (aborted, unless COMMIT won the race).
- * - 'unknown': no connection could be opened, the xid is too old to look up (NULL), or the
- *   time ran out. Never throws.
+ * - 'unknown': no connection could be opened, the xid is too old to look up (NULL), the
+ *   time ran out, or the lookup reached another server, timeline or run of the server than
+ *   the transaction's (`sameOrigin`: the xid may name another transaction there). Never throws.
  */
 async function lookupCommitOutcome(opts: CommitOutcomeOptions): Promise<CommitOutcome> {
   const started = performance.now();
@@ -171,11 +181,9 @@ async function lookupCommitOutcome(opts: CommitOutcomeOptions): Promise<CommitOu
     try {
       conn = await withTimeout(opts.open(), left(), (late) => void late.end().catch(() => {}));
       for (;;) {
-        const { rows } = await withTimeout(
-          conn.query('select pg_xact_status($1::xid8) as status', [opts.xid]),
-          left(),
-        );
-        const status = rows[0]?.status;
+        const { rows } = await withTimeout(conn.query(LOOKUP_SQL, [opts.xid]), left());
+        if (!rows[0] || !sameOrigin(opts.origin, rows[0])) return 'unknown';
+        const status = rows[0].status;
         if (status === 'committed' || status === 'aborted') return status;
         if (status !== 'in progress' || left() <= POLL_MS) return 'unknown';
         if (!terminated && opts.pid !== undefined && performance.now() - started >= TERMINATE_AFTER_MS) {

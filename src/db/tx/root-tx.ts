@@ -299,7 +299,7 @@ export class RootTx {
     try {
       if (conn.inflight > 0) await this.#race(conn.settled());
       if (this.#settings.readOnly) recorded = NOTHING_WRITTEN;
-      else if (this.#deps.resolveLostCommit) recorded = await this.#race(recordXid(this.inner));
+      else if (this.#deps.resolveLostCommit) recorded = await this.#race(recordXid(this.inner, conn.raw));
     } catch (err) {
       await this.rollback(err);
       throw this.#deadline.expired ? this.timeoutError(err) : err;

@@ -137,7 +137,8 @@ export class TxRunner {
       }
       this.#ended('committed', o, started, attempts, undefined, false, span);
       return result;
-    } catch (err) {
+    } catch (caught) {
+      const err = pastDeadline(caught, o, started);
       const verdict = classifyTxError(err, { declaredReadOnly: o.readOnly });
       const outcome = outcomeOf(err, o, verdict);
       const retryVetoed = takeRetryVeto(err);
@@ -365,6 +366,18 @@ function outcomeOf(err: unknown, o: ResolvedTxOptions, verdict: ErrorClassificat
   if (err instanceof CommitUnknownError) return 'commit_unknown';
   if (o.retry.maxAttempts > 1 && verdict.transient) return 'retry_exhausted';
   return 'rolled_back';
+}
+
+/**
+ * What a caller hears once its deadline has passed: a TransactionTimeoutError (the failure as
+ * its cause), whatever ended the last attempt, so a caller past its deadline is told of the
+ * deadline (a lost COMMIT's lookup or a retry can end after it). Except CommitUnknownError:
+ * the transaction may have committed, and a timeout would say it was rolled back.
+ */
+function pastDeadline(err: unknown, o: ResolvedTxOptions, started: number): unknown {
+  if (o.timeoutMs === undefined || performance.now() < started + o.timeoutMs) return err;
+  if (err instanceof TransactionTimeoutError || err instanceof CommitUnknownError) return err;
+  return new TransactionTimeoutError(o.timeoutMs, { cause: err });
 }
 
 /** A server-side 57014 that arrived just before our own timer: it is our deadline all the same. */

@@ -104,7 +104,11 @@ describe('TxManager hooks (real PostgreSQL)', () => {
         knex.off('query', onQuery);
       }
       // BEGIN, the timeout settings, SAVEPOINT, RELEASE, the xid and COMMIT went out too.
-      expect(sent.map((sql) => sql.replace(/\btrx\d+\b/, 'trxN'))).to.deep.equal([
+      const named = (sql: string): string =>
+        sql.includes('pg_current_xact_id_if_assigned()')
+          ? 'the xid record'
+          : sql.replace(/\btrx\d+\b/, 'trxN');
+      expect(sent.map(named)).to.deep.equal([
         'BEGIN TRANSACTION ISOLATION LEVEL repeatable read;',
         "select set_config('statement_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true)",
         'insert into "notes" ("body") values ($1)',
@@ -113,7 +117,7 @@ describe('TxManager hooks (real PostgreSQL)', () => {
         'select 1',
         'RELEASE SAVEPOINT trxN;',
         'select 2',
-        'select pg_current_xact_id_if_assigned()::text as xid',
+        'the xid record',
         'COMMIT;',
       ]);
       expect(rec.names()).to.deep.equal([
