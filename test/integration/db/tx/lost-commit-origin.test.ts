@@ -131,7 +131,7 @@ describe('TxManager: a lost COMMIT looked up on another server or timeline answe
         const client = new pg.Client({ connectionString: other.url() });
         client.on('error', () => {}); // pg#2762
         await client.connect();
-        return client as DriverConnection;
+        return client;
       };
     });
     expect(outcome).to.be.instanceOf(CommitUnknownError);
