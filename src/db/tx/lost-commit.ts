@@ -6,7 +6,7 @@ import { CommitAbortedError, CommitUnknownError, type TransactionTimeoutError } 
 import { SQLSTATE } from '../errors/sql-states.js';
 import { withTimeout } from './tx-deadline.js';
 import type { InnerQuery } from './tx-connection.js';
-import { LOOKUP_SQL, recordOrigin, sameOrigin, type TxOrigin } from './tx-origin.js';
+import { LOOKUP_SQL, recordOrigin, trustworthy, type TxOrigin } from './tx-origin.js';
 
 /*
  * A COMMIT whose connection is lost: what it did is learned, never guessed. A connection lost
@@ -169,8 +169,9 @@ const TERMINATE_AFTER_MS = 500;
  *   `pg_terminate_backend` (only if it still runs that very transaction), which makes the
  *   outcome final (aborted, unless COMMIT won the race).
  * - 'unknown': no connection could be opened, the xid is too old to look up (NULL), the
- *   time ran out, or the lookup reached another server, timeline or run of the server than
- *   the transaction's (`sameOrigin`: the xid may name another transaction there). Never throws.
+ *   time ran out, or the lookup reached a server where the xid may name another transaction
+ *   (`trustworthy`: another system, or a promoted or restarted node that had not replayed the
+ *   transaction's WAL, see tx-origin.ts). Never throws.
  */
 async function lookupCommitOutcome(opts: CommitOutcomeOptions): Promise<CommitOutcome> {
   const started = performance.now();
@@ -181,11 +182,14 @@ async function lookupCommitOutcome(opts: CommitOutcomeOptions): Promise<CommitOu
     try {
       conn = await withTimeout(opts.open(), left(), (late) => void late.end().catch(() => {}));
       for (;;) {
-        const { rows } = await withTimeout(conn.query(LOOKUP_SQL, [opts.xid]), left());
-        if (!rows[0] || !sameOrigin(opts.origin, rows[0])) return 'unknown';
-        const status = rows[0].status;
+        const lsn = opts.origin?.lsn ?? null;
+        const { rows } = await withTimeout(conn.query(LOOKUP_SQL, [opts.xid, lsn]), left());
+        const row = rows[0];
+        if (!row || !trustworthy(opts.origin, row)) return 'unknown';
+        const status = row.status;
         if (status === 'committed' || status === 'aborted') return status;
-        if (status !== 'in progress' || left() <= POLL_MS) return 'unknown';
+        // Still running can only be on the server run it began on; elsewhere the status is not its.
+        if (status !== 'in progress' || left() <= POLL_MS || row.run !== opts.origin?.run) return 'unknown';
         if (!terminated && opts.pid !== undefined && performance.now() - started >= TERMINATE_AFTER_MS) {
           terminated = true;
           await conn.query(

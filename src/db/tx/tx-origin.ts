@@ -1,47 +1,63 @@
 import type { InnerQuery } from './tx-connection.js';
 
 /*
- * Where a transaction ran, so that a lost COMMIT is looked up only where its xid means that
- * transaction. Transaction ids are per server and per history: after a failover the promoted
- * node (a new timeline) reuses the ids the dead primary had handed out past what it
- * replicated, and a server that crash-restarts in place reuses those whose WAL never reached
- * disk. pg_xact_status there answers for some other transaction; a lookup that reaches another
- * server, another timeline or another run of the same server answers "unknown".
+ * Where a transaction ran, so that a lost COMMIT is looked up only where its xid still means
+ * that transaction. Transaction ids are per server history: a promoted standby that had not
+ * received all of the dead primary's WAL hands out again the xids it never saw, and so does a
+ * server that crash-restarts in place for xids whose WAL never reached disk. pg_xact_status
+ * there answers for some other transaction (a wrong "committed").
  *
- * What identifies it, all readable by a role without any privilege (checked on PostgreSQL 15
- * and 18; `pg_control_system()` is executable by PUBLIC, pg_stat_activity shows every
- * backend's pid and backend_type):
- * - the timeline: the first 8 hex digits of `pg_walfile_name(pg_current_wal_lsn())`, the
- *   timeline WAL is written on now (`pg_control_checkpoint().timeline_id` lags after a fast
- *   promotion until the next checkpoint). Per transaction, in the statement that reads the
- *   xid: a standby promoted under a live session changes it mid-session;
- * - the postmaster start time, per transaction in the same statement (no I/O);
- * - the system identifier and the checkpointer's pid: once per connection (they cannot change
- *   under a live session: a crash restart ends every session), cached on the connection. The
- *   checkpointer's pid changes when the server reinitializes after a backend crash, which
- *   leaves the postmaster and its start time as they were.
+ * An answer is trusted (`trustworthy`) when the lookup runs on
+ * - the very server run the transaction ran on (same system identifier, checkpointer pid and
+ *   postmaster start time, same timeline); or
+ * - a primary of the same system on the same timeline or the next one (a restart in place, a
+ *   promoted standby) that replayed WAL at least up to the position recorded before COMMIT
+ *   (`pg_last_wal_replay_lsn()`, static after recovery ends). That WAL holds a record of the
+ *   transaction's xid, so the server's next xid was past it when it began taking writes: the
+ *   xid was never handed out again there, and its status is this transaction's, in the history
+ *   that server serves (committed: its commit was replayed; aborted: it never will be).
+ * Anything else (another system, a standby, a timeline further on, a server that replayed less)
+ * answers "unknown". It assumes timelines are not forked by hand (two nodes promoted to the same
+ * timeline): a manager such as Patroni ensures that.
+ *
+ * Read without any privilege (PostgreSQL 15 and 18: `pg_control_system()` and
+ * `pg_last_wal_replay_lsn()` are executable by PUBLIC, pg_stat_activity shows every backend's
+ * pid and type):
+ * - per transaction, in the statement that reads the xid (no I/O): the timeline, the first 8
+ *   hex digits of `pg_walfile_name(pg_current_wal_lsn())` (`pg_control_checkpoint()` lags after
+ *   a fast promotion until the next checkpoint; a standby promoted under a live session changes
+ *   it mid-session), the postmaster start time and `pg_current_wal_insert_lsn()`;
+ * - once per connection, cached on it: the system identifier and the checkpointer's pid (both
+ *   fixed for a session's life; the pid changes when the server reinitializes after a backend
+ *   crash, which leaves the postmaster and its start time as they were).
  */
 
-/** Where a transaction ran: its server's run and the timeline, as `recordOrigin` read them. */
+/** Where a transaction ran, as `recordOrigin` read it. */
 export interface TxOrigin {
-  /** System identifier, checkpointer pid and postmaster start time, joined. */
-  server: string;
-  /** The timeline (8 hex digits); null when none could be read (a standby). */
-  timeline: string | null;
+  /** The system identifier. */
+  system: string;
+  /** The server's run: checkpointer pid and postmaster start time. */
+  run: string;
+  /** The timeline (8 hex digits). */
+  timeline: string;
+  /** The WAL insert position before COMMIT: the transaction's first record is before it. */
+  lsn: string;
 }
 
 const TIMELINE = 'left(pg_walfile_name(pg_current_wal_lsn()), 8)';
 const STARTED = 'extract(epoch from pg_postmaster_start_time())::text';
-const STABLE = `(select system_identifier::text from pg_control_system())
-  || '/' || coalesce((select pid::text from pg_stat_activity where backend_type = 'checkpointer' limit 1), '-')`;
+const SYSTEM = '(select system_identifier::text from pg_control_system())';
+const CHECKPOINTER =
+  "coalesce((select pid::text from pg_stat_activity where backend_type = 'checkpointer' limit 1), '-')";
 
-/** The connection's stable part (system identifier, checkpointer pid), once read. */
-const stableParts = new WeakMap<object, string>();
+/** The connection's fixed part (system identifier, checkpointer pid), once read. */
+const fixedParts = new WeakMap<object, { system: string; checkpointer: string }>();
 
-/** The statement that reads the xid, with the timeline only when there is one (a standby has neither). */
-function recordSql(withStable: boolean): string {
+/** The statement that reads the xid, and where it runs only when there is one (a standby has neither). */
+function recordSql(withFixed: boolean): string {
   return `select x.xid, case when x.xid is null then null else ${TIMELINE} end as timeline,
-    ${STARTED} as started${withStable ? `, ${STABLE} as stable` : ''}
+    case when x.xid is null then null else pg_current_wal_insert_lsn()::text end as lsn,
+    ${STARTED} as started${withFixed ? `, ${SYSTEM} as system, ${CHECKPOINTER} as checkpointer` : ''}
     from (select pg_current_xact_id_if_assigned()::text as xid) x`;
 }
 const RECORD_FIRST = recordSql(true);
@@ -53,37 +69,57 @@ export interface RecordedOrigin {
   origin: TxOrigin | undefined;
 }
 
+type RecordRow = {
+  xid: string | null;
+  timeline: string | null;
+  lsn: string | null;
+  started: string;
+  system?: string;
+  checkpointer?: string;
+};
+
 /**
  * Reads the transaction's xid and where it runs, in one statement on the transaction's own
- * connection (`connection` keys the per-connection cache; the first transaction on a connection
+ * connection (`connection` keys the per-connection cache: the first transaction on a connection
  * also reads its system identifier and checkpointer pid).
  * @throws the statement's error (25P02 when the transaction had already failed).
  */
 export async function recordOrigin(inner: InnerQuery, connection: object): Promise<RecordedOrigin> {
-  const known = stableParts.get(connection);
-  const res = await inner(known === undefined ? RECORD_FIRST : RECORD_NEXT);
-  const row = res.response?.rows?.[0] as
-    { xid: string | null; timeline: string | null; started: string; stable?: string } | undefined;
-  const stable = known ?? row?.stable;
-  if (known === undefined && stable !== undefined) stableParts.set(connection, stable);
+  let fixed = fixedParts.get(connection);
+  const res = await inner(fixed === undefined ? RECORD_FIRST : RECORD_NEXT);
+  const row = res.response?.rows?.[0] as RecordRow | undefined;
+  if (fixed === undefined && row?.system !== undefined && row.checkpointer !== undefined) {
+    fixed = { system: row.system, checkpointer: row.checkpointer };
+    fixedParts.set(connection, fixed);
+  }
   const xid = row?.xid ?? null;
-  if (xid === null || row === undefined || stable === undefined) return { xid, origin: undefined };
-  return { xid, origin: { server: `${stable}@${row.started}`, timeline: row.timeline } };
+  if (xid === null || !row?.timeline || !row.lsn || fixed === undefined) return { xid, origin: undefined };
+  return {
+    xid,
+    origin: {
+      system: fixed.system,
+      run: `${fixed.checkpointer}@${row.started}`,
+      timeline: row.timeline,
+      lsn: row.lsn,
+    },
+  };
 }
 
 /**
- * The lookup's statement: `pg_xact_status($1)` and where the lookup connection is, read as
- * `recordOrigin` reads it (the timeline null on a standby: it cannot be compared, so it never matches).
+ * The lookup's statement ($1 the xid, $2 the recorded WAL position): `pg_xact_status` and where
+ * the lookup connection is, read as `recordOrigin` reads it, and whether this server replayed
+ * WAL up to $2 (null when it never recovered, or when it is a standby: no timeline then).
  */
-export const LOOKUP_SQL = `select pg_xact_status($1::xid8) as status,
-  ${STABLE} || '@' || ${STARTED} as server,
-  case when pg_is_in_recovery() then null else ${TIMELINE} end as timeline`;
+export const LOOKUP_SQL = `select pg_xact_status($1::xid8) as status, ${SYSTEM} as system,
+  ${CHECKPOINTER} || '@' || ${STARTED} as run,
+  case when pg_is_in_recovery() then null else ${TIMELINE} end as timeline,
+  pg_last_wal_replay_lsn() >= $2::pg_lsn as replayed`;
 
-/**
- * Whether a lookup's row comes from where the transaction ran: same server run, same timeline.
- * False when either is unknown.
- */
-export function sameOrigin(recorded: TxOrigin | undefined, row: Record<string, unknown>): boolean {
-  if (recorded === undefined || recorded.timeline === null) return false;
-  return row.server === recorded.server && row.timeline === recorded.timeline;
+/** Whether a lookup's row tells the truth about the recorded transaction (see the module comment). */
+export function trustworthy(recorded: TxOrigin | undefined, row: Record<string, unknown>): boolean {
+  if (recorded === undefined || typeof row.timeline !== 'string' || row.system !== recorded.system)
+    return false;
+  if (row.run === recorded.run && row.timeline === recorded.timeline) return true;
+  const step = Number.parseInt(row.timeline, 16) - Number.parseInt(recorded.timeline, 16);
+  return (step === 0 || step === 1) && row.replayed === true;
 }

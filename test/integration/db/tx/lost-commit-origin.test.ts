@@ -90,27 +90,54 @@ describe('TxManager: a lost COMMIT looked up on another server or timeline answe
     return { outcome, calls, lookups: lookedUp(lines) };
   };
 
-  it('answers unknown when the lookup reports another timeline, although pg_xact_status says committed', async () => {
-    ledger().proxy.onNextCommit('cut-after-forward');
-    const { outcome, calls, lookups } = await cutAfterCommit(1, () => {
-      redirect = rewriting((row) => (row.timeline = '000000FF'));
-      return Promise.resolve();
-    });
-    expect(outcome).to.be.instanceOf(CommitUnknownError);
-    expect(calls).to.equal(1);
-    expect(lookups).to.deep.equal(['unknown']);
-    // It did commit: "unknown" is the truth the layer can tell there, a retry would write it twice.
-    expect(await ledger().rowsWithId(1)).to.equal(1);
-  });
+  /** The timeline `steps` after `timeline` (8 hex digits, as pg_walfile_name writes it). */
+  const later = (timeline: unknown, steps: number): string =>
+    (Number.parseInt(String(timeline), 16) + steps).toString(16).toUpperCase().padStart(8, '0');
+  const otherRun = (row: Record<string, unknown>): void => void (row.run = `${String(row.run)}-restarted`);
 
-  it('answers unknown when the lookup reaches another run of the server (restarted in place)', async () => {
-    ledger().proxy.onNextCommit('cut-after-forward');
-    const { outcome, lookups } = await cutAfterCommit(2, () => {
-      redirect = rewriting((row) => (row.server = `${String(row.server).split('@')[0]}@0`));
-      return Promise.resolve();
+  // What a failover or a restart makes the lookup see, and whether its answer may be used.
+  const cases: Array<[string, Rewrite, 'unknown' | 'committed']> = [
+    [
+      'a timeline two steps on, although it replayed the WAL',
+      (row) => ((row.timeline = later(row.timeline, 2)), otherRun(row), (row.replayed = true)),
+      'unknown',
+    ],
+    [
+      'a promoted node (the next timeline) that had not replayed up to the position recorded before COMMIT',
+      (row) => ((row.timeline = later(row.timeline, 1)), otherRun(row), (row.replayed = false)),
+      'unknown',
+    ],
+    [
+      'another run of the server (restarted in place) that did not replay that far',
+      (row) => (otherRun(row), (row.replayed = null)),
+      'unknown',
+    ],
+    [
+      'a standby (no timeline: it cannot be compared)',
+      (row) => ((row.timeline = null), (row.replayed = true)),
+      'unknown',
+    ],
+    [
+      'a promoted node (the next timeline) that replayed past the position recorded before COMMIT',
+      (row) => ((row.timeline = later(row.timeline, 1)), otherRun(row), (row.replayed = true)),
+      'committed',
+    ],
+  ];
+  cases.forEach(([where, rewrite, expected], i) => {
+    it(`answers ${expected} from ${where}`, async () => {
+      const id = 10 + i;
+      ledger().proxy.onNextCommit('cut-after-forward');
+      const { outcome, calls, lookups } = await cutAfterCommit(id, () => {
+        redirect = rewriting(rewrite);
+        return Promise.resolve();
+      });
+      if (expected === 'unknown') expect(outcome).to.be.instanceOf(CommitUnknownError);
+      else expect(outcome).to.equal('committed');
+      expect(calls).to.equal(1);
+      expect(lookups).to.deep.equal([expected]);
+      // It did commit: "unknown" is all the layer may say there; a blind retry would write it twice.
+      expect(await ledger().rowsWithId(id)).to.equal(1);
     });
-    expect(outcome).to.be.instanceOf(CommitUnknownError);
-    expect(lookups).to.deep.equal(['unknown']);
   });
 
   it('never answers committed from another server where the same xid committed (the row is not there)', async () => {
