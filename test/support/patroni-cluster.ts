@@ -35,7 +35,7 @@ const SUPERUSER_PASSWORD = 'patroni-superuser-secret';
 const READY_MS = 90_000;
 
 /** One Patroni-managed PostgreSQL node. */
-export interface PatroniNode {
+interface PatroniNode {
   readonly name: string;
   /** PostgreSQL's port on 127.0.0.1. */
   readonly port: number;

@@ -16,7 +16,7 @@ import { auditLedger, createTransferLedger, type LedgerAudit } from './transfer-
 const APP_ROLE = 'ledger_app';
 const APP_PASSWORD = 'ledger-app-secret';
 
-export const WORKERS = 8;
+const WORKERS = 8;
 /** The callers' deadline and retries, as the issue measured them. */
 export const TX: TxOptions = {
   timeoutMs: 3_000,
