@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { PostgresConfig } from '../../src/config/app-config.js';
@@ -6,7 +7,7 @@ import { withPgClient } from '../../src/db/connection/with-pg-client.js';
 import type { Knex } from 'knex';
 import type { Database, TxOptions } from '../../src/db/database.js';
 import { PostgresDatabase } from '../../src/db/postgres-database.js';
-import { captureLogger } from './capture-logger.js';
+import pino from 'pino';
 import { className, isProductError, runLedgerLoad, tally, type LoadResult } from './ledger-load.js';
 import type { PatroniCluster } from './patroni-cluster.js';
 import { postgresConfigFromUrl } from './test-database.js';
@@ -17,6 +18,7 @@ const APP_ROLE = 'ledger_app';
 const APP_PASSWORD = 'ledger-app-secret';
 
 const WORKERS = 8;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** The callers' deadline and retries, as the issue measured them. */
 export const TX: TxOptions = {
   timeoutMs: 3_000,
@@ -31,8 +33,8 @@ export interface ScenarioFindings {
   name: string;
   load: LoadResult;
   audit: LedgerAudit;
-  /** Acknowledged transfers that are not in the ledger. */
-  missing: Array<{ id: string; at: number }>;
+  /** Acknowledged transfers that are not in the ledger, with what their lost-COMMIT lookups answered (none: COMMIT was answered). */
+  missing: Array<{ id: string; at: number; lookups: unknown[] }>;
   /** Errors callers got that are not the data layer's classes. */
   untyped: unknown[];
   /** Pool connections in use once the load stopped. */
@@ -115,17 +117,42 @@ export async function runPatroniScenario(
   opts: { name: string; access: Access; fault: () => Promise<void>; resumeWithinMs?: number },
 ): Promise<ScenarioFindings> {
   const database = await freshLedger(cluster);
-  const { logger, lines } = captureLogger();
+  // Each transfer's lost-COMMIT lookups, by transfer id: the lookup's log line and the ledger
+  // insert run in the async context of the withTransaction call that made them.
+  const calls = new AsyncLocalStorage<{ id?: string; outcomes: unknown[] }>();
+  const lookedUp = new Map<string, unknown[]>();
+  const lines: Array<{ msg: string; outcome?: unknown }> = [];
+  const logger = pino(
+    { level: 'info' },
+    {
+      write: (line: string) => {
+        const parsed = JSON.parse(line) as { msg: string; outcome?: unknown };
+        lines.push(parsed);
+        if (parsed.msg.startsWith('connection lost during COMMIT'))
+          calls.getStore()?.outcomes.push(parsed.outcome);
+      },
+    },
+  );
   const pdb = new PostgresDatabase(layerConfig(cluster, opts.access, database), logger);
+  pdb.driver().on('query', (q: { sql: string; bindings?: unknown[] }) => {
+    const call = calls.getStore();
+    if (call && q.sql.startsWith('insert into "ledger"'))
+      call.id = q.bindings?.find((b): b is string => typeof b === 'string' && UUID.test(b));
+  });
   let stopped = false;
   // The load's result arrives at its end; acknowledgements are watched as they happen through this.
   const progress: Array<{ startedAt: number; at: number }> = [];
   const watched = {
     withTransaction: async <T>(fn: (trx: Knex.Transaction) => Promise<T>, o?: TxOptions): Promise<T> => {
       const startedAt = performance.now();
-      const result = await pdb.withTransaction(fn, o);
-      progress.push({ startedAt, at: performance.now() });
-      return result;
+      const call = { outcomes: [] as unknown[] } as { id?: string; outcomes: unknown[] };
+      try {
+        const result = await calls.run(call, () => pdb.withTransaction(fn, o));
+        progress.push({ startedAt, at: performance.now() });
+        return result;
+      } finally {
+        if (call.id !== undefined) lookedUp.set(call.id, call.outcomes);
+      }
     },
   } as unknown as Database;
   const loading = runLedgerLoad(watched, {
@@ -154,7 +181,7 @@ export async function runPatroniScenario(
       })(),
       loading,
     ]);
-    return await findings(cluster, opts.name, database, pdb, load, faultAt, lines);
+    return await findings(cluster, opts.name, database, pdb, load, faultAt, lines, lookedUp);
   } finally {
     stopped = true;
     await loading.catch(() => undefined);
@@ -179,11 +206,14 @@ async function findings(
   load: LoadResult,
   faultAt: number,
   lines: Array<{ msg: string; outcome?: unknown }>,
+  lookedUp: ReadonlyMap<string, unknown[]>,
 ): Promise<ScenarioFindings> {
   const inUse = pdb.getConnectionStats().inUse;
   const leader = await cluster.leader();
   const audit = await auditLedger(cluster.url(leader.hostPort, database));
-  const missing = load.acked.filter((a) => !audit.ids.has(a.id)).map((a) => ({ id: a.id, at: a.at }));
+  const missing = load.acked
+    .filter((a) => !audit.ids.has(a.id))
+    .map((a) => ({ id: a.id, at: a.at, lookups: lookedUp.get(a.id) ?? [] }));
   const untyped = load.received.filter((r) => !isProductError(r.error)).map((r) => r.error);
   const times = load.acked.map((a) => a.at).sort((x, y) => x - y);
   let writeGapMs = 0;
