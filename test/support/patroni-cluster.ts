@@ -330,7 +330,7 @@ bootstrap:
   initdb:
     - encoding: UTF8
     - auth-local: trust
-    - auth-host: md5
+    - auth-host: scram-sha-256
 postgresql:
   listen: 127.0.0.1:${o.port}
   connect_address: 127.0.0.1:${o.port}
@@ -349,8 +349,8 @@ postgresql:
       password: ${SUPERUSER_PASSWORD}
   pg_hba:
     - local all all trust
-    - host all all 127.0.0.1/32 md5
-    - host replication replicator 127.0.0.1/32 md5
+    - host all all 127.0.0.1/32 scram-sha-256
+    - host replication replicator 127.0.0.1/32 scram-sha-256
   basebackup:
     - checkpoint: fast
   parameters:
