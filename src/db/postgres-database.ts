@@ -181,6 +181,7 @@ export class PostgresDatabase implements Database {
       metrics: this.#metrics,
       replicas: this.#replicas,
       tracing: tracer ? { tracer } : undefined,
+      severalHosts: (this.#cfg.hosts?.length ?? 0) > 1,
     };
     Object.defineProperty(this, TX_RESOURCES, { value: resources });
     // Transactions have one implementation: TxManager. The database delegates to it.

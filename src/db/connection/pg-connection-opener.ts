@@ -22,6 +22,7 @@ import {
   stillMatches,
 } from './session-target.js';
 import { isTlsRefused, sslOptions, type SslPlan } from './ssl-options.js';
+import { untilMatched, waitsForMatch } from './wait-for-match.js';
 import { installTransactionPooling } from './transaction-pooling.js';
 
 /** A pg client as knex's pool holds it; knex's pool `validate` drops it once marked broken. */
@@ -50,7 +51,9 @@ export function describeError(err: unknown): { code?: string; message: string } 
  * - Several hosts (`hosts`, libpq's multi-host list; node-postgres has none): each new
  *   connection tries them in order, each within `timeoutMs`, and keeps the first that accepts
  *   and matches `targetSessionAttrs` (libpq's checks, see `sessionMatches`); a host that
- *   refuses or does not match is skipped. A kept connection that stops matching (a standby
+ *   refuses or does not match is skipped. For `read-write` and `primary`, when hosts answer
+ *   but none matches yet (a failover or switchover in progress), the hosts are tried again
+ *   with backoff within `timeoutMs` (`untilMatched`) instead of failing at once. A kept connection that stops matching (a standby
  *   promoted, a primary turned read-only: the server reports it, PostgreSQL 14+) is marked
  *   broken, so the pool retires it when it is next checked out or returned.
  */
@@ -95,7 +98,12 @@ export class PgConnectionOpener {
     const only = this.#hosts.length === 1 ? this.#hosts[0] : undefined;
     // One host, any session: today's single connect, no check, no listener.
     if (only && this.#attrs === 'any') return this.#openHost(only, timeoutMs, undefined);
-    return this.#openMatching(timeoutMs);
+    if (!waitsForMatch(this.#attrs)) return this.#openMatching(timeoutMs);
+    return untilMatched((left) => this.#openMatching(left), {
+      timeoutMs,
+      attrs: this.#attrs,
+      logger: this.#logger,
+    });
   }
 
   /**

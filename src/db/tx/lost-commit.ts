@@ -6,6 +6,14 @@ import { CommitAbortedError, CommitUnknownError, type TransactionTimeoutError } 
 import { SQLSTATE } from '../errors/sql-states.js';
 import { withTimeout } from '../with-timeout.js';
 import type { InnerQuery } from './tx-connection.js';
+import {
+  LOOKUP_SQL,
+  beginOriginColumns,
+  originAtBegin,
+  recordOrigin,
+  trustworthy,
+  type TxOrigin,
+} from './tx-origin.js';
 
 /*
  * A COMMIT whose connection is lost: what it did is learned, never guessed. A connection lost
@@ -14,8 +22,11 @@ import type { InnerQuery } from './tx-connection.js';
  * fresh connection tells the truth. The xid is recorded right before COMMIT to ask it.
  */
 
-/** What was learned before COMMIT: the xid (null: none assigned), or that the transaction had already failed. */
-export type RecordedXid = { xid: string | null; aborted: boolean };
+/**
+ * What was learned before COMMIT: the xid (null: none assigned) and where the transaction ran
+ * (`TxOrigin`: a lookup elsewhere answers unknown), or that the transaction had already failed.
+ */
+export type RecordedXid = { xid: string | null; aborted: boolean; origin?: TxOrigin | undefined };
 
 /** A read-only transaction: no xid can be assigned, so a lost COMMIT loses nothing. */
 export const NOTHING_WRITTEN: RecordedXid = { xid: null, aborted: false };
@@ -40,15 +51,22 @@ export interface LostCommitLookup {
 }
 
 /**
- * Records the transaction's xid right before COMMIT (one round trip), for a transaction that
- * did not take it with BEGIN (`XID_AT_BEGIN`). `aborted` when the transaction had already
- * failed (25P02); `xid` null when none was assigned. Why not in COMMIT's own message, nor
- * skipped: docs/benchmarks.md (the xid with BEGIN).
+/**
+ * Records the transaction's xid right before COMMIT (one round trip), with where the
+ * transaction runs (`recordOrigin`: the timeline and the server's run; the system identifier
+ * once per connection), for a transaction that did not take it with BEGIN (`xidAtBegin`).
+ * `aborted` when the transaction had already failed (25P02); `xid` null when none was assigned.
+ *
+ * Taken here rather than with BEGIN when the database has several hosts: the WAL position read
+ * here is past the transaction's own records, so a lost COMMIT can also be looked up on a node
+ * promoted after a switchover or failover (see tx-origin.ts); the position at BEGIN would not be.
+ * Why not in COMMIT's own message: its answer comes in the same packet as COMMIT's, so it is
+ * lost exactly when it is needed. Read-only transactions skip it (no xid can be assigned).
  */
-export async function recordXid(inner: InnerQuery): Promise<RecordedXid> {
+export async function recordXid(inner: InnerQuery, connection: object): Promise<RecordedXid> {
   try {
-    const res = await inner('select pg_current_xact_id_if_assigned()::text as xid');
-    return { xid: (res.response?.rows?.[0]?.xid as string | null) ?? null, aborted: false };
+    const { xid, origin } = await recordOrigin(inner, connection);
+    return { xid, aborted: false, origin };
   } catch (err) {
     // 25P02: a swallowed failure aborted the transaction; COMMIT will say ROLLBACK.
     if (sqlStateOf(err) === SQLSTATE.inFailedSqlTransaction) return { xid: null, aborted: true };
@@ -88,6 +106,7 @@ export async function resolveLostCommit(
   const outcome = await lookupCommitOutcome({
     open: lookup.open,
     xid,
+    origin: recorded.origin,
     ...(lookup.pid ? { pid: lookup.pid } : {}),
     timeoutMs: lookup.timeoutMs ?? LOOKUP_TIMEOUT_MS,
   });
@@ -101,7 +120,7 @@ export async function resolveLostCommit(
     });
   }
   throw new CommitUnknownError(
-    'The connection was lost during COMMIT and its outcome could not be learned.',
+    'The connection was lost during COMMIT and its outcome could not be learned (no answer, or only from another server or timeline than the one it ran on: a failover).',
     {
       xid,
       cause,
@@ -124,6 +143,8 @@ interface CommitOutcomeOptions {
   open(): Promise<LookupConnection>;
   /** The transaction id recorded before COMMIT (`pg_current_xact_id()`, xid8 as text). */
   xid: string;
+  /** Where it ran: an answer from anywhere else is 'unknown'. */
+  origin: TxOrigin | undefined;
   /** The backend that ran the transaction: ended if it still holds the transaction open. */
   pid?: number;
   /** Bound on the whole lookup, connects included, ms. */
@@ -144,8 +165,10 @@ const TERMINATE_AFTER_MS = 500;
  *   or a network partition). It is polled; after 500 ms the backend is ended with
  *   `pg_terminate_backend` (only if it still runs that very transaction), which makes the
  *   outcome final (aborted, unless COMMIT won the race).
- * - 'unknown': no connection could be opened, the xid is too old to look up (NULL), or the
- *   time ran out. Never throws.
+ * - 'unknown': no connection could be opened, the xid is too old to look up (NULL), the
+ *   time ran out, or the lookup reached a server where the xid may name another transaction
+ *   (`trustworthy`: another system, or a promoted or restarted node that had not replayed the
+ *   transaction's WAL, see tx-origin.ts). Never throws.
  */
 async function lookupCommitOutcome(opts: CommitOutcomeOptions): Promise<CommitOutcome> {
   const started = performance.now();
@@ -156,13 +179,14 @@ async function lookupCommitOutcome(opts: CommitOutcomeOptions): Promise<CommitOu
     try {
       conn = await withTimeout(opts.open(), left(), (late) => void late.end().catch(() => {}));
       for (;;) {
-        const { rows } = await withTimeout(
-          conn.query('select pg_xact_status($1::xid8) as status', [opts.xid]),
-          left(),
-        );
-        const status = rows[0]?.status;
+        const lsn = opts.origin?.lsn ?? null;
+        const { rows } = await withTimeout(conn.query(LOOKUP_SQL, [opts.xid, lsn]), left());
+        const row = rows[0];
+        if (!row || !trustworthy(opts.origin, row)) return 'unknown';
+        const status = row.status;
         if (status === 'committed' || status === 'aborted') return status;
-        if (status !== 'in progress' || left() <= POLL_MS) return 'unknown';
+        // Still running can only be on the server run it began on; elsewhere the status is not its.
+        if (status !== 'in progress' || left() <= POLL_MS || row.run !== opts.origin?.run) return 'unknown';
         if (!terminated && opts.pid !== undefined && performance.now() - started >= TERMINATE_AFTER_MS) {
           terminated = true;
           await conn.query(
@@ -186,17 +210,25 @@ async function lookupCommitOutcome(opts: CommitOutcomeOptions): Promise<CommitOu
 }
 
 /**
- * The select-list item that assigns and returns the xid in BEGIN's own message
+ * The select-list items that assign and return the xid in BEGIN's own message
  * (`BEGIN; select pg_current_xact_id()::text as xid, ...`), saving the round trip of
- * `recordXid`. The price, paid only by read-write transactions with lost-COMMIT resolution on:
- * one that writes nothing still consumes an xid (wraparound/freeze pressure) and its COMMIT
- * writes a commit record and waits for its WAL flush (see docs/benchmarks.md for the numbers).
- * On a standby it fails with 25006 (a failover, retried as one).
+ * `recordXid`, with where the transaction runs (`beginOriginColumns`). The price, paid only by
+ * read-write transactions with lost-COMMIT resolution on: one that writes nothing still consumes
+ * an xid (wraparound/freeze pressure) and its COMMIT writes a commit record and waits for its WAL
+ * flush (see docs/benchmarks.md for the numbers). On a standby it fails with 25006 (a failover,
+ * retried as one). A lost COMMIT recorded this way is answered only by the same server run
+ * (no WAL position past the transaction's records is known yet).
  */
-export const XID_AT_BEGIN = 'pg_current_xact_id()::text as xid';
+export function xidAtBegin(connection: object): string {
+  return `pg_current_xact_id()::text as xid, ${beginOriginColumns(connection)}`;
+}
 
-/** The xid that `XID_AT_BEGIN` returned in `result` (undefined when it is not there). */
-export function xidOf(result: { rows?: Record<string, unknown>[] } | undefined): RecordedXid | undefined {
-  const xid = result?.rows?.[0]?.xid;
-  return typeof xid === 'string' ? { xid, aborted: false } : undefined;
+/** The xid (and origin) that `xidAtBegin` returned in `result` (undefined when it is not there). */
+export function xidOf(
+  result: { rows?: Record<string, unknown>[] } | undefined,
+  connection: object,
+): RecordedXid | undefined {
+  const row = result?.rows?.[0];
+  if (typeof row?.xid !== 'string') return undefined;
+  return { xid: row.xid, aborted: false, origin: originAtBegin(row, connection) };
 }

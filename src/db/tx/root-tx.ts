@@ -23,7 +23,7 @@ import {
   NOTHING_WRITTEN,
   recordXid,
   resolveLostCommit,
-  XID_AT_BEGIN,
+  xidAtBegin,
   xidOf,
   type CommitOutcome,
   type LookupConnection,
@@ -55,6 +55,13 @@ export interface RootTxDeps {
    * lost COMMIT is a CommitUnknownError (retried only with `idempotent`).
    */
   resolveLostCommit: boolean;
+  /**
+   * With `resolveLostCommit`: take the xid in BEGIN's message (no round trip of its own; a lost
+   * COMMIT is then answered only by the same server run) rather than right before COMMIT (a
+   * round trip, and a WAL position that lets a node promoted after a failover answer too; the
+   * choice when the database has several hosts).
+   */
+  xidAtBegin: boolean;
   /**
    * Called after a read-write transaction committed, on its connection, before the connection
    * is released and before the caller hears of the commit (the commit position for
@@ -201,8 +208,9 @@ export class RootTx {
   #beginExtras(): BeginExtras | undefined {
     const { deferrable, readOnly, settings } = this.#settings;
     const select: string[] = [];
-    const wantXid = !readOnly && this.#deps.resolveLostCommit;
-    if (wantXid) select.push(XID_AT_BEGIN);
+    const wantXid = !readOnly && this.#deps.resolveLostCommit && this.#deps.xidAtBegin;
+    const raw = this.#conn?.raw ?? {};
+    if (wantXid) select.push(xidAtBegin(raw));
     const left = this.#deadline.remainingMs();
     // Transaction-local (set_config(..., true)): nothing stays on the pooled session.
     if (left !== undefined)
@@ -218,7 +226,7 @@ export class RootTx {
       sql: statements.join('; '),
       answer: wantXid
         ? (results) => {
-            this.#xid = xidOf(results.at(-1));
+            this.#xid = xidOf(results.at(-1), raw);
           }
         : undefined,
     };
@@ -339,7 +347,7 @@ export class RootTx {
         });
       if (this.#settings.readOnly) recorded = NOTHING_WRITTEN;
       else if (this.#deps.resolveLostCommit)
-        recorded = this.#xid ?? (await this.#race(recordXid(this.inner)));
+        recorded = this.#xid ?? (await this.#race(recordXid(this.inner, conn.raw)));
     } catch (err) {
       await this.rollback(err);
       throw this.#deadline.expired ? this.timeoutError(err) : err;

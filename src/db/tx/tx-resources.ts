@@ -7,6 +7,12 @@ export interface TxResources {
   metrics: Metrics;
   replicas: ReplicaRouter | undefined;
   tracing: TracingOptions | undefined;
+  /**
+   * The database has several hosts (`hosts`, a multi-host URL): a lost COMMIT may have to be
+   * looked up on another node after a failover, so the xid is recorded before COMMIT, with a WAL
+   * position past the transaction's records (see tx-origin.ts), not with BEGIN.
+   */
+  severalHosts: boolean;
 }
 
 /** The key under which a database exposes its `TxResources` (not enumerable, not public API). */

@@ -38,6 +38,8 @@ export interface TxRunnerOptions {
   hooks: TxHookSet;
   guardMode: ForeignConnectionGuardMode;
   resolveLostCommit: boolean;
+  /** Take the xid with BEGIN (one round trip fewer) rather than before COMMIT; see `RootTxDeps.xidAtBegin`. */
+  xidAtBegin: boolean;
   /** Bound on learning a lost COMMIT's outcome, ms; undefined: the default (5 s). */
   lookupTimeoutMs: number | undefined;
   /** The manager's resolved default options: their retry rules are built once and shared. */
@@ -128,7 +130,8 @@ export class TxRunner {
       }
       this.#ended('committed', o, started, attempts, undefined, false, span);
       return result;
-    } catch (err) {
+    } catch (caught) {
+      const err = pastDeadline(caught, o, started);
       const verdict = classifyTxError(err, { declaredReadOnly: o.readOnly });
       const outcome = outcomeOf(err, o, verdict);
       const retryVetoed = takeRetryVeto(err);
@@ -262,7 +265,7 @@ export class TxRunner {
 
   #buildDeps(knex: Knex, primary: boolean): RootTxDeps {
     const acquire = (): Promise<unknown> => acquirePooled(knex);
-    const { logger, resolveLostCommit, lookupTimeoutMs, tracing, replicas } = this.#opts;
+    const { logger, resolveLostCommit, xidAtBegin, lookupTimeoutMs, tracing, replicas } = this.#opts;
     return {
       knex,
       logger,
@@ -270,6 +273,7 @@ export class TxRunner {
       // enter its AsyncLocalStorage (requiresNew and beginTx inside one still do).
       acquire: () => (transactionContext.getStore() === undefined ? acquire() : acquireOwn(acquire)),
       resolveLostCommit,
+      xidAtBegin,
       commitLookupTimeoutMs: lookupTimeoutMs,
       onCommitLookup: tracing && ((outcome) => tracing.commitLookedUp(outcome)),
       onBegun: (tx) => {
@@ -354,6 +358,18 @@ function outcomeOf(err: unknown, o: ResolvedTxOptions, verdict: ErrorClassificat
   if (err instanceof CommitUnknownError) return 'commit_unknown';
   if (o.retry.maxAttempts > 1 && verdict.transient) return 'retry_exhausted';
   return 'rolled_back';
+}
+
+/**
+ * What a caller hears once its deadline has passed: a TransactionTimeoutError (the failure as
+ * its cause), whatever ended the last attempt, so a caller past its deadline is told of the
+ * deadline (a lost COMMIT's lookup or a retry can end after it). Except CommitUnknownError:
+ * the transaction may have committed, and a timeout would say it was rolled back.
+ */
+function pastDeadline(err: unknown, o: ResolvedTxOptions, started: number): unknown {
+  if (o.timeoutMs === undefined || performance.now() < started + o.timeoutMs) return err;
+  if (err instanceof TransactionTimeoutError || err instanceof CommitUnknownError) return err;
+  return new TransactionTimeoutError(o.timeoutMs, { cause: err });
 }
 
 /** A server-side 57014 that arrived just before our own timer: it is our deadline all the same. */

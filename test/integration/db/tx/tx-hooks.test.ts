@@ -105,7 +105,10 @@ describe('TxManager hooks (real PostgreSQL)', () => {
       }
       // BEGIN with the xid and the timeout settings, SAVEPOINT, RELEASE and COMMIT went out too.
       const normalised = (sql: string): string =>
-        sql.replace(/\btrx\d+\b/, 'trxN').replace(/'\d+ms'/g, "'Nms'");
+        sql
+          .replace(/ as xid, left\(pg_walfile_name\(.*? as started(, .*? as checkpointer)?/s, ' as xid')
+          .replace(/\btrx\d+\b/, 'trxN')
+          .replace(/'\d+ms'/g, "'Nms'");
       expect(sent.map(normalised)).to.deep.equal([
         "BEGIN TRANSACTION ISOLATION LEVEL repeatable read; select pg_current_xact_id()::text as xid, set_config('statement_timeout', 'Nms', true), set_config('idle_in_transaction_session_timeout', 'Nms', true)",
         'insert into "notes" ("body") values ($1)',
