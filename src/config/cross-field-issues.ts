@@ -40,6 +40,12 @@ export function crossFieldIssues(
   ) {
     issues.push('database.migrations.password: is set but database.migrations.username is empty');
   }
+  const adminPort = validValue(merged, 'server.admin.port');
+  if (typeof adminPort === 'number' && adminPort !== 0 && adminPort === validValue(merged, 'server.port')) {
+    issues.push(
+      `server.admin.port: must differ from server.port (${adminPort})${fromSource('server.admin.port', sources)}`,
+    );
+  }
   if (profile === 'production') {
     const host = validValue(merged, 'database.postgres.host');
     const hosts = validValue(merged, 'database.postgres.hosts');
