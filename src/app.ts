@@ -15,6 +15,8 @@ import {
 import { HealthLoop } from './health/health-loop.js';
 import { HealthRepository } from './health/health-repository.js';
 import { HealthService } from './health/health-service.js';
+import { buildAdminServer } from './http/admin-server.js';
+import { createJwtVerifier } from './http/auth/jwt-verifier.js';
 import { currentRequestFields } from './http/request-context.js';
 import { buildServer } from './http/server.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -49,6 +51,9 @@ export interface RunningService {
   /** `http://host:port` the server listens on (the real port when configured as 0). */
   url: string;
   app: FastifyInstance;
+  /** `http://host:port` of the admin listener (`/metrics`, `/health`), when `server.admin.port` is set. */
+  adminUrl: string | undefined;
+  admin: FastifyInstance | undefined;
   db: Database;
   health: HealthService;
   healthLoop: HealthLoop;
@@ -60,7 +65,8 @@ export interface RunningService {
    * Graceful shutdown, in order: readiness turns 503 at once; the server stops accepting;
    * in-flight requests finish (up to `server.shutdownTimeout`, then their connections are
    * cut); the health loop stops; the database drains (`disconnect()`); the embedded server
-   * stops if this service started it. Idempotent (later calls return the same promise).
+   * stops if this service started it. The admin listener closes with the public one.
+   * Idempotent (later calls return the same promise).
    */
   stop(): Promise<void>;
 }
@@ -69,11 +75,17 @@ export interface RunningService {
  * The composition root without process concerns (signals, exit codes): config -> database
  * (embedded when no host) -> migrations -> services -> HTTP, listening when it resolves.
  * On a start-up failure everything already started is stopped again before it rejects.
+ *
+ * @throws ConfigError before anything starts when `server.auth.mode` is `jwt` and no usable
+ *   key is configured (`SERVER_AUTH_JWT_PUBLIC_KEY` / `SERVER_AUTH_JWT_JWKS_URL`).
  */
 export async function startService(cfg: AppConfig, opts: StartOptions): Promise<RunningService> {
   const logger = opts.logger;
   const metrics = opts.metrics ?? new Metrics({ defaultMetrics: true });
   const cleanups: Array<() => Promise<void>> = [];
+  // First: a service that cannot check tokens must not start (nor migrate, nor connect).
+  const auth = cfg.server.auth;
+  const verifier = auth.mode === 'jwt' ? createJwtVerifier(auth.jwt) : undefined;
   try {
     const target = await prepareMigrationTarget(cfg, { logger });
     const { config: effective, embedded } = target;
@@ -130,6 +142,8 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
       health,
       metrics,
       tracer: tracerOf(tracing),
+      auth: { config: auth, profile: cfg.profile, verifier },
+      adminListener: cfg.server.admin.port !== 0,
       routes: [
         (a) =>
           registerUserRoutes(a, users, {
@@ -138,14 +152,22 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
           }),
       ],
     });
+    const admin = cfg.server.admin.port === 0 ? undefined : buildAdminServer({ logger, health, metrics });
+    cleanups.unshift(async () => {
+      await app.close();
+      await admin?.close();
+    });
     await app.listen({ host: cfg.server.host, port: cfg.server.port });
     const url = serverUrl(app);
     logger.info({ url }, `listening on ${url}`);
+    await admin?.listen({ host: cfg.server.admin.host, port: cfg.server.admin.port });
+    const adminUrl = admin && serverUrl(admin);
+    if (adminUrl) logger.info({ adminUrl }, `admin listener (/metrics, /health) on ${adminUrl}`);
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> =>
-      (stopping ??= shutdown({ cfg, logger, app, health, healthLoop, db, embedded }));
-    return { url, app, db, health, healthLoop, breaker, metrics, embedded, stop };
+      (stopping ??= shutdown({ cfg, logger, app, admin, health, healthLoop, db, embedded }));
+    return { url, app, adminUrl, admin, db, health, healthLoop, breaker, metrics, embedded, stop };
   } catch (err) {
     for (const cleanup of cleanups) await cleanup().catch(() => undefined);
     throw err;
@@ -176,6 +198,7 @@ interface ShutdownParts {
   cfg: AppConfig;
   logger: Logger;
   app: FastifyInstance;
+  admin: FastifyInstance | undefined;
   health: HealthService;
   healthLoop: HealthLoop;
   db: Database;
@@ -205,6 +228,8 @@ async function shutdown(p: ShutdownParts): Promise<void> {
   }
   clearTimeout(timer);
   clearInterval(idleSweep);
+  // Scrapes are short: the admin listener closes after the public one, so metrics are served until then.
+  await p.admin?.close();
   await p.healthLoop.stop();
   await p.db.disconnect();
   await p.embedded?.stop();

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Tracer } from '@opentelemetry/api';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { ServerConfig } from '../config/app-config.js';
+import type { AuthConfig, ServerConfig } from '../config/app-config.js';
 import type { HealthService } from '../health/health-service.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { JwtVerifier } from './auth/jwt-verifier.js';
+import { registerAuth } from './auth/register-auth.js';
 import { installErrorHandler } from './error-handler.js';
 import { registerHealthRoutes } from './health-routes.js';
 import { installBodyTimeouts, nodeServerOptions, type HttpTimeouts } from './http-timeouts.js';
@@ -25,6 +27,13 @@ export interface ServerDeps {
   routes?: ReadonlyArray<(app: FastifyInstance) => void>;
   /** Each request a SERVER span (`installRequestTracing`); absent: tracing off, no hook. */
   tracer?: Tracer | undefined;
+  /** Authentication (`registerAuth`); absent: none, as mode `none`. */
+  auth?: { config: AuthConfig; profile: string; verifier?: JwtVerifier | undefined };
+  /**
+   * An admin listener serves `/metrics` and the detailed `/health` (`buildAdminServer`): this
+   * app then has neither, only a minimal `/health`. Default false.
+   */
+  adminListener?: boolean;
 }
 
 /** A client-supplied request id is kept when it is short and plain; otherwise a fresh UUID. */
@@ -45,6 +54,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * - Validation is strict: no type coercion of bodies, no silent removal of unknown
  *   properties (`additionalProperties: false` gives 400), all errors reported at once.
  * - One error handler maps every error to a status (see `error-handler.ts`).
+ * - Authentication (`deps.auth`, see `registerAuth`): every route declares its scope or is public.
  * - While draining, in-flight responses carry `Connection: close`; while closing, new
  *   requests on kept-alive connections get 503 with `Connection: close`.
  */
@@ -92,8 +102,12 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     done(null, payload);
   });
   installErrorHandler(app);
-  registerHealthRoutes(app, deps.health);
-  registerMetricsRoutes(app, deps.metrics);
+  if (deps.auth) {
+    const { config, profile, verifier } = deps.auth;
+    registerAuth(app, config, { logger: deps.logger, profile, ...(verifier && { verifier }) });
+  }
+  registerHealthRoutes(app, deps.health, { health: deps.adminListener ? 'minimal' : 'detailed' });
+  if (!deps.adminListener) registerMetricsRoutes(app, deps.metrics);
   for (const register of deps.routes ?? []) register(app);
   return app;
 }

@@ -3,22 +3,8 @@ import fastifyPlugin from 'fastify-plugin';
 import type { AuthConfig } from '../../config/app-config.js';
 import type { Logger } from '../../observability/logger.js';
 import { AuthenticationError, AuthUnavailableError, InsufficientScopeError } from './auth-errors.js';
-import type { AuthUser } from './auth-user.js';
+import type {} from './auth-user.js'; // request.user and the route config's scope/public (declaration merging)
 import { createJwtVerifier, type JwtVerifier } from './jwt-verifier.js';
-import type { Scope } from './scopes.js';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The verified caller (mode `jwt`); undefined in mode `none` and on public routes. */
-    user: AuthUser | undefined;
-  }
-  interface FastifyContextConfig {
-    /** The scope a bearer token needs to call this route (`registerAuth`). */
-    scope?: Scope;
-    /** Open to everyone, token or not (`/healthz`, `/readyz`). */
-    public?: boolean;
-  }
-}
 
 /** Collaborators of {@link registerAuth}. */
 export interface RegisterAuthOptions {
