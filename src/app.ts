@@ -22,6 +22,7 @@ import { buildServer } from './http/server.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { tracerOf } from './observability/tracing.js';
+import { AuditRepository } from './audit/audit-repository.js';
 import { UserRepository } from './users/user-repository.js';
 import { registerUserRoutes } from './users/user-routes.js';
 import { UserService } from './users/user-service.js';
@@ -115,6 +116,7 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
       breaker,
       transactions: cfg.database.transactions,
       logger: logger.child({ component: 'users' }),
+      audit: new AuditRepository(db.driver()),
     });
 
     const healthLoop = new HealthLoop(db, {

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuditContext } from '../audit/audit-repository.js';
 import type { ImportConfig } from '../config/app-config.js';
 import { ValidationError } from '../db/index.js';
 import { ConcurrencyLimit } from '../http/concurrency-limit.js';
@@ -62,7 +63,7 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
     '/users',
     { config: { scope: 'users:write' }, schema: { body: createUserBody, response: { 201: userResponse } } },
     async (request, reply) => {
-      const user = await users.create(request.body);
+      const user = await users.create(request.body, auditContext(request));
       return withVersion(reply.code(201).header('location', `/users/${user.id}`), user).send(userBody(user));
     },
   );
@@ -112,7 +113,7 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
     },
     async (request, reply) => {
       const version = expectedVersion(request.headers['if-match']);
-      const user = await users.update(request.params.id, request.body, version);
+      const user = await users.update(request.params.id, request.body, version, auditContext(request));
       return withVersion(reply, user).send(userBody(user));
     },
   );
@@ -124,7 +125,7 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
       schema: { params: userIdParams, response: { 204: noContentResponse } },
     },
     async (request: IdRequest, reply) => {
-      await users.remove(request.params.id);
+      await users.remove(request.params.id, auditContext(request));
       return reply.code(204).send();
     },
   );
@@ -154,7 +155,7 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
           let body = request.body as AsyncIterable<Buffer>;
           if (limits) body = limitUpload(body, uploadLimits(limits, reply.elapsedTime));
           const rows = await startedRows(parseImportRows(body, format, lines, opts.maxImportRowBytes));
-          const imported = await users.import(rows);
+          const imported = await users.import(rows, auditContext(request));
           return reply.code(201).send({ imported });
         } catch (err) {
           // The body may be half read: discard the rest (so a client still sending gets to read
@@ -169,6 +170,11 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
     );
     done();
   });
+}
+
+/** Who wrote (the verified token's `sub`, null without authentication) and in which request. */
+function auditContext(request: FastifyRequest): AuditContext {
+  return { actor: request.user?.sub ?? null, requestId: String(request.id) };
 }
 
 /** The bounds of one upload that started `elapsedMs` ago (from `importLimits`). */

@@ -3,6 +3,7 @@ import { startService } from '../../../src/app.js';
 import { ConfigError, loadConfig } from '../../../src/config/index.js';
 import { captureLogger } from '../../support/capture-logger.js';
 import { freePort } from '../../support/free-port.js';
+import { queryOnce } from '../../support/query-once.js';
 import { createJwtIssuer, type JwtIssuer } from '../../support/jwt-issuer.js';
 import { startTestService, testConfig, type TestService } from '../../support/service-fixture.js';
 import { useTestDatabase } from '../../support/test-database.js';
@@ -65,6 +66,28 @@ describe('Service authentication and the admin listener', () => {
       // On the public port /metrics does not exist: 401 without a token, 404 with one.
       expect((await call('GET', '/metrics')).status).to.equal(401);
       expect((await call('GET', '/metrics', 'users:admin')).status).to.equal(404);
+    });
+
+    it('records the token subject and the request id of a write in the audit trail', async () => {
+      const res = await fetch(`${svc.url}/users`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${await token('users:write', 'writer-9')}`,
+          'content-type': 'application/json',
+          'x-request-id': 'audit-req-1',
+        },
+        body: JSON.stringify({ email: `audited-${Date.now()}@example.com`, name: 'Audited' }),
+      });
+      expect(res.status).to.equal(201);
+      const { id } = (await res.json()) as { id: string };
+      const { rows } = await queryOnce(
+        db().url,
+        'select actor, action, entity_id, request_id from audit_log where request_id = $1',
+        ['audit-req-1'],
+      );
+      expect(rows).to.deep.equal([
+        { actor: 'writer-9', action: 'create', entity_id: id, request_id: 'audit-req-1' },
+      ]);
     });
 
     it('answers 401 without a token on every users route', async () => {
