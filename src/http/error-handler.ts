@@ -117,7 +117,7 @@ function classify(err: unknown): Classified {
     return { status, code, message };
   }
   if (err instanceof AuthenticationError)
-    return { status: 401, code: err.code, message: err.message, challenge: err.challenge };
+    return { status: 401, code: err.problemCode, message: err.message, challenge: err.challenge };
   if (err instanceof InsufficientScopeError)
     return { status: 403, code: err.code, message: err.message, challenge: err.challenge };
   if (err instanceof AuthUnavailableError) return unavailable(err.code, err.message, 5);

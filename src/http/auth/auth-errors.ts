@@ -40,13 +40,18 @@ const MESSAGES: Readonly<Record<AuthFailureReason, string>> = {
  * section 3: no error code when no token was sent, `error="invalid_token"` otherwise).
  */
 export class AuthenticationError extends AppError {
-  readonly code: 'UNAUTHORIZED' | 'INVALID_TOKEN';
+  readonly code = 'UNAUTHORIZED';
+  /** Which check failed; `missing_token` when no bearer token was sent. */
   readonly reason: AuthFailureReason;
 
   constructor(reason: AuthFailureReason, options?: ErrorOptions) {
-    super(MESSAGES[reason], options);
+    super(MESSAGES[reason] ?? MESSAGES.invalid_token, options);
     this.reason = reason;
-    this.code = reason === 'missing_token' ? 'UNAUTHORIZED' : 'INVALID_TOKEN';
+  }
+
+  /** The problem body's code: `UNAUTHORIZED` without a token, `INVALID_TOKEN` for one that failed a check. */
+  get problemCode(): 'UNAUTHORIZED' | 'INVALID_TOKEN' {
+    return this.reason === 'missing_token' ? 'UNAUTHORIZED' : 'INVALID_TOKEN';
   }
 
   /** The `WWW-Authenticate` header of the 401 (fixed text: nothing from the request). */
