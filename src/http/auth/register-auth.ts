@@ -37,8 +37,8 @@ const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
  *
  * Both modes log, on the security logger (`component: 'security'`): every authentication
  * failure and scope refusal (`event: 'auth_failed' | 'scope_refused'`, the reason, method and
- * route, never the token), and every call of a `users:admin` route (`event: 'admin_action'`,
- * with the caller's `sub` and the status code).
+ * route, never the token), and every call of a `users:admin` write route that was let through
+ * (`event: 'admin_action'`, with the caller's `sub` and the status code; not the GETs).
  *
  * @throws ConfigError (before anything is installed) when mode `jwt` has no usable key: see
  *   `createJwtVerifier`.
@@ -64,7 +64,9 @@ export function registerAuth(app: FastifyInstance, auth: AuthConfig, opts: Regis
   app.decorateRequest('user', undefined);
   app.addHook('onRoute', (route: RouteOptions) => {
     const config = route.config;
-    if (config?.scope === 'users:admin') route.onResponse = [...hooksOf(route.onResponse), logAdminAction];
+    // Admin actions are the writes of users:admin (a scrape of /metrics is no action).
+    if (config?.scope === 'users:admin' && !isRead(route.method))
+      route.onResponse = [...hooksOf(route.onResponse), logAdminAction];
     if (verifier && !config?.scope && !config?.public)
       security.warn(
         { method: route.method, route: route.url },
@@ -139,6 +141,10 @@ function bearerToken(header: string | undefined): string {
 /** The route pattern, not the URL: a URL's query string may carry anything. */
 function where(request: FastifyRequest): { method: string; route: string | undefined; reqId: string } {
   return { method: request.method, route: request.routeOptions.url, reqId: String(request.id) };
+}
+
+function isRead(method: string | string[]): boolean {
+  return [method].flat().every((m) => m === 'GET' || m === 'HEAD');
 }
 
 function hooksOf<T>(hooks: T | T[] | undefined): T[] {

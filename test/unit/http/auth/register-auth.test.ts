@@ -24,6 +24,7 @@ function appWith(auth: AuthConfig, log: CapturedLogger): FastifyInstance {
   app.get('/read', { config: { scope: 'users:read' } }, (request) => Promise.resolve(whoami(request)));
   app.post('/write', { config: { scope: 'users:write' } }, (request) => Promise.resolve(whoami(request)));
   app.delete('/admin', { config: { scope: 'users:admin' } }, (request) => Promise.resolve(whoami(request)));
+  app.get('/admin-read', { config: { scope: 'users:admin' } }, (request) => Promise.resolve(whoami(request)));
   app.get('/open', { config: { public: true } }, () => Promise.resolve({ open: true }));
   app.get('/closed', () => Promise.resolve({ closed: false }));
   return app;
@@ -239,9 +240,12 @@ describe('registerAuth()', () => {
     }
   });
 
-  it('logs each call of an admin route with its caller', async () => {
+  it('logs each admin write with its caller, and no admin read', async () => {
     const token = await issuer.sign(claims({ sub: 'ops-7' }));
     await app.inject({ method: 'DELETE', url: '/admin', headers: bearer(token) });
+    expect(
+      (await app.inject({ method: 'GET', url: '/admin-read', headers: bearer(token) })).statusCode,
+    ).to.equal(200);
     const actions = log.lines.filter((l) => l['event'] === 'admin_action');
     expect(actions).to.have.length(1);
     expect(actions[0]).to.include({
