@@ -22,6 +22,7 @@ export {
 // Observability
 export { createLogger, scrubSecrets, REDACT_PATHS } from './observability/logger.js';
 export { Metrics } from './observability/metrics.js';
+export { attachQueryLogger } from './db/index.js';
 
 // Database layer
 export {
@@ -79,6 +80,8 @@ export { UserRepository, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX } from './users/user
 export { UserService } from './users/user-service.js';
 export { HealthRepository } from './health/health-repository.js';
 export { startService, createServiceLogger } from './app.js';
+export { defineKnexfile } from './db/migrations/define-knexfile.js';
+export { assertSeedingAllowed } from './db/migrations/migrations-config.js';
 
 // Service security: authentication, scopes, the audit trail
 export { registerAuth, authPlugin } from './http/auth/register-auth.js';
@@ -94,8 +97,11 @@ export { AuditRepository, AUDIT_ACTIONS } from './audit/audit-repository.js';
 
 export type * from './config/app-config.js';
 export type { LoadConfigOptions } from './config/index.js';
+export type { SectionSchema, SectionSchemas } from './config/app-sections.js';
 export type { Logger, CreateLoggerOptions } from './observability/logger.js';
 export type { TracingOptions } from './observability/tracing.js';
+export type { QueryLogConfig } from './db/query-logger.js';
+export type { PostgresDatabaseOptions } from './db/postgres-database.js';
 export type {
   Database,
   TxOptions,
@@ -129,4 +135,5 @@ export type { JwtVerifier, JwtAlgorithm } from './http/auth/jwt-verifier.js';
 export type { Scope } from './http/auth/scopes.js';
 export type { AuthFailureReason } from './http/auth/auth-errors.js';
 export type { AuditAction, AuditContext, AuditEntry, AuditRecord } from './audit/audit-repository.js';
+export type { KnexfileOptions, DirectoryRef } from './db/migrations/define-knexfile.js';
 export type { TxHooks, TxRetryInfo, TxStatementInfo, TxEndInfo } from './db/index.js';

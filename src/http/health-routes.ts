@@ -13,16 +13,16 @@ const readinessSchema = {
   },
 } as const;
 
-/** Options of {@link registerHealthRoutes}. */
+/** Which routes {@link registerHealthRoutes} registers. */
 export interface HealthRoutesOptions {
+  /** `/healthz` and `/readyz`. */
+  probes: boolean;
   /**
-   * `detailed` (the default): `/health` is the full report, and needs the `users:admin` scope
-   * where authentication is on; `minimal`: `/health` says only `{ status }`, open to everyone
-   * (the public listener when an admin listener serves the detailed one); `none`: no `/health`.
+   * `true`: `/health` is the full report, and needs the `users:admin` scope where
+   * authentication is on; `'minimal'`: `/health` says only `{ status }`, open to everyone (the
+   * public listener when an admin listener serves the detailed one); `false`: no `/health`.
    */
-  health?: 'detailed' | 'minimal' | 'none';
-  /** Register `/healthz` and `/readyz` (default true). */
-  probes?: boolean;
+  health: boolean | 'minimal';
 }
 
 /**
@@ -34,15 +34,15 @@ export interface HealthRoutesOptions {
  *   Reads in-memory state only.
  * - `GET /health`: a fresh `HealthReport` (pool stats, latency, server version, breaker
  *   state) plus migration status; 200 when the database is up, 503 when down. Minimal
- *   (`opts.health`): `{ status: 'up' | 'down' }` only, same status codes.
+ *   (`only.health: 'minimal'`): `{ status: 'up' | 'down' }` only, same status codes.
  */
 export function registerHealthRoutes(
   app: FastifyInstance,
   health: HealthService,
-  opts: HealthRoutesOptions = {},
+  only: HealthRoutesOptions = { probes: true, health: true },
 ): void {
-  if (opts.probes !== false) registerProbes(app, health);
-  if (opts.health === 'minimal') {
+  if (only.probes) registerProbes(app, health);
+  if (only.health === 'minimal') {
     app.get(
       '/health',
       { config: { public: true }, schema: { response: { 200: minimalSchema, 503: minimalSchema } } },
@@ -51,13 +51,16 @@ export function registerHealthRoutes(
         return reply.code(status === 'up' ? 200 : 503).send({ status });
       },
     );
-  } else if (opts.health !== 'none') {
+  } else if (only.health) {
     app.get('/health', { config: { scope: 'users:admin' } }, async (_request, reply) => {
       const report = await health.report();
       return reply.code(report.status === 'up' ? 200 : 503).send(report);
     });
   }
 }
+
+/** The route groups: `probes` (`/healthz`, `/readyz`) and `health` (the detailed `/health`). */
+export type HealthRouteSet = 'probes' | 'health';
 
 const minimalSchema = { type: 'object', properties: { status: { type: 'string' } } } as const;
 

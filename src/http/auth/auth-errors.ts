@@ -1,5 +1,4 @@
 import { AppError } from '../../app-error.js';
-import type { Scope } from './scopes.js';
 
 /**
  * Why a request was not authenticated (the security log's `reason`): no bearer token, or one
@@ -68,9 +67,9 @@ export class AuthenticationError extends AppError {
 export class InsufficientScopeError extends AppError {
   readonly code = 'INSUFFICIENT_SCOPE';
   /** The scope the route needs; undefined for a route that declares none (closed to everyone). */
-  readonly scope: Scope | undefined;
+  readonly scope: string | undefined;
 
-  constructor(scope: Scope | undefined) {
+  constructor(scope: string | undefined) {
     super(
       scope === undefined
         ? 'This route is closed: it declares no scope.'

@@ -17,8 +17,11 @@ declare module 'fastify' {
     user: AuthUser | undefined;
   }
   interface FastifyContextConfig {
-    /** The scope a bearer token needs to call this route (`registerAuth`). */
-    scope?: Scope;
+    /**
+     * The scope a bearer token needs to call this route (`registerAuth`): one of `SCOPES`, or a
+     * service's own (`orders:read`).
+     */
+    scope?: Scope | (string & {});
     /** Open to everyone, token or not (`/healthz`, `/readyz`). */
     public?: boolean;
   }
