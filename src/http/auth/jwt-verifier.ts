@@ -53,7 +53,7 @@ export function createJwtVerifier(cfg: JwtConfig): JwtVerifier {
   const options = {
     algorithms,
     requiredClaims: ['exp', 'sub'],
-    clockTolerance: Math.round(cfg.clockTolerance / 1000),
+    clockTolerance: cfg.clockTolerance / 1000, // jose takes seconds
     ...(cfg.issuer !== '' && { issuer: cfg.issuer }),
     ...(cfg.audience !== '' && { audience: cfg.audience }),
   };
