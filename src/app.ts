@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import knexFactory from 'knex';
 import type { AppConfig } from './config/app-config.js';
+import { ConfigError } from './config/config-error.js';
 import {
   CircuitBreaker,
   EmbeddedServer,
@@ -17,6 +18,7 @@ import { buildAdminServer } from './http/admin-server.js';
 import { createJwtVerifier } from './http/auth/jwt-verifier.js';
 import { currentRequestFields } from './http/request-context.js';
 import { buildServer } from './http/server.js';
+import { resolveCursorSecret } from './config/cursor-secret.js';
 import { type Logger } from './observability/logger.js';
 export { createServiceLogger } from './http/service-logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -64,16 +66,26 @@ export interface RunningService {
  * (embedded when no host) -> migrations -> services -> HTTP, listening when it resolves.
  * On a start-up failure everything already started is stopped again before it rejects.
  *
- * @throws ConfigError before anything starts when `server.auth.mode` is `jwt` and no usable
- *   key is configured (`SERVER_AUTH_JWT_PUBLIC_KEY` / `SERVER_AUTH_JWT_JWKS_URL`).
+ * @throws ConfigError before anything starts, listing each problem: `server.auth.mode` is `jwt`
+ *   and no usable key is configured (`SERVER_AUTH_JWT_PUBLIC_KEY` / `SERVER_AUTH_JWT_JWKS_URL`);
+ *   production without `server.cursorSecret`.
  */
 export async function startService(cfg: AppConfig, opts: StartOptions): Promise<RunningService> {
   const logger = opts.logger;
   const metrics = opts.metrics ?? new Metrics({ defaultMetrics: true });
   const cleanups: Array<() => Promise<void>> = [];
-  // First: a service that cannot check tokens must not start (nor migrate, nor connect).
+  // Before anything starts (nor migrates, nor connects): a service that cannot check tokens,
+  // or production without a cursor key, refuses at once, with every such problem together.
   const auth = cfg.server.auth;
-  const verifier = auth.mode === 'jwt' ? createJwtVerifier(auth.jwt) : undefined;
+  const issues: string[] = [];
+  const verifier = configIssues(issues, () =>
+    auth.mode === 'jwt' ? createJwtVerifier(auth.jwt) : undefined,
+  );
+  const cursors = configIssues(issues, () => resolveCursorSecret(cfg));
+  if (issues.length > 0 || !cursors) throw new ConfigError(issues);
+  if (cursors.generated) {
+    logger.info('server.cursorSecret is not set: list cursors are signed with a random key of this process');
+  }
   try {
     const target = await prepareMigrationTarget(cfg, { logger });
     const { config: effective, embedded } = target;
@@ -98,7 +110,10 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
     await db.connect();
     const tx = db.txManager;
     const users = new UserService({
-      users: new UserRepository(db.driver(), { preparedStatements: namedStatementsAllowed(pgCfg) }),
+      users: new UserRepository(db.driver(), {
+        preparedStatements: namedStatementsAllowed(pgCfg),
+        cursorSecret: cursors.secret,
+      }),
       tx,
       breaker,
       transactions: cfg.database.transactions,
@@ -162,6 +177,17 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
   } catch (err) {
     for (const cleanup of cleanups) await cleanup().catch(() => undefined);
     throw err;
+  }
+}
+
+/** `fn()`, or undefined with its `ConfigError`'s issues added to `issues` (other errors propagate). */
+function configIssues<T>(issues: string[], fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    issues.push(...err.issues);
+    return undefined;
   }
 }
 

@@ -229,7 +229,6 @@ export class PostgresDatabase implements Database {
       this.#pooled = true;
     }
     this.#gate.setOpen(true);
-    this.#opener.resetTlsPreference();
     await connectWithRetry(
       async () => {
         await this.#knex.raw('select 1');

@@ -154,6 +154,8 @@ describe('Service authentication and the admin listener', () => {
     expect(err).to.be.instanceOf(ConfigError);
     const issue = (err as ConfigError).issues.join('\n');
     expect(issue).to.include('SERVER_AUTH_JWT_PUBLIC_KEY').and.to.include('SERVER_AUTH_JWT_JWKS_URL');
+    // Every start-up problem at once: the missing cursor key too.
+    expect(issue).to.include('SERVER_CURSOR_SECRET');
   });
 
   it('starts in production with mode none set explicitly, says so at warn, and closes the admin listener on stop', async () => {
@@ -163,7 +165,12 @@ describe('Service authentication and the admin listener', () => {
         admin: { port: await freePort(), host: '127.0.0.1' },
       },
     });
-    const svc = await startTestService({ ...cfg, profile: 'production' });
+    // Production also needs the cursor key (every replica shares it).
+    const svc = await startTestService({
+      ...cfg,
+      profile: 'production',
+      server: { ...cfg.server, cursorSecret: 'c'.repeat(32) },
+    });
     try {
       const warned = svc.logs.filter((l) => l['event'] === 'auth_disabled');
       expect(warned).to.have.length(1);
