@@ -126,6 +126,7 @@ export function assertDriverShape(knex: Knex, connection: object): void {
   const trxClientProto = Object.getPrototypeOf(knex.client) as Record<string, unknown>;
   for (const m of ['query', 'stream'])
     if (typeof trxClientProto[m] !== 'function') missing.push(`knex Client#${m}`);
+  if (typeof client.transaction !== 'function') missing.push('knex Client#transaction');
   if (missing.length > 0)
     throw new Error(`The installed knex/tarn/pg lack members this layer relies on: ${missing.join(', ')}.`);
 }
@@ -542,6 +543,23 @@ export function transactionEnders(trx: Knex.Transaction): TransactionEnders {
   return { commit: t.commit, rollback: t.rollback };
 }
 
+/**
+ * Replaces `trx.commit` and `trx.rollback` on knex's transaction object (the manager ends its
+ * transactions itself: a `withTransaction` callback's are refused, `beginTx`'s go through the
+ * manager). Take knex's own first with `transactionEnders`. knex 3 defines both as own
+ * properties of the object; one missing means knex changed shape, and this throws.
+ */
+export function replaceTransactionEnds(
+  trx: Knex.Transaction,
+  ends: { commit: () => Promise<unknown>; rollback: () => Promise<unknown> },
+): void {
+  const t = trx as unknown as Record<string, unknown>;
+  if (typeof t.commit !== 'function' || typeof t.rollback !== 'function')
+    throw new Error("knex's transaction object has no commit/rollback to replace: knex changed shape.");
+  t.commit = ends.commit;
+  t.rollback = ends.rollback;
+}
+
 /** The statement knex 3 sends to commit a top-level transaction (`Transaction#commit`). */
 const KNEX_COMMIT = 'COMMIT;';
 
@@ -561,6 +579,82 @@ export function replaceNextCommit(trx: Knex.Transaction, sql: string): void {
     client.query = query;
     return query.call(client, conn, sql);
   };
+}
+
+/** Statements sent in the same message as knex's BEGIN, and who hears their answers. */
+export interface BeginExtras {
+  /** One or more statements, `;`-separated (no trailing `;` needed), with every value already a literal. */
+  sql: string;
+  /** Called with pg's results of the whole message (BEGIN's first) once it succeeded. */
+  answer?: ((results: readonly RawResponse[]) => void) | undefined;
+}
+
+/** pg's Result of one statement. */
+type RawResponse = NonNullable<RawResult['response']>;
+
+/** knex's Transaction as `client.transaction()` returns it: its `query` sends BEGIN. */
+type KnexTransactionObject = {
+  query: (
+    this: unknown,
+    conn: unknown,
+    sql: unknown,
+    status?: unknown,
+    value?: unknown,
+  ) => Promise<RawResult | undefined>;
+};
+type TransactionFactory = (this: unknown, ...args: unknown[]) => KnexTransactionObject;
+
+const pendingBegins = new WeakMap<object, BeginExtras>();
+const beginPatched = new WeakSet<object>();
+/** knex 3's BEGIN of a top-level pg transaction: `BEGIN;` or `BEGIN TRANSACTION ISOLATION LEVEL ... READ ONLY;`. */
+const KNEX_BEGIN = /^BEGIN\b[^;]*;$/;
+
+/**
+ * Begins a top-level transaction on `config.connection` with `knex.transaction(null, config)`,
+ * `extras` travelling in the same simple-query message as knex's BEGIN (no extra round trip).
+ * knex 3 sends BEGIN as the first `Transaction#query` of the transaction object that its
+ * client's `transaction()` returns, as a plain string (`knex-internals.test.ts` pins it); the
+ * swap is one-shot and touches only that object. A BEGIN of another shape rejects (loudly,
+ * never a BEGIN without the extras). A failure of any statement in the message fails BEGIN as
+ * knex reports it: the transaction object arrives already complete, `executionPromise`
+ * rejected with the error.
+ */
+export function beginTransactionWith(
+  knex: Knex,
+  config: Knex.TransactionConfig & { connection: object },
+  extras: BeginExtras | undefined,
+): Promise<Knex.Transaction> {
+  if (extras === undefined) return knex.transaction(null, config);
+  const client = knex.client as { transaction: TransactionFactory };
+  const connection = config.connection as object;
+  if (!beginPatched.has(client)) {
+    beginPatched.add(client);
+    const original = client.transaction;
+    client.transaction = function (this: unknown, ...args: unknown[]): KnexTransactionObject {
+      const t = original.apply(this, args);
+      const on = (args[1] as { connection?: object } | undefined)?.connection;
+      const pending = on && args[2] == null ? pendingBegins.get(on) : undefined;
+      if (pending) {
+        pendingBegins.delete(on!);
+        const query = t.query;
+        t.query = (conn, sql, status, value) => {
+          t.query = query;
+          if (typeof sql !== 'string' || !KNEX_BEGIN.test(sql))
+            return Promise.reject(
+              new Error(`knex's BEGIN changed shape (${String(sql)}): the layer cannot add to it.`),
+            );
+          return query.call(t, conn, `${sql} ${pending.sql}`, status, value).then((res) => {
+            const response = res?.response as RawResponse | RawResponse[] | undefined;
+            if (response !== undefined) pending.answer?.(Array.isArray(response) ? response : [response]);
+            return res;
+          });
+        };
+      }
+      return t;
+    };
+  }
+  pendingBegins.set(connection, extras);
+  return knex.transaction(null, config).finally(() => pendingBegins.delete(connection));
 }
 
 /** The knex client private to one transaction (a plain object per transaction). */

@@ -17,7 +17,7 @@ export type FakeAuth =
   | 'trust';
 
 /** One client connection as the fake saw it. */
-export interface FakeConnection {
+interface FakeConnection {
   /** The client sent an SSLRequest. */
   sslRequested: boolean;
   /** The rest of the connection ran inside TLS. */
