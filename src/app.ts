@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import knexFactory from 'knex';
 import type { AppConfig } from './config/app-config.js';
+import { ConfigError } from './config/config-error.js';
 import {
   CircuitBreaker,
   EmbeddedServer,
@@ -13,6 +14,8 @@ import {
 import { HealthLoop } from './health/health-loop.js';
 import { HealthRepository } from './health/health-repository.js';
 import { HealthService } from './health/health-service.js';
+import { buildAdminServer } from './http/admin-server.js';
+import { createJwtVerifier } from './http/auth/jwt-verifier.js';
 import { currentRequestFields } from './http/request-context.js';
 import { buildServer } from './http/server.js';
 import { resolveCursorSecret } from './config/cursor-secret.js';
@@ -20,6 +23,7 @@ import { type Logger } from './observability/logger.js';
 export { createServiceLogger } from './http/service-logger.js';
 import { Metrics } from './observability/metrics.js';
 import { tracerOf } from './observability/tracing.js';
+import { AuditRepository } from './audit/audit-repository.js';
 import { UserRepository } from './users/user-repository.js';
 import { registerUserRoutes } from './users/user-routes.js';
 import { UserService } from './users/user-service.js';
@@ -37,6 +41,9 @@ export interface RunningService {
   /** `http://host:port` the server listens on (the real port when configured as 0). */
   url: string;
   app: FastifyInstance;
+  /** `http://host:port` of the admin listener (`/metrics`, `/health`), when `server.admin.port` is set. */
+  adminUrl: string | undefined;
+  admin: FastifyInstance | undefined;
   db: Database;
   health: HealthService;
   healthLoop: HealthLoop;
@@ -48,7 +55,8 @@ export interface RunningService {
    * Graceful shutdown, in order: readiness turns 503 at once; the server stops accepting;
    * in-flight requests finish (up to `server.shutdownTimeout`, then their connections are
    * cut); the health loop stops; the database drains (`disconnect()`); the embedded server
-   * stops if this service started it. Idempotent (later calls return the same promise).
+   * stops if this service started it. The admin listener closes with the public one.
+   * Idempotent (later calls return the same promise).
    */
   stop(): Promise<void>;
 }
@@ -57,13 +65,24 @@ export interface RunningService {
  * The composition root without process concerns (signals, exit codes): config -> database
  * (embedded when no host) -> migrations -> services -> HTTP, listening when it resolves.
  * On a start-up failure everything already started is stopped again before it rejects.
+ *
+ * @throws ConfigError before anything starts, listing each problem: `server.auth.mode` is `jwt`
+ *   and no usable key is configured (`SERVER_AUTH_JWT_PUBLIC_KEY` / `SERVER_AUTH_JWT_JWKS_URL`);
+ *   production without `server.cursorSecret`.
  */
 export async function startService(cfg: AppConfig, opts: StartOptions): Promise<RunningService> {
   const logger = opts.logger;
   const metrics = opts.metrics ?? new Metrics({ defaultMetrics: true });
   const cleanups: Array<() => Promise<void>> = [];
-  // Before anything starts: production without a cursor key refuses at once.
-  const cursors = resolveCursorSecret(cfg);
+  // Before anything starts (nor migrates, nor connects): a service that cannot check tokens,
+  // or production without a cursor key, refuses at once, with every such problem together.
+  const auth = cfg.server.auth;
+  const issues: string[] = [];
+  const verifier = configIssues(issues, () =>
+    auth.mode === 'jwt' ? createJwtVerifier(auth.jwt) : undefined,
+  );
+  const cursors = configIssues(issues, () => resolveCursorSecret(cfg));
+  if (issues.length > 0 || !cursors) throw new ConfigError(issues);
   if (cursors.generated) {
     logger.info('server.cursorSecret is not set: list cursors are signed with a random key of this process');
   }
@@ -99,6 +118,7 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
       breaker,
       transactions: cfg.database.transactions,
       logger: logger.child({ component: 'users' }),
+      audit: new AuditRepository(db.driver()),
     });
 
     const healthLoop = new HealthLoop(db, {
@@ -127,6 +147,8 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
       health,
       metrics,
       tracer: tracerOf(tracing),
+      auth: { config: auth, profile: cfg.profile, verifier },
+      adminListener: cfg.server.admin.port !== 0,
       routes: [
         (a) =>
           registerUserRoutes(a, users, {
@@ -135,17 +157,37 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
           }),
       ],
     });
+    const admin =
+      cfg.server.admin.port === 0 ? undefined : await buildAdminServer({ db, logger, health, metrics });
+    cleanups.unshift(async () => {
+      await app.close();
+      await admin?.close();
+    });
     await app.listen({ host: cfg.server.host, port: cfg.server.port });
     const url = serverUrl(app);
     logger.info({ url }, `listening on ${url}`);
+    await admin?.listen({ host: cfg.server.admin.host, port: cfg.server.admin.port });
+    const adminUrl = admin && serverUrl(admin);
+    if (adminUrl) logger.info({ adminUrl }, `admin listener (/metrics, /health) on ${adminUrl}`);
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> =>
-      (stopping ??= shutdown({ cfg, logger, app, health, healthLoop, db, embedded }));
-    return { url, app, db, health, healthLoop, breaker, metrics, embedded, stop };
+      (stopping ??= shutdown({ cfg, logger, app, admin, health, healthLoop, db, embedded }));
+    return { url, app, adminUrl, admin, db, health, healthLoop, breaker, metrics, embedded, stop };
   } catch (err) {
     for (const cleanup of cleanups) await cleanup().catch(() => undefined);
     throw err;
+  }
+}
+
+/** `fn()`, or undefined with its `ConfigError`'s issues added to `issues` (other errors propagate). */
+function configIssues<T>(issues: string[], fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    issues.push(...err.issues);
+    return undefined;
   }
 }
 
@@ -173,6 +215,7 @@ interface ShutdownParts {
   cfg: AppConfig;
   logger: Logger;
   app: FastifyInstance;
+  admin: FastifyInstance | undefined;
   health: HealthService;
   healthLoop: HealthLoop;
   db: Database;
@@ -202,6 +245,8 @@ async function shutdown(p: ShutdownParts): Promise<void> {
   }
   clearTimeout(timer);
   clearInterval(idleSweep);
+  // Scrapes are short: the admin listener closes after the public one, so metrics are served until then.
+  await p.admin?.close();
   await p.healthLoop.stop();
   await p.db.disconnect();
   await p.embedded?.stop();

@@ -17,6 +17,7 @@ export {
   FOREIGN_CONNECTION_GUARD_MODES,
   TARGET_SESSION_ATTRS,
   POOLER_MODES,
+  AUTH_MODES,
 } from './config/index.js';
 
 // Observability
@@ -84,6 +85,18 @@ export { startService, createServiceLogger } from './app.js';
 export { defineKnexfile } from './db/migrations/define-knexfile.js';
 export { assertSeedingAllowed } from './db/migrations/migrations-config.js';
 
+// Service security: authentication, scopes, the audit trail
+export { registerAuth, authPlugin } from './http/auth/register-auth.js';
+export { createJwtVerifier, JWT_ALGORITHMS } from './http/auth/jwt-verifier.js';
+export { SCOPES, tokenScopes } from './http/auth/scopes.js';
+export {
+  AuthenticationError,
+  InsufficientScopeError,
+  AuthUnavailableError,
+  AUTH_FAILURE_REASONS,
+} from './http/auth/auth-errors.js';
+export { AuditRepository, AUDIT_ACTIONS } from './audit/audit-repository.js';
+
 export type * from './config/app-config.js';
 export type { LoadConfigOptions } from './config/index.js';
 export type { SectionSchema, SectionSchemas } from './config/app-sections.js';
@@ -118,5 +131,11 @@ export type { UserRepositoryOptions, ListUsersOptions, UserPage, Executor } from
 export type { NewUser, UserPatch } from './users/user-input.js';
 export type { ServerInfo, MigrationStatus, HealthRepositoryOptions } from './health/health-repository.js';
 export type { StartOptions, RunningService } from './app.js';
+export type { AuthUser } from './http/auth/auth-user.js';
+export type { RegisterAuthOptions } from './http/auth/register-auth.js';
+export type { JwtVerifier, JwtAlgorithm } from './http/auth/jwt-verifier.js';
+export type { Scope } from './http/auth/scopes.js';
+export type { AuthFailureReason } from './http/auth/auth-errors.js';
+export type { AuditAction, AuditContext, AuditEntry, AuditRecord } from './audit/audit-repository.js';
 export type { KnexfileOptions, DirectoryRef } from './db/migrations/define-knexfile.js';
 export type { TxHooks, TxRetryInfo, TxStatementInfo, TxEndInfo } from './db/index.js';

@@ -90,6 +90,55 @@ export interface ServerConfig {
    * means a random per-process key. Default empty.
    */
   cursorSecret: string;
+  /** Who may call the API (`server.auth.*`). */
+  auth: AuthConfig;
+  /** The operators' listener for `/metrics` and the detailed `/health` (`server.admin.*`). */
+  admin: AdminListenerConfig;
+}
+
+/**
+ * How requests are authenticated: `jwt` (bearer JSON Web Tokens, every route denied unless it
+ * declares a scope the token carries or is public) or `none` (everything open, every caller
+ * anonymous: for development and tests).
+ */
+export const AUTH_MODES = ['jwt', 'none'] as const;
+/** One of `AUTH_MODES`. */
+export type AuthMode = (typeof AUTH_MODES)[number];
+
+/** Authentication of the public listener (`server.auth.*`). */
+export interface AuthConfig {
+  /** `jwt` (the built-in and production default) or `none` (development and test default). */
+  mode: AuthMode;
+  /** How bearer tokens are verified when `mode` is `jwt`. */
+  jwt: JwtConfig;
+}
+
+/** Verification of bearer JWTs (`server.auth.jwt.*`). Exactly one of `publicKey` and `jwksUrl` in mode `jwt`. */
+export interface JwtConfig {
+  /**
+   * The issuer's public key as PEM (SPKI or an X.509 certificate): RSA (RS256), EC P-256 (ES256)
+   * or Ed25519 (EdDSA); the key's type pins the one algorithm accepted. Default empty.
+   */
+  publicKey: string;
+  /** URL of the issuer's JSON Web Key Set (https, or http on loopback); keys are fetched and cached. Default empty. */
+  jwksUrl: string;
+  /** Required `iss` claim; empty (the default) = not checked. */
+  issuer: string;
+  /** Required `aud` claim (one of the token's audiences); empty (the default) = not checked. */
+  audience: string;
+  /** Leeway for `exp` and `nbf` against clock skew, ms; default 5000. */
+  clockTolerance: number;
+}
+
+/** The admin listener (`server.admin.*`). */
+export interface AdminListenerConfig {
+  /**
+   * Its TCP port; 0 (the development and test default) = no admin listener: `/metrics` and the
+   * detailed `/health` stay on the public port. Default 9090 in production.
+   */
+  port: number;
+  /** Interface it listens on; default `127.0.0.1`. */
+  host: string;
 }
 
 /** Readiness rules (`server.readiness.*`). */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  AUTH_MODES,
   FOREIGN_CONNECTION_GUARD_MODES,
   LOG_LEVELS,
   POOLER_MODES,
@@ -64,6 +65,20 @@ export const configSchema = z.strictObject({
       maxPerClient: int(0, 10_000),
       maxRows: int(0),
       maxBytes: int(0),
+    }),
+    auth: z.strictObject({
+      mode: z.enum(AUTH_MODES),
+      jwt: z.strictObject({
+        publicKey: str,
+        jwksUrl: str,
+        issuer: str,
+        audience: str,
+        clockTolerance: duration,
+      }),
+    }),
+    admin: z.strictObject({
+      port: int(0, 65535),
+      host: str.min(1, { error: 'must not be empty' }),
     }),
   }),
   log: z.strictObject({

@@ -40,6 +40,12 @@ export function crossFieldIssues(
   ) {
     issues.push('database.migrations.password: is set but database.migrations.username is empty');
   }
+  const adminPort = validValue(merged, 'server.admin.port');
+  if (typeof adminPort === 'number' && adminPort !== 0 && adminPort === validValue(merged, 'server.port')) {
+    issues.push(
+      `server.admin.port: must differ from server.port (${adminPort})${fromSource('server.admin.port', sources)}`,
+    );
+  }
   // libpq refuses this pair at connect time; a channel binding needs TLS, so say it at load.
   if (
     validValue(merged, 'database.postgres.channelBinding') === 'require' &&

@@ -7,7 +7,7 @@ type DeepPartial<T> = T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } 
 /**
  * The built-in defaults: the lowest layer, under `config/default.yaml`, chosen to be safe for
  * production when nothing else is configured (bind to loopback only, JSON logs, no migrations at
- * start-up). Every key exists here, so this object is also the list of known keys. Durations are
+ * start-up, bearer-token authentication). Every key exists here, so this object is also the list of known keys. Durations are
  * milliseconds, sizes bytes. `PROFILE_DEFAULTS` adjusts a few keys per profile.
  *
  * `database.postgres.host` is empty: "run an embedded PostgreSQL", which only the development and
@@ -38,6 +38,11 @@ export const DEFAULTS: Omit<AppConfig, 'profile'> = {
       maxBytes: 268_435_456,
     },
     cursorSecret: '',
+    auth: {
+      mode: 'jwt',
+      jwt: { publicKey: '', jwksUrl: '', issuer: '', audience: '', clockTolerance: 5_000 },
+    },
+    admin: { port: 0, host: '127.0.0.1' },
   },
   log: {
     level: 'info',
@@ -112,24 +117,27 @@ export const DEFAULTS: Omit<AppConfig, 'profile'> = {
  * `config/<profile>.yaml`) so that a deployment without the `config/` directory still behaves
  * as its profile should. A profile not listed here uses `DEFAULTS` as they are.
  *
- * - development: debug-level pretty logs, migrations at start-up, embedded PostgreSQL over a
+ * - development: no authentication (`server.auth.mode: none`), debug-level pretty logs, migrations at start-up, embedded PostgreSQL over a
  *   local socket without TLS (`sslMode: disable`; the embedded server has no certificate).
- * - test: warn-level JSON logs (quiet test output), migrations at start-up, no TLS.
- * - production: listens on every interface (`0.0.0.0`, for containers); migrations are a
- *   separate deploy step (`migrateOnStart: false`). A host and a password are required; TLS is
+ * - test: no authentication, warn-level JSON logs (quiet test output), migrations at start-up, no TLS.
+ * - production: listens on every interface (`0.0.0.0`, for containers), with `/metrics` and the
+ *   detailed `/health` on the admin listener (`127.0.0.1:9090`); migrations are a separate
+ *   deploy step (`migrateOnStart: false`). A host and a password are required; TLS is
  *   `verify-full` (the built-in default, kept).
  */
 export const PROFILE_DEFAULTS: Readonly<Record<string, ConfigLayer>> = {
   development: {
+    server: { auth: { mode: 'none' } },
     log: { level: 'debug', pretty: true },
     database: { postgres: { sslMode: 'disable' }, migrateOnStart: true },
   },
   test: {
+    server: { auth: { mode: 'none' } },
     log: { level: 'warn' },
     database: { postgres: { sslMode: 'disable' }, migrateOnStart: true },
   },
   production: {
-    server: { host: '0.0.0.0' },
+    server: { host: '0.0.0.0', admin: { port: 9090 } },
   },
 };
 

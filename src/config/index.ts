@@ -11,5 +11,6 @@ export {
   FOREIGN_CONNECTION_GUARD_MODES,
   TARGET_SESSION_ATTRS,
   POOLER_MODES,
+  AUTH_MODES,
 } from './app-config.js';
 export type * from './app-config.js';

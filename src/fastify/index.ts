@@ -5,6 +5,8 @@
 export { dataLayerPlugin } from '../http/data-layer-plugin.js';
 export { errorResponse } from '../http/error-handler.js';
 export { createServiceLogger } from '../http/service-logger.js';
+export { registerAuth, authPlugin } from '../http/auth/register-auth.js';
+export { SCOPES } from '../http/auth/scopes.js';
 
 export type {
   DataLayerPluginOptions,
@@ -12,3 +14,6 @@ export type {
   PluginDatabase,
 } from '../http/data-layer-plugin.js';
 export type { ErrorBody, ErrorResponse } from '../http/error-handler.js';
+export type { AuthUser } from '../http/auth/auth-user.js';
+export type { RegisterAuthOptions } from '../http/auth/register-auth.js';
+export type { Scope } from '../http/auth/scopes.js';

@@ -1,11 +1,14 @@
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
+import type { AuthConfig } from '../config/app-config.js';
 import type { BreakerState, CircuitBreaker, Database } from '../db/index.js';
 import { HealthLoop } from '../health/health-loop.js';
 import { HealthRepository } from '../health/health-repository.js';
 import { HealthService } from '../health/health-service.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { JwtVerifier } from './auth/jwt-verifier.js';
+import { registerAuth } from './auth/register-auth.js';
 import { installErrorHandler, installNotFoundHandler } from './error-handler.js';
 import { registerHealthRoutes, type HealthRouteSet } from './health-routes.js';
 import { registerMetricsRoutes } from './metrics-routes.js';
@@ -46,9 +49,22 @@ export interface DataLayerPluginOptions {
   };
   /**
    * Which routes to register: `probes` (`/healthz`, `/readyz`), `health` (the detailed
-   * `/health`), `metrics` (`/metrics`). Default all three (`metrics` only with a registry).
+   * `/health`; `'minimal'`: a public `/health` that says only `{ status }`, for a public app
+   * whose admin listener serves the detailed one), `metrics` (`/metrics`). Default all three
+   * (`metrics` only with a registry).
    */
-  routes?: Partial<Record<HealthRouteSet | 'metrics', boolean>>;
+  routes?: Partial<Record<Exclude<HealthRouteSet, 'health'> | 'metrics', boolean>> & {
+    health?: boolean | 'minimal';
+  };
+  /**
+   * Bearer-JWT authentication, deny by default (`registerAuth`), installed before the plugin's
+   * routes so that they and every route the app registers afterwards are covered: the probes
+   * are public, `/health` and `/metrics` need `users:admin`, the app's routes declare
+   * `config.scope` or `config.public`. `config` is `server.auth` (mode `none`: no checks);
+   * `profile` says whether mode `none` is worth a warning (default: it is). Default: none.
+   * Registering the plugin then throws `ConfigError` when mode `jwt` has no key.
+   */
+  auth?: { config: AuthConfig; profile?: string; verifier?: JwtVerifier };
   /** Install the error handler that maps the layer's typed errors to problem responses; default true. */
   errorHandler?: boolean;
   /** Install the JSON 404 for unknown routes; default true (turn off when the app has its own). */
@@ -115,8 +131,14 @@ const plugin: FastifyPluginAsync<DataLayerPluginOptions> = async (app, opts) => 
   });
   if (opts.errorHandler !== false) installErrorHandler(app);
   if (opts.notFoundHandler !== false) installNotFoundHandler(app);
+  if (opts.auth) {
+    const { config, profile, verifier } = opts.auth;
+    const logger = opts.logger ?? (app.log as unknown as Logger);
+    registerAuth(app, config, { logger, ...(profile && { profile }), ...(verifier && { verifier }) });
+  }
   const routes = opts.routes ?? {};
-  registerHealthRoutes(app, health, { probes: routes.probes !== false, health: routes.health !== false });
+  const detail = routes.health === 'minimal' ? 'minimal' : routes.health !== false;
+  registerHealthRoutes(app, health, { probes: routes.probes !== false, health: detail });
   if (metrics && routes.metrics !== false) registerMetricsRoutes(app, metrics);
 };
 
@@ -130,6 +152,7 @@ const plugin: FastifyPluginAsync<DataLayerPluginOptions> = async (app, opts) => 
  *   docs/service.md (404, 409 `DUPLICATE`/`CONFLICT`, 412, 503 with `Retry-After`...), and
  *   a JSON 404 for unknown routes;
  * - each request's id in an AsyncLocalStorage, for log lines written while it runs;
+ * - with `auth`, deny-by-default bearer-JWT authentication of every route (`registerAuth`);
  * - `app.dataLayer` (`db`, `health`, `metrics`); readiness turns 503 when the app starts
  *   closing, and the health loop stops with it. The database itself stays the caller's to close.
  *

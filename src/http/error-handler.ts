@@ -30,6 +30,7 @@ import {
   RequestTimeoutError,
   type FieldProblem,
 } from './request-errors.js';
+import { AuthenticationError, AuthUnavailableError, InsufficientScopeError } from './auth/auth-errors.js';
 import {
   ajvFieldProblems,
   modelFieldProblems,
@@ -72,10 +73,11 @@ const FASTIFY_CLIENT_ERRORS: Record<string, [number, string, string]> = {
 
 /**
  * Maps any error to its HTTP response. This is the only place where HTTP status codes are
- * chosen: 400 (validation, with the offending fields; invalid UTF-8), 404, 408 (a request
+ * chosen: 400 (validation, with the offending fields; invalid UTF-8), 401 (no valid bearer
+ * token) and 403 (a scope missing), both with `WWW-Authenticate`, 404, 408 (a request
  * body too slow), 409 (duplicate), 412 (stale version), 413, 415, 428, 503 with `Retry-After`
  * (database unavailable, breaker open, draining, timeouts, exhausted retries, too many imports
- * at once) and 500 for everything else. Messages are fixed
+ * at once, token keys unreachable) and 500 for everything else. Messages are fixed
  * sentences chosen here or written by this project; a database error's own text is never used.
  */
 export function errorResponse(err: unknown, requestId?: string): ErrorResponse {
@@ -92,6 +94,7 @@ export function errorResponse(err: unknown, requestId?: string): ErrorResponse {
   if (r.line !== undefined) body.line = r.line;
   const headers: Record<string, string> = {};
   if (r.retryAfterS !== undefined) headers['retry-after'] = String(r.retryAfterS);
+  if (r.challenge !== undefined) headers['www-authenticate'] = r.challenge;
   return { statusCode: r.status, headers, body };
 }
 
@@ -102,6 +105,8 @@ interface Classified {
   fields?: FieldProblem[];
   line?: number;
   retryAfterS?: number;
+  /** `WWW-Authenticate` of a 401 or 403 (RFC 6750). */
+  challenge?: string;
 }
 
 function classify(err: unknown): Classified {
@@ -113,6 +118,11 @@ function classify(err: unknown): Classified {
     const [status, code, message] = FASTIFY_CLIENT_ERRORS[fe.code]!;
     return { status, code, message };
   }
+  if (err instanceof AuthenticationError)
+    return { status: 401, code: err.problemCode, message: err.message, challenge: err.challenge };
+  if (err instanceof InsufficientScopeError)
+    return { status: 403, code: err.code, message: err.message, challenge: err.challenge };
+  if (err instanceof AuthUnavailableError) return unavailable(err.code, err.message, 5);
   if (err instanceof BadRequestError)
     return { status: 400, code: err.code, message: err.message, fields: [...err.fields] };
   if (err instanceof ImportRowError)

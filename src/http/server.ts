@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Tracer } from '@opentelemetry/api';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { ServerConfig } from '../config/app-config.js';
+import type { AuthConfig, ServerConfig } from '../config/app-config.js';
 import type { HealthService } from '../health/health-service.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { JwtVerifier } from './auth/jwt-verifier.js';
 import { dataLayerPlugin, type PluginDatabase } from './data-layer-plugin.js';
 import { installBodyTimeouts, nodeServerOptions, type HttpTimeouts } from './http-timeouts.js';
 import { InvalidUtf8Error } from './request-errors.js';
@@ -23,6 +24,13 @@ export interface ServerDeps {
   routes?: ReadonlyArray<(app: FastifyInstance) => void>;
   /** Each request a SERVER span (`installRequestTracing`); absent: tracing off, no hook. */
   tracer?: Tracer | undefined;
+  /** Authentication (`registerAuth`, through the plugin's `auth`); absent: none, as mode `none`. */
+  auth?: { config: AuthConfig; profile: string; verifier?: JwtVerifier | undefined };
+  /**
+   * An admin listener serves `/metrics` and the detailed `/health` (`buildAdminServer`): this
+   * app then has neither, only a minimal `/health`. Default false.
+   */
+  adminListener?: boolean;
 }
 
 /** A client-supplied request id is kept when it is short and plain; otherwise a fresh UUID. */
@@ -44,7 +52,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  *   properties (`additionalProperties: false` gives 400), all errors reported at once.
  * - The data layer's Fastify plugin (`dataLayerPlugin`, what a service of its own registers):
  *   the probes, `/health`, `/metrics`, the one error handler (see `error-handler.ts`) and the
- *   request context; then the feature routes.
+ *   request context, and authentication (`deps.auth`: every route declares its scope or is
+ *   public); then the feature routes.
  * - While draining, in-flight responses carry `Connection: close`; while closing, new
  *   requests on kept-alive connections get 503 with `Connection: close`.
  */
@@ -86,7 +95,15 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     if (deps.health.draining) void reply.header('connection', 'close');
     done(null, payload);
   });
-  await app.register(dataLayerPlugin, { db: deps.db, metrics: deps.metrics, health: deps.health });
+  const { config, profile, verifier } = deps.auth ?? {};
+  await app.register(dataLayerPlugin, {
+    db: deps.db,
+    metrics: deps.metrics,
+    health: deps.health,
+    logger: deps.logger,
+    ...(config && { auth: { config, ...(profile && { profile }), ...(verifier && { verifier }) } }),
+    ...(deps.adminListener && { routes: { health: 'minimal' as const, metrics: false } }),
+  });
   for (const register of deps.routes ?? []) register(app);
   return app;
 }

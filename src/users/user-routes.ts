@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuditContext } from '../audit/audit-repository.js';
 import type { ImportConfig } from '../config/app-config.js';
 import { ValidationError } from '../db/index.js';
 import { clientKey } from '../http/client-key.js';
@@ -52,30 +53,33 @@ const IMPORT_RETRY_AFTER_S = 5;
 /**
  * Registers the users API:
  *
- * | Route | Success | Notes |
- * |---|---|---|
- * | `POST /users` | 201, `Location`, `ETag` | body `{ email, name, status? }` |
- * | `GET /users/:id` | 200, `ETag: "<version>"` | |
- * | `GET /users?status=&limit=&cursor=` | 200 `{ items, nextCursor }` | keyset pages |
- * | `PATCH /users/:id` | 200, `ETag` | `If-Match: "<version>"` required (428 without, 412 stale) |
- * | `DELETE /users/:id` | 204 | soft delete |
- * | `POST /users/import` | 201 `{ imported }` | NDJSON or a JSON array, streamed, all-or-nothing |
+ * | Route | Scope | Success | Notes |
+ * |---|---|---|---|
+ * | `POST /users` | `users:write` | 201, `Location`, `ETag` | body `{ email, name, status? }` |
+ * | `GET /users/:id` | `users:read` | 200, `ETag: "<version>"` | |
+ * | `GET /users?status=&limit=&cursor=` | `users:read` | 200 `{ items, nextCursor }` | keyset pages |
+ * | `PATCH /users/:id` | `users:write` | 200, `ETag` | `If-Match: "<version>"` required (428 without, 412 stale) |
+ * | `DELETE /users/:id` | `users:admin` | 204 | soft delete |
+ * | `POST /users/import` | `users:admin` | 201 `{ imported }` | NDJSON or a JSON array, streamed, all-or-nothing |
+ *
+ * The scope is the route's `config.scope`, enforced where authentication is installed
+ * (`registerAuth`); every write is recorded in the audit trail with `request.user?.sub`.
  *
  * Every error goes to the one error handler (statuses live there).
  */
 export function registerUserRoutes(app: FastifyInstance, users: UserService, opts: UserRoutesOptions): void {
   app.post<{ Body: NewUser }>(
     '/users',
-    { schema: { body: createUserBody, response: { 201: userResponse } } },
+    { config: { scope: 'users:write' }, schema: { body: createUserBody, response: { 201: userResponse } } },
     async (request, reply) => {
-      const user = await users.create(request.body);
+      const user = await users.create(request.body, auditContext(request));
       return withVersion(reply.code(201).header('location', `/users/${user.id}`), user).send(userBody(user));
     },
   );
 
   app.get(
     '/users/:id',
-    { schema: { params: userIdParams, response: { 200: userResponse } } },
+    { config: { scope: 'users:read' }, schema: { params: userIdParams, response: { 200: userResponse } } },
     async (request: IdRequest, reply) => {
       const user = await users.get(request.params.id);
       return withVersion(reply, user).send(userBody(user));
@@ -84,7 +88,10 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
 
   app.get<{ Querystring: { status?: UserStatus; limit?: string; cursor?: string } }>(
     '/users',
-    { schema: { querystring: listUsersQuery, response: { 200: userPageResponse } } },
+    {
+      config: { scope: 'users:read' },
+      schema: { querystring: listUsersQuery, response: { 200: userPageResponse } },
+    },
     async (request) => {
       const { status, limit, cursor } = request.query;
       try {
@@ -105,6 +112,7 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
   app.patch<{ Params: { id: string }; Body: UserPatch }>(
     '/users/:id',
     {
+      config: { scope: 'users:write' },
       schema: {
         params: userIdParams,
         headers: patchUserHeaders,
@@ -114,16 +122,19 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
     },
     async (request, reply) => {
       const version = expectedVersion(request.headers['if-match']);
-      const user = await users.update(request.params.id, request.body, version);
+      const user = await users.update(request.params.id, request.body, version, auditContext(request));
       return withVersion(reply, user).send(userBody(user));
     },
   );
 
   app.delete(
     '/users/:id',
-    { schema: { params: userIdParams, response: { 204: noContentResponse } } },
+    {
+      config: { scope: 'users:admin' },
+      schema: { params: userIdParams, response: { 204: noContentResponse } },
+    },
     async (request: IdRequest, reply) => {
-      await users.remove(request.params.id);
+      await users.remove(request.params.id, auditContext(request));
       return reply.code(204).send();
     },
   );
@@ -144,7 +155,7 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
       '/users/import',
       {
         schema: { headers: importHeaders, response: { 201: importResponse } },
-        config: { [STREAMED_BODY]: true },
+        config: { [STREAMED_BODY]: true, scope: 'users:admin' },
       },
       async (request, reply) => {
         // A shared slot, then one of the client's own (both given back at the end).
@@ -164,7 +175,7 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
             progress,
           });
           const rows = await startedRows(parsed);
-          const imported = await users.import(rows);
+          const imported = await users.import(rows, auditContext(request));
           return reply.code(201).send({ imported });
         } catch (err) {
           // The body may be half read: discard the rest (so a client still sending gets to read
@@ -180,6 +191,11 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
     );
     done();
   });
+}
+
+/** Who wrote (the verified token's `sub`, null without authentication) and in which request. */
+function auditContext(request: FastifyRequest): AuditContext {
+  return { actor: request.user?.sub ?? null, requestId: String(request.id) };
 }
 
 /** The bounds of one upload that started `elapsedMs` ago (from `importLimits`). */

@@ -7,6 +7,7 @@ import {
   type TxManager,
   type TxOptions,
 } from '../db/index.js';
+import type { AuditContext, AuditEntry, AuditRepository } from '../audit/audit-repository.js';
 import type { Logger } from '../observability/logger.js';
 import { fieldError, type NewUser, type UserPatch } from './user-input.js';
 import { LISTED_USER_STATUSES, type User, type UserStatus } from './user-model.js';
@@ -27,6 +28,11 @@ export interface UserServiceDeps {
   transactions?: Pick<TransactionConfig, 'maxAttempts' | 'baseDelay' | 'maxDelay' | 'defaultTimeout'>;
   /** Where a retried read says so (one warn line per retry); none when absent. */
   logger?: Logger;
+  /**
+   * The audit trail: every write records who, what and when in its own transaction
+   * (`AuditRepository.record`). Absent: writes are not audited (the service always passes one).
+   */
+  audit?: AuditRepository;
 }
 
 /** Options of a list call. */
@@ -75,6 +81,10 @@ const READ_RETRY_DEFAULTS = { maxAttempts: 3, baseDelay: 20, maxDelay: 1_000, de
  * - Updates are conditional on the version the client last saw (optimistic locking).
  * - An import is all-or-nothing and is never retried: its source is a stream that cannot be
  *   replayed.
+ * - With an audit trail (`deps.audit`), every write inserts its audit record (the caller's
+ *   `AuditContext`, the action, the user's id, the names of the fields it set) in the same
+ *   transaction, after the write: a write that fails leaves no record, a record that cannot
+ *   be written fails the write, and a caller's ambient transaction that rolls back takes both.
  *
  * @throws CircuitOpenError from every method while the breaker is open.
  */
@@ -84,6 +94,7 @@ export class UserService {
   readonly #breaker: Pick<CircuitBreaker, 'execute'>;
   readonly #retry: Required<NonNullable<UserServiceDeps['transactions']>>;
   readonly #logger: Logger | undefined;
+  readonly #audit: AuditRepository | undefined;
 
   /** Keeps its collaborators; nothing runs until a method is called. */
   constructor(deps: UserServiceDeps) {
@@ -92,11 +103,16 @@ export class UserService {
     this.#breaker = deps.breaker;
     this.#retry = { ...READ_RETRY_DEFAULTS, ...deps.transactions };
     this.#logger = deps.logger;
+    this.#audit = deps.audit;
   }
 
   /** @throws ValidationError naming the bad fields; UniqueViolationError for a taken email (any case). */
-  create(input: NewUser): Promise<User> {
-    return this.#write(() => this.#users.create(normaliseUser(input)));
+  create(input: NewUser, context: AuditContext = {}): Promise<User> {
+    return this.#write(async () => {
+      const user = await this.#users.create(normaliseUser(input));
+      await this.#record(context, { action: 'create', entityId: user.id, fields: fieldNames(input) });
+      return user;
+    });
   }
 
   /** @throws NotFoundError when no live user has the id (also for a malformed id). */
@@ -122,13 +138,21 @@ export class UserService {
    * @throws NotFoundError (unknown or deleted user); OptimisticLockError (version moved);
    *   ValidationError; UniqueViolationError (email taken).
    */
-  update(id: string, patch: UserPatch, expectedVersion: number): Promise<User> {
-    return this.#write(() => this.#users.update(id, normaliseUser(patch), expectedVersion));
+  update(id: string, patch: UserPatch, expectedVersion: number, context: AuditContext = {}): Promise<User> {
+    return this.#write(async () => {
+      const user = await this.#users.update(id, normaliseUser(patch), expectedVersion);
+      await this.#record(context, { action: 'update', entityId: user.id, fields: fieldNames(patch) });
+      return user;
+    });
   }
 
   /** Soft delete. @throws NotFoundError when no live user has the id. */
-  remove(id: string): Promise<User> {
-    return this.#write(() => this.#users.softDelete(id));
+  remove(id: string, context: AuditContext = {}): Promise<User> {
+    return this.#write(async () => {
+      const user = await this.#users.softDelete(id);
+      await this.#record(context, { action: 'delete', entityId: user.id });
+      return user;
+    });
   }
 
   /**
@@ -136,10 +160,22 @@ export class UserService {
    * whole). Errors name the 0-based row in `rowIndex`.
    * @returns the number of users imported.
    */
-  import(rows: AsyncIterable<unknown>): Promise<number> {
+  import(rows: AsyncIterable<unknown>, context: AuditContext = {}): Promise<number> {
     return this.#breaker.execute(() =>
-      this.#tx.withTransaction(() => this.#users.copyIn(normaliseRows(rows)), { retry: false }),
+      this.#tx.withTransaction(
+        async () => {
+          const imported = await this.#users.copyIn(normaliseRows(rows));
+          await this.#record(context, { action: 'import', rowCount: imported });
+          return imported;
+        },
+        { retry: false },
+      ),
     );
+  }
+
+  /** The audit record of a user write, in the write's transaction (the ambient one). */
+  async #record(context: AuditContext, what: Omit<AuditEntry, 'entity' | keyof AuditContext>): Promise<void> {
+    await this.#audit?.record({ ...context, entity: 'user', ...what });
   }
 
   /** A read of one statement: no transaction (see the class doc for what it keeps). */
@@ -183,6 +219,11 @@ export class UserService {
   #write<T>(fn: () => Promise<T>): Promise<T> {
     return this.#breaker.execute(() => this.#tx.withTransaction(fn, WRITE));
   }
+}
+
+/** The names of the fields a write was given, sorted: what the audit trail records, never the values. */
+function fieldNames(input: object): string[] {
+  return Object.keys(input).sort();
 }
 
 /** Trimmed, NFC, lower case; a non-string is left for validation to reject. */

@@ -10,6 +10,8 @@ import { waitFor } from '../../support/service-fixture.js';
 import { adminQuery, createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
 const MIGRATION = '20250101000000_create_users.ts';
+const AUDIT_MIGRATION = '20261205000000_create_audit_log.ts';
+const MIGRATIONS = [MIGRATION, AUDIT_MIGRATION];
 
 describe('HealthRepository', () => {
   let testDb: TestDatabase;
@@ -66,9 +68,9 @@ describe('HealthRepository', () => {
   describe('migrationStatus()', () => {
     it('reports every migration applied on a template-cloned database', async () => {
       expect(await health.migrationStatus()).to.deep.equal({
-        applied: [MIGRATION],
+        applied: MIGRATIONS,
         pending: [],
-        latest: MIGRATION,
+        latest: AUDIT_MIGRATION,
         missingFiles: [],
         upToDate: true,
       });
@@ -81,10 +83,10 @@ describe('HealthRepository', () => {
         writeFileSync(path.join(dir, 'README.md'), 'not a migration');
         const status = await new HealthRepository(db, { migrationsDirectory: dir }).migrationStatus();
         expect(status).to.deep.equal({
-          applied: [MIGRATION],
+          applied: MIGRATIONS,
           pending: ['20990101000000_future.ts'],
-          latest: MIGRATION,
-          missingFiles: [MIGRATION],
+          latest: AUDIT_MIGRATION,
+          missingFiles: MIGRATIONS,
           upToDate: false,
         });
       } finally {
@@ -101,7 +103,7 @@ describe('HealthRepository', () => {
         const status = await new HealthRepository(empty).migrationStatus();
         expect(status).to.include({ latest: null, upToDate: false });
         expect(status.applied).to.deep.equal([]);
-        expect(status.pending).to.deep.equal([MIGRATION]);
+        expect(status.pending).to.deep.equal(MIGRATIONS);
         const left = await empty
           .driver()
           .raw<{ rows: Array<{ t: string | null }> }>("select to_regclass('knex_migrations')::text as t");
@@ -118,7 +120,7 @@ describe('HealthRepository', () => {
         .driver()
         .transaction(async (trx) => {
           await trx('knex_migrations').del();
-          expect((await health.migrationStatus(trx)).pending).to.deep.equal([MIGRATION]);
+          expect((await health.migrationStatus(trx)).pending).to.deep.equal(MIGRATIONS);
           throw undo;
         })
         .catch((err: unknown) => err);

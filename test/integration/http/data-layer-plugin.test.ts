@@ -4,6 +4,7 @@ import { NotFoundError } from '../../../src/db/index.js';
 import { dataLayerPlugin } from '../../../src/fastify/index.js';
 import { withRollback } from '../../../src/testing/index.js';
 import { UserRepository } from '../../../src/users/user-repository.js';
+import { createJwtIssuer } from '../../support/jwt-issuer.js';
 import { useDatabases } from '../../support/postgres-database-helpers.js';
 import { useTestDatabase } from '../../support/test-database.js';
 
@@ -108,5 +109,52 @@ describe('dataLayerPlugin (pg-data-layer/fastify)', () => {
       expect(read.json()).to.deep.equal({ name: 'Sandboxed' });
     });
     expect((await app.inject('/people/sandboxed@example.com')).statusCode).to.equal(404);
+  });
+
+  it('authenticates the plugin routes and the service routes registered after it, with the auth option', async () => {
+    const issuer = await createJwtIssuer('ES256');
+    const { db, log } = open(database().config());
+    const app = Fastify({ logger: false });
+    apps.push(app);
+    await app.register(dataLayerPlugin, {
+      db,
+      logger: log.logger,
+      healthCheck: { intervalMs: 60_000 },
+      routes: { health: 'minimal' },
+      auth: {
+        config: {
+          mode: 'jwt',
+          jwt: {
+            publicKey: issuer.publicKeyPem,
+            jwksUrl: '',
+            issuer: '',
+            audience: '',
+            clockTolerance: 5_000,
+          },
+        },
+        profile: 'test',
+      },
+    });
+    app.get('/orders', { config: { scope: 'orders:read' } }, (request) =>
+      Promise.resolve({ by: request.user?.sub }),
+    );
+    await app.ready();
+    const as = async (scope: string) => ({ authorization: `Bearer ${await issuer.sign({ scope })}` });
+
+    expect((await app.inject('/healthz')).statusCode).to.equal(200);
+    const health = await app.inject('/health');
+    expect(health.statusCode).to.equal(200);
+    expect(health.json()).to.deep.equal({ status: 'up' });
+    expect((await app.inject('/metrics')).statusCode).to.equal(401);
+    expect((await app.inject({ url: '/metrics', headers: await as('users:admin') })).statusCode).to.equal(
+      200,
+    );
+    const anonymous = await app.inject('/orders');
+    expect(anonymous.statusCode).to.equal(401);
+    expect(anonymous.headers['www-authenticate']).to.equal('Bearer realm="api"');
+    expect((await app.inject({ url: '/orders', headers: await as('users:read') })).statusCode).to.equal(403);
+    const allowed = await app.inject({ url: '/orders', headers: await as('orders:read') });
+    expect(allowed.statusCode).to.equal(200);
+    expect(allowed.json()).to.deep.equal({ by: 'client-1' });
   });
 });

@@ -8,6 +8,8 @@ import { queryOnce } from '../../support/query-once.js';
 import { TcpProxy } from '../../support/tcp-proxy.js';
 
 const MIGRATION = '20250101000000_create_users.ts';
+const AUDIT_MIGRATION = '20261205000000_create_audit_log.ts';
+const MIGRATIONS = [MIGRATION, AUDIT_MIGRATION];
 
 describe('HTTP probes and metrics', () => {
   const db = useTestDatabase();
@@ -96,24 +98,26 @@ describe('HTTP probes and metrics', () => {
         .to.be.at.least(1)
         .and.to.equal(pool.inUse + pool.idle);
       expect(body.migrations).to.deep.equal({
-        applied: [MIGRATION],
+        applied: MIGRATIONS,
         pending: [],
-        latest: MIGRATION,
+        latest: AUDIT_MIGRATION,
         missingFiles: [],
         upToDate: true,
       });
     });
 
     it('reports a migration as pending once the migrations table no longer lists it', async () => {
-      const { rows } = await direct('delete from knex_migrations where name = $1 returning *', [MIGRATION]);
+      const { rows } = await direct('delete from knex_migrations where name = $1 returning *', [
+        AUDIT_MIGRATION,
+      ]);
       expect(rows).to.have.length(1);
       try {
         const res = await fetch(`${svc.url}/health`);
         expect(res.status).to.equal(200);
         expect(((await res.json()) as Record<string, unknown>).migrations).to.deep.equal({
-          applied: [],
-          pending: [MIGRATION],
-          latest: null,
+          applied: [MIGRATION],
+          pending: [AUDIT_MIGRATION],
+          latest: MIGRATION,
           missingFiles: [],
           upToDate: false,
         });

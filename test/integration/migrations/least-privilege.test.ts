@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import knexFactory from 'knex';
 import type { AppConfig } from '../../../src/config/app-config.js';
+import { AuditRepository } from '../../../src/audit/audit-repository.js';
 import { loadConfig } from '../../../src/config/index.js';
 import { knexMigrationConfig } from '../../../src/db/migrations/migrations-config.js';
 import { HealthRepository } from '../../../src/health/health-repository.js';
@@ -133,6 +134,39 @@ describe('least privilege: examples/least-privilege.sql on a fresh database (Pos
     );
     expect(copied).to.equal(2);
     expect(await users.count()).to.equal(3);
+  });
+
+  it('lets the application role insert and read audit records, never update, delete or truncate them', async () => {
+    const { db } = appDatabase();
+    await db.connect();
+    const audit = new AuditRepository(db.driver());
+    await db.withTransaction(() =>
+      audit.record({ action: 'delete', entity: 'user', entityId: '1', actor: 'ops' }),
+    );
+    expect((await audit.list('user', '1')).map((r) => r.actor)).to.deep.equal(['ops']);
+    const { rows } = await queryOnce<Record<string, boolean>>(
+      superuserUrl,
+      `select has_table_privilege($1, 'app.audit_log', 'INSERT') as insert,
+              has_table_privilege($1, 'app.audit_log', 'SELECT') as select,
+              has_table_privilege($1, 'app.audit_log', 'UPDATE') as update,
+              has_table_privilege($1, 'app.audit_log', 'DELETE') as delete,
+              has_table_privilege($1, 'app.audit_log', 'TRUNCATE') as truncate`,
+      [app],
+    );
+    expect(rows[0]).to.deep.equal({
+      insert: true,
+      select: true,
+      update: false,
+      delete: false,
+      truncate: false,
+    });
+    const knex = db.driver();
+    for (const sql of [
+      "update audit_log set actor = 'forged'",
+      'delete from audit_log',
+      'truncate audit_log',
+    ])
+      expect(await sqlStateOf(() => knex.raw(sql)), sql).to.equal('42501');
   });
 
   it('answers health() and the migration status as the application role', async () => {

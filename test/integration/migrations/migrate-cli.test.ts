@@ -63,20 +63,20 @@ async function roundTrip(
   url: string,
   afterEach: () => void = () => {},
 ): Promise<void> {
-  expect(expectOk(await knexCli(['migrate:latest'], env)).stdout).to.contain('Batch 1 run: 1 migrations');
+  expect(expectOk(await knexCli(['migrate:latest'], env)).stdout).to.contain('Batch 1 run: 2 migrations');
   afterEach();
   expect(await usersTableExists(url)).to.equal(true);
   const status = expectOk(await knexCli(['migrate:status'], env)).stdout;
   afterEach();
   expect(status)
-    .to.contain('Found 1 Completed Migration file/files.')
+    .to.contain('Found 2 Completed Migration file/files.')
     .and.contain('No Pending Migration files Found.');
   expect(expectOk(await knexCli(['migrate:rollback', '--all'], env)).stdout).to.contain(
-    'rolled back: 1 migrations',
+    'rolled back: 2 migrations',
   );
   afterEach();
   expect(await usersTableExists(url)).to.equal(false);
-  expect(expectOk(await knexCli(['migrate:latest'], env)).stdout).to.contain('Batch 1 run: 1 migrations');
+  expect(expectOk(await knexCli(['migrate:latest'], env)).stdout).to.contain('Batch 1 run: 2 migrations');
   afterEach();
   expect(await usersTableExists(url)).to.equal(true);
 }
@@ -193,7 +193,7 @@ describe('knex migrate CLI (knexfile.ts)', function () {
           await server.stop();
         }
       };
-      expect(expectOk(await knexCli(['migrate:latest'], env)).stdout).to.contain('Batch 1 run: 1 migrations');
+      expect(expectOk(await knexCli(['migrate:latest'], env)).stdout).to.contain('Batch 1 run: 2 migrations');
       stopped();
       await checkAndStop(async () => {
         expect(await usersTableExists(url)).to.equal(true);
@@ -202,12 +202,12 @@ describe('knex migrate CLI (knexfile.ts)', function () {
         'No Pending Migration files Found.',
       );
       stopped();
-      expect(expectOk(await knexCli(['migrate:rollback', '--all'], env)).stdout).to.contain('rolled back: 1');
+      expect(expectOk(await knexCli(['migrate:rollback', '--all'], env)).stdout).to.contain('rolled back: 2');
       stopped();
       await checkAndStop(async () => {
         expect(await usersTableExists(url)).to.equal(false);
       });
-      expect(expectOk(await knexCli(['migrate:latest'], env)).stdout).to.contain('Batch 1 run: 1 migrations');
+      expect(expectOk(await knexCli(['migrate:latest'], env)).stdout).to.contain('Batch 1 run: 2 migrations');
       stopped();
     });
 

@@ -44,7 +44,7 @@ describe('migrations and seeds', function () {
           )
         ).rows.map((r) => r.t);
       await knex.migrate.latest();
-      expect(await tables()).to.deep.equal(['knex_migrations', 'knex_migrations_lock', 'users']);
+      expect(await tables()).to.deep.equal(['audit_log', 'knex_migrations', 'knex_migrations_lock', 'users']);
       await knex.migrate.rollback(undefined, true);
       expect(await tables()).to.deep.equal(['knex_migrations', 'knex_migrations_lock']);
       await knex.migrate.latest();

@@ -61,9 +61,14 @@ describe('tracing of the service (observability.tracing: true, in-memory SDK)', 
     });
     const tx = onlySpan(all, 'db.transaction');
     expect(childrenOf(all, request)).to.deep.equal([tx]);
-    expect(childrenOf(all, tx).map((s) => s.name)).to.include.members(['db.connection.acquire', 'INSERT']);
-    const insert = onlySpan(all, 'INSERT');
-    expect(insert.attributes['db.query.text']).to.match(/^insert into "users" .*\$1/);
+    // Two INSERTs in the one transaction: the user, then its audit record (docs/service.md, Audit trail).
+    const inserts = childrenOf(all, tx).filter((span) => span.name === 'INSERT');
+    expect(childrenOf(all, tx).map((span) => span.name)).to.include('db.connection.acquire');
+    expect(inserts.map((span) => String(span.attributes['db.query.text']).split(' (')[0])).to.deep.equal([
+      'insert into "users"',
+      'insert into "audit_log"',
+    ]);
+    expect(inserts[0]!.attributes['db.query.text']).to.match(/^insert into "users" .*\$1/);
     expect(tx.attributes).to.include({ 'pgdl.transaction.outcome': 'committed' });
   });
 

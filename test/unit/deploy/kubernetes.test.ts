@@ -63,7 +63,7 @@ interface PodSpec {
   volumes?: Array<{ name: string; secret?: { secretName: string }; configMap?: { name: string } }>;
 }
 interface PodTemplate {
-  metadata?: { labels?: Record<string, string> };
+  metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
   spec: PodSpec;
 }
 interface PolicyPeer {
@@ -254,12 +254,45 @@ describe('deploy/kubernetes', () => {
     expect(cfg.server.host).to.equal('0.0.0.0');
     const portOf = (port: number | string | undefined): number | undefined =>
       typeof port === 'number' ? port : app.ports?.find((p) => p.name === port)?.containerPort;
-    expect(app.ports?.map((p) => p.containerPort)).to.deep.equal([cfg.server.port]);
+    expect(app.ports?.map((p) => p.containerPort)).to.deep.equal([cfg.server.port, cfg.server.admin.port]);
     for (const probe of [app.livenessProbe, app.readinessProbe, app.startupProbe]) {
       expect(portOf(probe?.httpGet?.port)).to.equal(cfg.server.port);
     }
     const service = byKind('Service')[0]!;
     expect(service.spec?.ports?.map((p) => portOf(p.targetPort))).to.deep.equal([cfg.server.port]);
+  });
+
+  it('scrapes /metrics on the admin listener, which the Service does not expose', () => {
+    const cfg = podConfig(app, 'runtime');
+    expect(cfg.server.admin.port).to.be.above(0).and.not.equal(cfg.server.port);
+    // Prometheus reaches the pod IP, not its loopback.
+    expect(cfg.server.admin.host).to.equal('0.0.0.0');
+    expect(app.ports?.find((p) => p.name === 'admin')?.containerPort).to.equal(cfg.server.admin.port);
+    const annotations = deployment.spec!.template!.metadata?.annotations ?? {};
+    expect(annotations).to.include({
+      'prometheus.io/scrape': 'true',
+      'prometheus.io/port': String(cfg.server.admin.port),
+      'prometheus.io/path': '/metrics',
+    });
+    const metricsRoute = readFileSync(path.join(ROOT, 'src/http/metrics-routes.ts'), 'utf8');
+    expect(metricsRoute).to.match(/app\.get\(\s*'\/metrics'/);
+    const service = byKind('Service')[0]!;
+    const exposed = (service.spec?.ports ?? []).map((p) =>
+      typeof p.targetPort === 'number'
+        ? p.targetPort
+        : app.ports?.find((q) => q.name === p.targetPort)?.containerPort,
+    );
+    expect(exposed).not.to.include(cfg.server.admin.port);
+  });
+
+  it('authenticates with JWTs verified against an https key set or a public key', () => {
+    const cfg = podConfig(app, 'runtime');
+    expect(cfg.server.auth.mode).to.equal('jwt');
+    const { jwksUrl, publicKey } = cfg.server.auth.jwt;
+    const publicKeyFile = app.env?.find((v) => v.name === 'SERVER_AUTH_JWT_PUBLIC_KEY_FILE');
+    expect(jwksUrl !== '' || publicKey !== '', 'a JWKS URL or a public key').to.equal(true);
+    if (jwksUrl !== '') expect(jwksUrl).to.match(/^https:\/\//);
+    else expect(publicKeyFile, 'the key comes from a mounted file').not.to.equal(undefined);
   });
 
   it('has no Secret with an inline value, and generates Secrets only from files git ignores', () => {
@@ -423,12 +456,12 @@ describe('deploy/kubernetes', () => {
       return found[0]!;
     };
     /** Egress allows TCP to the database port (any address) and DNS to kube-dns, nothing else. */
-    const expectDatabaseAndDnsOnly = (policy: Manifest, dbPort: number): void => {
+    const expectDatabaseAndDnsOnly = (policy: Manifest, dbPort: number, also: string[] = []): void => {
       expect(policy.spec?.policyTypes).to.have.members(['Ingress', 'Egress']);
       const rules = policy.spec?.egress ?? [];
       for (const rule of rules) expect(rule.ports, 'every egress rule names its ports').to.not.be.empty;
       const ports = rules.flatMap((r) => (r.ports ?? []).map((p) => `${p.protocol}/${p.port}`));
-      expect(ports).to.have.members([`TCP/${dbPort}`, 'UDP/53', 'TCP/53']);
+      expect(ports).to.have.members([`TCP/${dbPort}`, 'UDP/53', 'TCP/53', ...also]);
       const dns = rules.find((r) => r.ports?.some((p) => p.port === 53));
       expect(dns?.to?.map((t) => t.namespaceSelector?.matchLabels)).to.deep.equal([DNS]);
       expect(dns?.to?.[0]?.podSelector?.matchLabels).to.deep.equal({ 'k8s-app': 'kube-dns' });
@@ -455,9 +488,12 @@ describe('deploy/kubernetes', () => {
       ]);
     });
 
-    it('lets the service reach only PostgreSQL (its configured port) and DNS', () => {
+    it('lets the service reach only PostgreSQL (its configured port), DNS and, with a JWKS URL, https', () => {
       const cfg = podConfig(app, 'runtime');
-      expectDatabaseAndDnsOnly(policyFor(deployment.spec!.template!), cfg.database.postgres.port);
+      // The token keys are fetched from the issuer's JWKS (server.auth.jwt.jwksUrl, https: 443).
+      const jwks = cfg.server.auth.jwt.jwksUrl;
+      const also = jwks === '' ? [] : [`TCP/${new URL(jwks).port || '443'}`];
+      expectDatabaseAndDnsOnly(policyFor(deployment.spec!.template!), cfg.database.postgres.port, also);
     });
 
     it('admits nothing to the migration Job and lets it reach only PostgreSQL and DNS', () => {
