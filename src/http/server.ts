@@ -8,6 +8,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { installErrorHandler } from './error-handler.js';
 import { registerHealthRoutes } from './health-routes.js';
 import { installBodyTimeouts, nodeServerOptions, type HttpTimeouts } from './http-timeouts.js';
+import { installHttpMetrics } from './http-metrics.js';
 import { registerMetricsRoutes } from './metrics-routes.js';
 import { requestContext } from './request-context.js';
 import { InvalidUtf8Error } from './request-errors.js';
@@ -91,6 +92,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     if (deps.health.draining) void reply.header('connection', 'close');
     done(null, payload);
   });
+  installHttpMetrics(app, deps.metrics);
   installErrorHandler(app);
   registerHealthRoutes(app, deps.health);
   registerMetricsRoutes(app, deps.metrics);

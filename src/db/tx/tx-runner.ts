@@ -282,7 +282,10 @@ export class TxRunner {
       acquire: () => (transactionContext.getStore() === undefined ? acquire() : acquireOwn(acquire)),
       resolveLostCommit,
       commitLookupTimeoutMs: lookupTimeoutMs,
-      onCommitLookup: tracing && ((outcome) => tracing.commitLookedUp(outcome)),
+      onCommitLookup: (outcome) => {
+        this.#opts.metrics.commitLookups.inc({ outcome });
+        tracing?.commitLookedUp(outcome);
+      },
       onBegun: (tx) => {
         this.#opts.metrics.txStarted.inc({ isolation: tx.isolationLevel ?? 'default' });
         guardTransaction(tx.trx, this.#guard);
