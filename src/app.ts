@@ -49,7 +49,7 @@ export interface RunningService {
   /** `http://host:port` the server listens on (the real port when configured as 0). */
   url: string;
   app: FastifyInstance;
-  db: Database;
+  db: PostgresDatabase;
   health: HealthService;
   healthLoop: HealthLoop;
   breaker: CircuitBreaker;

@@ -6,12 +6,16 @@
  *   up to `server.shutdownTimeout`, the database drains, an embedded server we started
  *   stops), then exit 0. A second signal while shutting down exits 1 at once (repeats within
  *   500 ms of the first count as the same signal: npm and tsx relay it too).
+ * - SIGHUP: the configuration is read again; a new `database.postgres.maxOpenConns` or
+ *   `maxIdleConns` resizes the pool at once, other changed keys are logged as needing a restart
+ *   (see `reloadConfig`).
  * - A failure to start (bad config, database unreachable after retries) exits 1 with the
  *   reason logged; no password is ever printed.
  */
 import { createServiceLogger, startService, type RunningService } from './app.js';
 import { loadConfig } from './config/index.js';
 import type { Logger } from './observability/logger.js';
+import { reloadConfig } from './reload-config.js';
 
 /** Repeats of a signal closer than this to the first one are the same delivery, ms. */
 const DUPLICATE_SIGNAL_WINDOW_MS = 500;
@@ -54,6 +58,12 @@ async function main(): Promise<void> {
     );
   };
   ownShutdownSignals(onSignal);
+  let running = cfg;
+  process.on('SIGHUP', () => {
+    if (!service || firstSignalAt !== undefined) return logger.warn('SIGHUP ignored: not serving');
+    logger.info('SIGHUP: reloading the configuration');
+    running = reloadConfig(running, () => loadConfig(), service.db, logger);
+  });
 
   try {
     service = await startService(cfg, { logger });
