@@ -90,6 +90,7 @@ export type {
   IsolationLevel,
   Propagation,
   PoolStats,
+  PoolSize,
   HealthReport,
   BreakerState,
   ErrorClassification,

@@ -5,7 +5,7 @@ import type { PostgresDatabase } from './db/postgres-database.js';
 import type { Logger } from './observability/logger.js';
 
 /** The configuration keys a running service applies without a restart. */
-export const RELOADABLE_KEYS = ['database.postgres.maxOpenConns', 'database.postgres.maxIdleConns'] as const;
+const RELOADABLE_KEYS = ['database.postgres.maxOpenConns', 'database.postgres.maxIdleConns'] as const;
 
 /**
  * Applies a re-read configuration to a running service (the service does it on SIGHUP):

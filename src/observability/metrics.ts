@@ -9,9 +9,6 @@ import { BREAKER_STATES, type BreakerState, type PoolStats, type ReplicaHealth }
 export type RetryReason =
   'serialization' | 'deadlock' | 'connection' | 'commit_aborted' | 'commit_unknown' | 'failover';
 
-/** What a lost COMMIT's lookup found (the `outcome` label of `db_commit_lookups_total`). */
-export type CommitLookupOutcome = 'committed' | 'aborted' | 'unknown';
-
 /** What the in-doubt gauges read: one entry per prepared transaction in doubt now. */
 export interface InDoubtSample {
   /** How long it has been in doubt, ms. */

@@ -122,6 +122,6 @@ function resolveSize(current: ResolvedPoolSize, next: PoolSize): ResolvedPoolSiz
   };
   if (issues.length === 0 && size.maxIdleConns > size.maxOpenConns)
     issues.push(`maxIdleConns (${size.maxIdleConns}) must not exceed maxOpenConns (${size.maxOpenConns}).`);
-  if (issues.length > 0) throw new ConfigError(issues);
+  if (issues.length > 0) throw new ConfigError(issues.map((issue) => `resizePool: ${issue}`));
   return size;
 }
