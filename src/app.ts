@@ -1,12 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import type { DestinationStream } from 'pino';
 import knexFactory from 'knex';
-import type { AppConfig, LogConfig } from './config/app-config.js';
+import type { AppConfig } from './config/app-config.js';
 import {
   CircuitBreaker,
   EmbeddedServer,
   PostgresDatabase,
-  attachQueryLogger,
   knexMigrationConfig,
   namedStatementsAllowed,
   prepareMigrationTarget,
@@ -17,24 +15,13 @@ import { HealthRepository } from './health/health-repository.js';
 import { HealthService } from './health/health-service.js';
 import { currentRequestFields } from './http/request-context.js';
 import { buildServer } from './http/server.js';
-import { createLogger, type Logger } from './observability/logger.js';
+import { type Logger } from './observability/logger.js';
+export { createServiceLogger } from './http/service-logger.js';
 import { Metrics } from './observability/metrics.js';
 import { tracerOf } from './observability/tracing.js';
 import { UserRepository } from './users/user-repository.js';
 import { registerUserRoutes } from './users/user-routes.js';
 import { UserService } from './users/user-service.js';
-
-/**
- * The service's logger: `createLogger` whose every line written while an HTTP request is
- * handled carries that request's `reqId` (transaction retries, breaker transitions, queries,
- * not only Fastify's own lines). The request context lives in the HTTP layer, so this wiring
- * belongs to the composition root: the logger itself knows nothing of HTTP.
- *
- * @param destination Where lines go instead of stdout (see `createLogger`).
- */
-export function createServiceLogger(cfg: LogConfig, destination?: DestinationStream): Logger {
-  return createLogger(cfg, destination, { mixin: currentRequestFields });
-}
 
 /** Optional collaborators of {@link startService}; tests pass their own. */
 export interface StartOptions {
@@ -90,11 +77,11 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
       warnIfSuperuser: cfg.profile !== 'test',
       breaker,
       tracing,
+      // The request id also comes from the logger's mixin (createServiceLogger); passing it here
+      // keeps query lines tagged when the caller built its logger otherwise.
+      queryLog: { ...cfg.log, context: currentRequestFields },
     });
     cleanups.unshift(() => db.close());
-    // The request id also comes from the logger's mixin (createServiceLogger); passing it here
-    // keeps query lines tagged when the caller built its logger otherwise.
-    attachQueryLogger(db.driver(), logger, cfg.log, metrics, currentRequestFields);
     await db.connect();
     const tx = db.txManager;
     const users = new UserService({
@@ -124,9 +111,10 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
     healthLoop.start();
     cleanups.unshift(() => healthLoop.stop());
 
-    const app = buildServer({
+    const app = await buildServer({
       server: cfg.server,
       logger,
+      db,
       health,
       metrics,
       tracer: tracerOf(tracing),

@@ -21,6 +21,7 @@ export {
 // Observability
 export { createLogger, scrubSecrets, REDACT_PATHS } from './observability/logger.js';
 export { Metrics } from './observability/metrics.js';
+export { attachQueryLogger } from './db/index.js';
 
 // Database layer
 export {
@@ -78,11 +79,16 @@ export { UserRepository, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX } from './users/user
 export { UserService } from './users/user-service.js';
 export { HealthRepository } from './health/health-repository.js';
 export { startService, createServiceLogger } from './app.js';
+export { defineKnexfile } from './db/migrations/define-knexfile.js';
+export { assertSeedingAllowed } from './db/migrations/migrations-config.js';
 
 export type * from './config/app-config.js';
 export type { LoadConfigOptions } from './config/index.js';
+export type { SectionSchema, SectionSchemas } from './config/app-sections.js';
 export type { Logger, CreateLoggerOptions } from './observability/logger.js';
 export type { TracingOptions } from './observability/tracing.js';
+export type { QueryLogConfig } from './db/query-logger.js';
+export type { PostgresDatabaseOptions } from './db/postgres-database.js';
 export type {
   Database,
   TxOptions,
@@ -111,4 +117,5 @@ export type { UserRepositoryOptions, ListUsersOptions, UserPage, Executor } from
 export type { NewUser, UserPatch } from './users/user-input.js';
 export type { ServerInfo, MigrationStatus, HealthRepositoryOptions } from './health/health-repository.js';
 export type { StartOptions, RunningService } from './app.js';
+export type { KnexfileOptions, DirectoryRef } from './db/migrations/define-knexfile.js';
 export type { TxHooks, TxRetryInfo, TxStatementInfo, TxEndInfo } from './db/index.js';

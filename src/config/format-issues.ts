@@ -48,7 +48,12 @@ function got(path: string, input: unknown): string {
 
 function unknownKeyMessage(key: string, parent: string, known: readonly string[]): string {
   if (!parent && key === 'profile') return 'unknown key (the profile comes from APP_ENV or NODE_ENV)';
-  const suggestion = suggestKey(key, known);
+  const suggestion =
+    suggestKey(key, known) ??
+    (parent ? undefined : known.find((own) => key.toLowerCase().startsWith(own.toLowerCase())));
+  if (!parent && !suggestion) {
+    return `unknown key (known: ${known.join(', ')}; an application's own section can be declared with loadConfig({ sections }))`;
+  }
   return suggestion
     ? `unknown key (did you mean ${suggestion}?)`
     : `unknown key (known: ${known.join(', ')})`;

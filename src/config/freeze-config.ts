@@ -6,7 +6,9 @@ import { hidePassword } from './hide-password.js';
  * property but becomes a non-enumerable getter (see `hidePassword`), so logs, printed configs
  * and serialized error reports never show it.
  */
-export function freezeConfig(config: AppConfig): AppConfig {
+export function freezeConfig(config: AppConfig, appSections: Record<string, unknown> = {}): AppConfig {
+  // The application's sections first, so the layer's own keys always win.
+  config = { ...appSections, ...config };
   const { postgres, migrations } = config.database;
   hidePassword(postgres, postgres.password);
   hidePassword(migrations, migrations.password);

@@ -9,13 +9,14 @@ import { DEFAULTS, PROFILE_DEFAULTS } from './defaults.js';
 import { formatIssues } from './format-issues.js';
 import { parseHostPort } from './host-port.js';
 import { freezeConfig } from './freeze-config.js';
+import { takeAppSections, type SectionSchemas, type SectionsOutput } from './app-sections.js';
 import { mergeLayers, type ConfigSource } from './merge-layers.js';
 import { parseDatabaseUrl } from './parse-database-url.js';
 import { envValue, readEnvLayer, readVariable, type Env } from './read-env-layer.js';
 import { readYamlLayer } from './read-yaml-layer.js';
 
 /** Where `loadConfig` reads from; every field is optional and defaults to the process's own. */
-export interface LoadConfigOptions {
+export interface LoadConfigOptions<S extends SectionSchemas = SectionSchemas> {
   /** Variables to read instead of `process.env` (which is never modified). */
   env?: Record<string, string | undefined>;
   /** Directory of `default.yaml` and `<profile>.yaml`; default `$CONFIG_DIR`, else `./config`. */
@@ -24,6 +25,14 @@ export interface LoadConfigOptions {
   profile?: string;
   /** The `.env` file; default `./.env` (optional when not given). `false` reads none. */
   envFile?: string | false;
+  /**
+   * The application's own top-level sections, each with a Standard Schema (zod, valibot, ...)
+   * validated with the layer's: their problems join the same `ConfigError`, and the result
+   * carries each section's output, typed. A top-level section that is neither the layer's nor
+   * declared is left to the application as it was read (not validated, not an error), unless
+   * its name looks like a misspelling of one of the layer's (`databse`, `logging`).
+   */
+  sections?: S;
 }
 
 const PROFILE_NAME = /^[a-z0-9][a-z0-9_-]*$/i;
@@ -53,7 +62,9 @@ const PROFILE_NAME = /^[a-z0-9][a-z0-9_-]*$/i;
  * const db = new PostgresDatabase(config.database.postgres, logger);
  * ```
  */
-export function loadConfig(opts: LoadConfigOptions = {}): AppConfig {
+export function loadConfig<S extends SectionSchemas = Record<never, never>>(
+  opts: LoadConfigOptions<S> = {},
+): AppConfig & SectionsOutput<S> {
   const issues: string[] = [];
   const env = withEnvFile(opts.env ?? process.env, opts.envFile, issues);
   const profile = opts.profile || envValue(env, 'APP_ENV') || envValue(env, 'NODE_ENV') || 'development';
@@ -78,11 +89,13 @@ export function loadConfig(opts: LoadConfigOptions = {}): AppConfig {
   if (url) layers.push(parseDatabaseUrl(url.value, url.source, issues));
 
   const { merged, sources } = mergeLayers(layers);
+  const appSections = takeAppSections(merged, opts.sections ?? {}, sources, issues);
   const result = configSchema.safeParse(merged, { reportInput: true });
   if (!result.success) issues.push(...formatIssues(result.error.issues, sources));
   issues.push(...crossFieldIssues(merged, profile, sources));
   if (issues.length > 0 || !result.success) throw new ConfigError(issues);
-  return freezeConfig({ profile, ...withFirstHost(result.data) });
+  const config = freezeConfig({ profile, ...withFirstHost(result.data) }, appSections);
+  return config as AppConfig & SectionsOutput<S>;
 }
 
 /**

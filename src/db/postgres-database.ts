@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import knexFactory, { type Knex } from 'knex';
 import type { PostgresConfig, TransactionConfig } from '../config/app-config.js';
+import { DEFAULTS } from '../config/defaults.js';
 import { hidePassword } from '../config/hide-password.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
@@ -24,6 +25,7 @@ import { PoolResizer, type PoolSize } from './pool/pool-resizer.js';
 import { PoolMonitor } from './pool/pool-monitor.js';
 import { destroyPool, drainPool } from './pool/pool-shutdown.js';
 import { probeServer } from './connection/server-probe.js';
+import { attachQueryLogger, type QueryLogConfig } from './query-logger.js';
 import { attachQueryTracer } from './query-tracer.js';
 import { dbSpanAttributes } from './span-attributes.js';
 import { TxManager } from './tx/tx-manager.js';
@@ -56,7 +58,21 @@ export interface PostgresDatabaseOptions {
    * (the application's SDK). Default off: no OpenTelemetry call at all.
    */
   tracing?: boolean | TracingOptions;
+  /**
+   * Statement logging and timing (`attachQueryLogger`): a `debug` line per statement, a `warn`
+   * line for one slower than `slowQueryThreshold` ms, no bind values unless `queryBindings`,
+   * and `db_query_duration_seconds` in `metrics`. `context()` adds fields to every line (the
+   * service passes the HTTP request's id). Default on, with `slowQueryThreshold` 1000 ms and
+   * `queryBindings` false (pass `config.log` to follow the configuration); `false`: none.
+   */
+  queryLog?: false | (Partial<QueryLogConfig> & { context?: () => Record<string, unknown> | undefined });
 }
+
+/** Statement logging when `queryLog` leaves a setting out: the configuration's defaults. */
+const QUERY_LOG_DEFAULTS: QueryLogConfig = {
+  queryBindings: DEFAULTS.log.queryBindings,
+  slowQueryThreshold: DEFAULTS.log.slowQueryThreshold,
+};
 
 /**
  * The `Database` on knex + pg; knex owns the pool (tarn). See docs/database.md
@@ -138,6 +154,10 @@ export class PostgresDatabase implements Database {
     onQueryAcquireFailure(this.#knex, (err, query) => {
       if (err instanceof PoolExhaustedError) err.attachQuery(query());
     });
+    if (options.queryLog !== false) {
+      const { context, ...settings } = options.queryLog ?? {};
+      attachQueryLogger(this.#knex, logger, { ...QUERY_LOG_DEFAULTS, ...settings }, this.#metrics, context);
+    }
     this.#superuserChecked = !(options.warnIfSuperuser ?? false);
     this.#attachPool();
     // Tracing off: the gate and knex get no tracer and no listener, so nothing on their paths changes.

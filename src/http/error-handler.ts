@@ -186,7 +186,7 @@ function unavailable(code: string, message: string, retryAfterS = DEFAULT_RETRY_
 }
 
 /**
- * Installs the one error handler and the 404 handler on `app`. 5xx are logged at error
+ * Installs the one error handler on `app`. 5xx are logged at error
  * with the full error (the logger redacts secrets); 4xx at info without a stack.
  */
 export function installErrorHandler(app: FastifyInstance): void {
@@ -196,6 +196,10 @@ export function installErrorHandler(app: FastifyInstance): void {
     else request.log.info({ code: res.body.code, statusCode: res.statusCode }, 'request rejected');
     void reply.code(res.statusCode).headers(res.headers).send(res.body);
   });
+}
+
+/** Installs the JSON 404 (`code: 'NOT_FOUND'`) for unknown routes. */
+export function installNotFoundHandler(app: FastifyInstance): void {
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
     const body: ErrorBody = {
       statusCode: 404,

@@ -22,7 +22,23 @@ const readinessSchema = {
  * - `GET /health`: a fresh `HealthReport` (pool stats, latency, server version, breaker
  *   state) plus migration status; 200 when the database is up, 503 when down.
  */
-export function registerHealthRoutes(app: FastifyInstance, health: HealthService): void {
+export function registerHealthRoutes(
+  app: FastifyInstance,
+  health: HealthService,
+  only: Record<HealthRouteSet, boolean> = { probes: true, health: true },
+): void {
+  if (only.probes) registerProbes(app, health);
+  if (only.health)
+    app.get('/health', async (_request, reply) => {
+      const report = await health.report();
+      return reply.code(report.status === 'up' ? 200 : 503).send(report);
+    });
+}
+
+/** The route groups: `probes` (`/healthz`, `/readyz`) and `health` (the detailed `/health`). */
+export type HealthRouteSet = 'probes' | 'health';
+
+function registerProbes(app: FastifyInstance, health: HealthService): void {
   app.get(
     '/healthz',
     {
@@ -40,9 +56,4 @@ export function registerHealthRoutes(app: FastifyInstance, health: HealthService
       return reply.code(r.ready ? 200 : 503).send(r);
     },
   );
-
-  app.get('/health', async (_request, reply) => {
-    const report = await health.report();
-    return reply.code(report.status === 'up' ? 200 : 503).send(report);
-  });
 }

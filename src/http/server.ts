@@ -5,12 +5,8 @@ import type { ServerConfig } from '../config/app-config.js';
 import type { HealthService } from '../health/health-service.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { installErrorHandler } from './error-handler.js';
-import { registerHealthRoutes } from './health-routes.js';
+import { dataLayerPlugin, type PluginDatabase } from './data-layer-plugin.js';
 import { installBodyTimeouts, nodeServerOptions, type HttpTimeouts } from './http-timeouts.js';
-import { installHttpMetrics } from './http-metrics.js';
-import { registerMetricsRoutes } from './metrics-routes.js';
-import { requestContext } from './request-context.js';
 import { InvalidUtf8Error } from './request-errors.js';
 import { invalidUtf8Offset, strictUtf8Decoder } from './utf8.js';
 import { installRequestTracing } from './request-tracing.js';
@@ -20,6 +16,7 @@ export interface ServerDeps {
   /** Body limit and timeouts; absent timeouts are Node's defaults and no body bounds. */
   server: Pick<ServerConfig, 'bodyLimit'> & Partial<HttpTimeouts>;
   logger: Logger;
+  db: PluginDatabase;
   health: HealthService;
   metrics: Metrics;
   /** Registers feature routes (e.g. the users API) inside the same error handling. */
@@ -45,11 +42,13 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  *   connection closed.
  * - Validation is strict: no type coercion of bodies, no silent removal of unknown
  *   properties (`additionalProperties: false` gives 400), all errors reported at once.
- * - One error handler maps every error to a status (see `error-handler.ts`).
+ * - The data layer's Fastify plugin (`dataLayerPlugin`, what a service of its own registers):
+ *   the probes, `/health`, `/metrics`, the one error handler (see `error-handler.ts`) and the
+ *   request context; then the feature routes.
  * - While draining, in-flight responses carry `Connection: close`; while closing, new
  *   requests on kept-alive connections get 503 with `Connection: close`.
  */
-export function buildServer(deps: ServerDeps): FastifyInstance {
+export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const timeouts = httpTimeouts(deps.server);
   const node = timeouts ? nodeServerOptions(timeouts) : undefined;
   const app = Fastify({
@@ -80,11 +79,6 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   if (node) app.server.keepAliveTimeout = node.keepAliveTimeout;
   if (timeouts) installBodyTimeouts(app, timeouts);
   if (deps.tracer) installRequestTracing(app, deps.tracer);
-  // Callback style on purpose: `run(store, done)` makes every later hook and the handler
-  // run inside the store (an async hook would leave it behind).
-  app.addHook('onRequest', (request, _reply, done) => {
-    requestContext.run({ reqId: String(request.id) }, done);
-  });
   // Callback style: an async hook would cost a promise (and its hooks) per response.
   app.addHook('onSend', (request, reply, payload, done) => {
     void reply.header('x-request-id', String(request.id));
@@ -92,10 +86,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     if (deps.health.draining) void reply.header('connection', 'close');
     done(null, payload);
   });
-  installHttpMetrics(app, deps.metrics);
-  installErrorHandler(app);
-  registerHealthRoutes(app, deps.health);
-  registerMetricsRoutes(app, deps.metrics);
+  await app.register(dataLayerPlugin, { db: deps.db, metrics: deps.metrics, health: deps.health });
   for (const register of deps.routes ?? []) register(app);
   return app;
 }

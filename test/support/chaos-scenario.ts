@@ -1,18 +1,21 @@
 import { performance } from 'node:perf_hooks';
-import pino from 'pino';
 import type { PostgresConfig } from '../../src/config/app-config.js';
 import { withPgClient } from '../../src/db/connection/with-pg-client.js';
 import { CommitUnknownError } from '../../src/db/errors/errors.js';
 import { PostgresDatabase } from '../../src/db/postgres-database.js';
 import type { RetryReason } from '../../src/observability/metrics.js';
+import { captureLogger, type CapturedLogger } from './capture-logger.js';
 import type { DedicatedServer } from './embedded-test-server.js';
 import {
   className,
+  commitLookups,
+  failedButWritten,
   idleInTransaction,
   isProductError,
   messageOf,
   runLedgerLoad,
   tally,
+  type CommitLookups,
   type LedgerLoadOptions,
   type LoadResult,
   type Received,
@@ -48,6 +51,8 @@ export interface ChaosContext {
   extraLoads: LoadResult[];
   /** Added to the row's notes. */
   notes: string[];
+  /** The pool's log, warn and above (lost-COMMIT lookups among them). */
+  log: CapturedLogger;
 }
 
 /** Everything a scenario found, after the pool and the server had settled. */
@@ -58,8 +63,10 @@ export interface ChaosFindings {
   audit: LedgerAudit;
   missing: string[];
   untyped: Received[];
-  /** Callers told of a failure although the transfer is in the ledger (CommitUnknownError aside). */
+  /** Callers told of a failure although the transfer is in the ledger (CommitUnknownError aside: see `failedButWritten`). */
   failedButWritten: Received[];
+  /** Lost COMMITs the manager looked up with pg_xact_status during the scenario, by outcome. */
+  lookups: CommitLookups;
   inUse: number;
   leftOpen: Array<{ pid: number; state: string }>;
   /** db_transaction_retries_total during the scenario, by reason. */
@@ -112,6 +119,7 @@ export async function runChaosScenario(
   await withPgClient(ds.url(), (admin) => admin.query(`create database ${database}`));
   await createTransferLedger(ds.url(database));
   await scenario.prepare?.(ds.url(), database);
+  const log = captureLogger('warn');
   const proxy =
     scenario.via === 'proxy' ? await TcpProxy.start({ host: '127.0.0.1', port: ds.port }) : undefined;
   const pdb = new PostgresDatabase(
@@ -120,9 +128,9 @@ export async function runChaosScenario(
       ...scenario.config,
       ...(proxy ? { host: '127.0.0.1', port: proxy.port } : {}),
     },
-    pino({ level: 'silent' }),
+    log.logger,
   );
-  const ctx: ChaosContext = { ds, database, pdb, proxy, extraLoads: [], notes: [] };
+  const ctx: ChaosContext = { ds, database, pdb, proxy, extraLoads: [], notes: [], log };
   try {
     await pdb.connect();
     const retriesBefore = await retriesByReason(pdb);
@@ -185,9 +193,8 @@ async function settleAndAudit(
   const received = [...load.received, ...ctx.extraLoads.flatMap((l) => l.received)];
   const missing = acked.map((a) => a.id).filter((id) => !audit.ids.has(id));
   const untyped = received.filter((r) => !isProductError(r.error));
-  const failedButWritten = received.filter(
-    (r) => audit.ids.has(r.transferId) && !(r.error instanceof CommitUnknownError),
-  );
+  const wrong = failedButWritten(received, audit.ids);
+  const lookups = commitLookups(ctx.log.lines);
   const unknown = received.filter((r) => r.error instanceof CommitUnknownError);
   const unknownCommitted = unknown.filter((r) => audit.ids.has(r.transferId)).length;
   const firstAfter = acked.filter((a) => a.at >= faultEndedAt).reduce((m, a) => Math.min(m, a.at), Infinity);
@@ -209,6 +216,11 @@ async function settleAndAudit(
       ...(unknown.length > 0
         ? [`CommitUnknownError: ${unknownCommitted} of ${unknown.length} had committed`]
         : []),
+      ...(lookups.committed + lookups.aborted + lookups.unknown > 0
+        ? [
+            `COMMIT lookups: committed ${lookups.committed}, aborted ${lookups.aborted}, unknown ${lookups.unknown}`,
+          ]
+        : []),
       `settled in ${settledMs} ms`,
     ].join('; '),
   };
@@ -223,7 +235,8 @@ async function settleAndAudit(
     audit,
     missing,
     untyped,
-    failedButWritten,
+    failedButWritten: wrong,
+    lookups,
     inUse,
     leftOpen,
     retries,

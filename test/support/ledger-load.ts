@@ -3,6 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Database, TxOptions } from '../../src/db/database.js';
 import type { EmbeddedServer } from '../../src/db/embedded/embedded-server.js';
 import * as productErrors from '../../src/db/errors/errors.js';
+import type { LogLine } from './capture-logger.js';
 import { queryOnce } from './query-once.js';
 import { randomTransfer, runTransfer, type TransferShape, type TransferTrace } from './transfer-ledger.js';
 
@@ -22,6 +23,44 @@ export function tally(keys: string[]): string {
   const counts = new Map<string, number>();
   for (const k of keys) counts.set(k, (counts.get(k) ?? 0) + 1);
   return [...counts].map(([k, n]) => `${k} x${n}`).join(', ') || '-';
+}
+
+/**
+ * The wrong answer a ledger load must never give: a caller told its transfer failed although
+ * the transfer is in the ledger. Every error but `CommitUnknownError` tells the caller "not
+ * done" (a lost COMMIT is looked up: committed is success, aborted is re-run or reported
+ * aborted), so its transfer must not be there; `CommitUnknownError` alone says "may or may not
+ * be done" (the lookup could not be made), so its transfer may be there or not. Returns the
+ * errors that broke the rule, whatever their class.
+ */
+export function failedButWritten<R extends Received>(received: R[], ledger: ReadonlySet<string>): R[] {
+  return received.filter(
+    (r) => ledger.has(r.transferId) && !(r.error instanceof productErrors.CommitUnknownError),
+  );
+}
+
+/** What `pg_xact_status` said of the COMMITs whose connection was lost, one count per outcome. */
+export interface CommitLookups {
+  committed: number;
+  aborted: number;
+  unknown: number;
+}
+
+/**
+ * Counts the manager's lost-COMMIT lookups in its captured log: each one is a warn line with
+ * the looked-up `xid` and its `outcome` (committed, aborted or unknown).
+ */
+export function commitLookups(lines: readonly LogLine[]): CommitLookups {
+  const counts: CommitLookups = { committed: 0, aborted: 0, unknown: 0 };
+  for (const line of lines) {
+    const outcome = line.outcome;
+    if (
+      typeof line.xid === 'string' &&
+      (outcome === 'committed' || outcome === 'aborted' || outcome === 'unknown')
+    )
+      counts[outcome]++;
+  }
+  return counts;
 }
 
 /** An error a caller received, with what its transfer's callback had got to. */

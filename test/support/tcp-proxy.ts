@@ -48,7 +48,8 @@ interface Link {
  * COMMIT, before it, or blackhole it; refuse new connections (to make a lookup impossible);
  * cut every link; add latency to all traffic or blackhole it (`setMode`). It also counts the
  * connections and statements that reach the server, so a test can prove a code path sent
- * nothing, whichever client (pool, probe, raw pg) it would use. A COMMIT action acts at once,
+ * nothing, whichever client (pool, probe, raw pg) it would use, and the chunks added latency
+ * held back, so a test can prove the latency was really there. A COMMIT action acts at once,
  * ahead of any bytes that added latency still holds back: combine the two with care.
  *
  * ```ts
@@ -83,6 +84,8 @@ export class TcpProxy {
    * so a named prepared statement run again (Bind/Execute, no Parse) counts too.
    */
   statementsSeen = 0;
+  /** Chunks held back before being forwarded (either direction): what added latency really delayed. */
+  chunksDelayed = 0;
 
   private constructor(target: { host: string; port: number }) {
     this.#target = target;
@@ -207,6 +210,7 @@ export class TcpProxy {
       to.write(chunk);
       return;
     }
+    this.chunksDelayed++;
     queue.items.push({ due: performance.now() + latencyMs, chunk: Buffer.from(chunk) });
     const pump = (): void => {
       queue.timer = undefined;

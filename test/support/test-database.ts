@@ -1,41 +1,19 @@
-import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import type { PostgresConfig } from '../../src/config/app-config.js';
+import type { TestDatabase } from '../../src/testing/index.js';
 import { queryOnce } from './query-once.js';
 import { testServer } from './root-hooks.js';
 
-/** Name of the template every suite database is cloned from. */
-export const TEMPLATE_DATABASE = 'pgdl_template';
-
-/** A database of one suite's own, created from the template and dropped afterwards. */
-export interface TestDatabase {
-  name: string;
-  /** Superuser URL of this database. */
-  url: string;
-  /** A PostgresConfig pointing at this database (superuser credentials), with overrides. */
-  config(overrides?: Partial<PostgresConfig>): PostgresConfig;
-  drop(): Promise<void>;
-}
+export { postgresConfigFromUrl } from '../../src/testing/index.js';
+export type { TestDatabase } from '../../src/testing/index.js';
 
 /** Runs one statement on the server's maintenance database. */
 export async function adminQuery(sql: string, values?: unknown[]): Promise<pg.QueryResult> {
   return queryOnce(testServer().adminUrl, sql, values);
 }
 
-/** Creates a fresh database from the template (migrated and seeded once per run). */
-export async function createTestDatabase(): Promise<TestDatabase> {
-  const name = `pgdl_test_${randomBytes(5).toString('hex')}`;
-  await adminQuery(`create database ${name} template ${TEMPLATE_DATABASE}`);
-  const url = new URL(testServer().adminUrl);
-  url.pathname = `/${name}`;
-  return {
-    name,
-    url: url.toString(),
-    config: (overrides = {}) => ({ ...postgresConfigFromUrl(url), ...overrides }),
-    drop: async () => {
-      await adminQuery(`drop database if exists ${name} with (force)`);
-    },
-  };
+/** Creates a fresh database from the run's template (migrated and seeded once per run). */
+export function createTestDatabase(): Promise<TestDatabase> {
+  return testServer().server.createDatabase();
 }
 
 /** Databases whose suites have finished, dropped by `dropFinishedDatabases()`. */
@@ -83,40 +61,5 @@ export function serverEnv(name: string): Record<string, string> {
     DB_NAME: name,
     DB_USER: decodeURIComponent(url.username),
     DB_PASSWORD: decodeURIComponent(url.password),
-  };
-}
-
-/** Test defaults for every PostgresConfig key; the URL supplies where and who. */
-export function postgresConfigFromUrl(url: URL): PostgresConfig {
-  return {
-    host: url.hostname,
-    port: Number(url.port || 5432),
-    name: url.pathname.slice(1),
-    username: decodeURIComponent(url.username),
-    password: decodeURIComponent(url.password),
-    sslMode: 'disable',
-    sslRootCert: '',
-    maxOpenConns: 5,
-    maxIdleConns: 2,
-    connMaxLifetime: 0,
-    connMaxIdleTime: 30_000,
-    timeout: 5_000,
-    statementTimeout: 30_000,
-    lockTimeout: 10_000,
-    idleInTransactionSessionTimeout: 60_000,
-    maxRetries: 2,
-    retryDelay: 50,
-    maxRetryDelay: 1_000,
-    healthCheckInterval: 5_000,
-    healthCheckTimeout: 1_000,
-    drainTimeout: 5_000,
-    applicationName: 'pgdl-test',
-    preparedStatements: true,
-    poolerMode: 'none',
-    leakDetectionThreshold: 0,
-    hosts: [],
-    targetSessionAttrs: 'any',
-    replicas: [],
-    replicaWaitTimeout: 1_000,
   };
 }

@@ -270,3 +270,53 @@ describe('public API (src/index.ts) against docs/architecture.md', () => {
     expect(pg.targetSessionAttrs).to.equal('read-write');
   });
 });
+
+describe('the other entry points (pg-data-layer/testing, pg-data-layer/fastify) against docs/architecture.md', () => {
+  const entries = [
+    {
+      marker: 'public-api:testing',
+      file: 'src/testing/index.ts',
+      load: () => import('../../src/testing/index.js'),
+    },
+    {
+      marker: 'public-api:fastify',
+      file: 'src/fastify/index.ts',
+      load: () => import('../../src/fastify/index.js'),
+    },
+  ];
+  for (const entry of entries) {
+    it(`${entry.file}: exports exactly the documented names, with their kinds`, async function () {
+      this.timeout(60_000);
+      const rows = tablesAfter(readRepoFile(DOC), entry.marker)
+        .flat()
+        .map(([name = '', kind = '']) => ({
+          name: unquote(name),
+          kind: oneOf(EXPORT_KINDS, kind, `kind of ${name}`),
+        }));
+      expect(rows.length, `rows after <!-- ${entry.marker} -->`).to.be.above(3);
+      const values = (await entry.load()) as Record<string, unknown>;
+      const configPath = path.join(ROOT, 'tsconfig.json');
+      const { config } = ts.readConfigFile(configPath, (f) => ts.sys.readFile(f)) as { config: unknown };
+      const { options } = ts.parseJsonConfigFileContent(config, ts.sys, ROOT);
+      const program = ts.createProgram([path.join(ROOT, entry.file)], { ...options, noEmit: true });
+      const checker = program.getTypeChecker();
+      const moduleSymbol = checker.getSymbolAtLocation(program.getSourceFile(path.join(ROOT, entry.file))!)!;
+      const exported = checker.getExportsOfModule(moduleSymbol).map((s) => s.name);
+      const wrong = rows.flatMap((row) => {
+        if (row.kind === 'type')
+          return exported.includes(row.name) && !(row.name in values)
+            ? []
+            : [`${row.name}: not a type-only export`];
+        return row.name in values && runtimeKind(values[row.name]) === row.kind
+          ? []
+          : [`${row.name}: documented as ${row.kind}`];
+      });
+      expect(wrong).to.deep.equal([]);
+      const documentedNames = new Set(rows.map((r) => r.name));
+      expect(
+        exported.filter((name) => !documentedNames.has(name)).sort(),
+        'undocumented exports',
+      ).to.deep.equal([]);
+    });
+  }
+});

@@ -99,6 +99,17 @@ export function translateError(err: unknown, ctx: TranslateContext = {}): unknow
   }
 }
 
+/**
+ * The part of `translateError` that is safe below the outermost transaction: a driver error of a
+ * statement (constraint violation, bad data, ...) as objection's typed class; every other error
+ * unchanged, so the outermost transaction still sees what to retry (a failover, a lost connection).
+ */
+export function translateStatementError(err: unknown): unknown {
+  if (err instanceof AppError || err instanceof DBError) return err;
+  const { kind, sqlState } = classifyTxError(err, { declaredReadOnly: true });
+  return sqlState && (kind === 'constraint' || kind === 'permanent') ? wrapDriverError(err) : err;
+}
+
 /** What the pool knew when an acquire failed. */
 export interface AcquireContext {
   /** The database is draining or closed. */

@@ -30,7 +30,23 @@ const SEEDABLE_PROFILES = ['development', 'test'] as const;
 /** Extensions knex loads migrations and seeds from: `.ts` under tsx, `.js` after a build. */
 export const MIGRATION_LOAD_EXTENSIONS: readonly string[] = ['.ts', '.js'];
 
-/** Settings for `knex.migrate.*`. */
+/**
+ * Extensions knex loads a service's migrations and seeds from (`defineKnexfile`): TypeScript
+ * under tsx, and JavaScript in any module flavour.
+ */
+export const SERVICE_LOAD_EXTENSIONS: readonly string[] = ['.ts', '.mts', '.js', '.mjs', '.cjs'];
+
+/** Where a knex config finds migrations and seeds (this repository's own by default). */
+export interface MigrationFiles {
+  migrations: Knex.MigratorConfig;
+  /** Seeds of a profile; `undefined`: the config has none. */
+  seeds?: ((profile: string) => Knex.SeederConfig) | undefined;
+}
+
+/** This repository's own migrations and profile seeds. */
+const OWN_FILES: MigrationFiles = { migrations: migratorConfig(), seeds: seederConfig };
+
+/** Settings for `knex.migrate.*` (this repository's migrations). */
 export function migratorConfig(): Knex.MigratorConfig {
   return {
     directory: MIGRATIONS_DIRECTORY,
@@ -45,7 +61,7 @@ export function migratorConfig(): Knex.MigratorConfig {
  * from `seeds/development` (profiles outside SEEDABLE_PROFILES are refused by the seeds
  * themselves, see `assertSeedingAllowed`).
  */
-export function seederConfig(profile: string): Knex.SeederConfig {
+function seederConfig(profile: string): Knex.SeederConfig {
   return {
     directory: `${SEEDS_ROOT}/${profile === 'test' ? 'test' : 'development'}`,
     extension: 'ts',
@@ -65,14 +81,14 @@ export type MigrationKnexConfig = Knex.Config & { userParams: { profile: string 
  *   query on that table behind its lock request; no `statement_timeout` (building an index
  *   may take longer than any request should);
  * - TLS per `sslMode` exactly as the application connects (`sslOptions`), `prefer` included;
- * - a pool of at most 2, the migration and seed settings, and the profile in `userParams`
- *   for the seed guard.
+ * - a pool of at most 2, the migration and seed settings (`files`, default this repository's
+ *   own), and the profile in `userParams` for the seed guard.
  *
  * An empty host (the embedded default) means 127.0.0.1: start the server first
  * (`knexfile.ts` does). The password goes through a connection provider into a
  * non-enumerable property, so printing the knex config or client never shows it.
  */
-export function knexMigrationConfig(cfg: AppConfig): MigrationKnexConfig {
+export function knexMigrationConfig(cfg: AppConfig, files: MigrationFiles = OWN_FILES): MigrationKnexConfig {
   const pgCfg = cfg.database.postgres;
   const mig = cfg.database.migrations;
   const useMigrationRole = mig.username !== '';
@@ -99,8 +115,8 @@ export function knexMigrationConfig(cfg: AppConfig): MigrationKnexConfig {
     acquireConnectionTimeout: pgCfg.timeout,
     // Errors must not carry SQL with bind values inlined (knex's compileSqlOnError would inline them: secrets, personal data).
     compileSqlOnError: false,
-    migrations: migratorConfig(),
-    seeds: seederConfig(cfg.profile),
+    migrations: files.migrations,
+    ...(files.seeds && { seeds: files.seeds(cfg.profile) }),
     userParams: { profile: cfg.profile },
   };
 }

@@ -44,7 +44,8 @@ function invoke<T>(fn: TxFn<T>, trx: Knex.Transaction): Promise<T> {
 const ENDED = Symbol('pgdl.transactionEnded');
 const HANDLE = Symbol('pgdl.transactionHandle');
 const GUARD = Symbol('pgdl.foreignConnectionGuard');
-type Marks = { [ENDED]?: true; [HANDLE]?: unknown; [GUARD]?: unknown };
+const SANDBOX = Symbol('pgdl.rollbackSandbox');
+type Marks = { [ENDED]?: true; [HANDLE]?: unknown; [GUARD]?: unknown; [SANDBOX]?: true };
 const marksOf = (trx: Knex.Transaction): Marks => transactionClientOf(trx);
 
 /** Attaches the manager's handle to a transaction (see `handleOf` in root-tx). */
@@ -65,6 +66,19 @@ export function setTransactionGuard(trx: Knex.Transaction, guard: unknown): void
 /** The guard settings attached with `setTransactionGuard`, if any. */
 export function transactionGuard(trx: Knex.Transaction): unknown {
   return marksOf(trx)[GUARD];
+}
+
+/**
+ * Marks a transaction as a rollback sandbox (`withRollback` of the testing entry): every
+ * transaction begun inside it, whatever its propagation, becomes a savepoint of it.
+ */
+export function markSandbox(trx: Knex.Transaction): void {
+  marksOf(trx)[SANDBOX] = true;
+}
+
+/** True for a sandbox transaction and the savepoints begun inside it. */
+export function isSandbox(trx: Knex.Transaction): boolean {
+  return marksOf(trx)[SANDBOX] === true;
 }
 
 /**

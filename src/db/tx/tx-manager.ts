@@ -7,13 +7,15 @@ import { tracerOf, type TracingOptions } from '../../observability/tracing.js';
 import type { Database, TxOptions } from '../database.js';
 import { TxOptionsError } from '../errors/errors.js';
 import { TransactionStateError } from '../errors/errors.js';
-import { translateError } from '../errors/translate-error.js';
+import { translateError, translateStatementError } from '../errors/translate-error.js';
 import { guardTransaction } from './foreign-connection-guard.js';
 import { handleOf } from './root-tx.js';
 import { SavepointTx } from './savepoint-tx.js';
 import {
   currentTransaction,
+  isSandbox,
   isTransactionEnded,
+  markSandbox,
   runInTransaction,
   transactionContext,
   type TxFn,
@@ -260,7 +262,10 @@ export class TxManager {
     }
     const ambient = transactionContext.getStore();
     // Not async itself: the common top-level call adds no promise of its own.
-    if (!ambient || o.propagation === 'requiresNew') return this.#runner.run(fn, o);
+    if (!ambient) return this.#runner.run(fn, o);
+    // Inside a rollback sandbox (tests) everything is a savepoint of it, whatever was asked.
+    if (isSandbox(ambient)) return this.#join(fn, sandboxed(o), ambient);
+    if (o.propagation === 'requiresNew') return this.#runner.run(fn, o);
     return this.#join(fn, o, ambient);
   }
 
@@ -313,7 +318,7 @@ export class TxManager {
     const ambient = currentTransaction();
     const parent = ambient && handleOf(ambient);
     const handle =
-      o.propagation === 'nested' && parent
+      (o.propagation === 'nested' || (ambient !== undefined && isSandbox(ambient))) && parent
         ? await SavepointTx.begin(parent)
         : await this.#runner.begin(o, performance.now());
     const trx = handle.trx;
@@ -353,12 +358,15 @@ export class TxManager {
     if (!parent) return ambient.transaction((trx) => runInTransaction(trx, fn));
     const sp = await SavepointTx.begin(parent);
     guardTransaction(sp.trx, this.#runner.guard);
+    if (isSandbox(ambient)) markSandbox(sp.trx);
     let result: T;
     try {
       result = await runInTransaction(sp.trx, fn);
     } catch (err) {
       await sp.rollback(err);
-      throw err;
+      // The caller of this withTransaction gets the typed error a top-level one would give
+      // (a 23505 as UniqueViolationError), not the driver's.
+      throw translateStatementError(err);
     }
     await sp.commit();
     return result;
@@ -372,6 +380,15 @@ const JOIN_CHECKED: ReadonlyArray<keyof TxOptions> = [
   'deferrable',
   'timeoutMs',
 ];
+
+/**
+ * The options of a call inside a rollback sandbox: a savepoint, whatever the propagation, and
+ * nothing checked against the sandbox (its isolation level, read-only mode and deadline are the
+ * test's; docs/testing.md says what a savepoint cannot reproduce).
+ */
+function sandboxed(o: ResolvedTxOptions): ResolvedTxOptions {
+  return { ...o, propagation: 'nested', explicit: new Set() };
+}
 
 /** True when `opts` sets nothing (no own key with a value): the manager's defaults apply as they are. */
 function isEmpty(opts: TxOptions): boolean {

@@ -12,6 +12,7 @@ import {
 } from '../../support/chaos-scenario.js';
 import { startDedicatedServer, type DedicatedServer } from '../../support/embedded-test-server.js';
 import { className, runLedgerLoad, startAgain } from '../../support/ledger-load.js';
+import { withPgClient } from '../../../src/db/connection/with-pg-client.js';
 import { queryOnce } from '../../support/query-once.js';
 import type { TcpProxy } from '../../support/tcp-proxy.js';
 import { startTerminationStorm } from '../../support/termination-storm.js';
@@ -66,6 +67,14 @@ function expectClean(f: ChaosFindings): void {
 function rate(f: ChaosFindings, from: number, to: number): number {
   const n = f.load.acked.filter((a) => a.at >= from && a.at < to).length;
   return Math.round((n * 10_000) / Math.max(1, to - from)) / 10;
+}
+
+/** The scenario's database URL through its proxy. */
+function viaProxy(ctx: ChaosContext): string {
+  const url = new URL(ctx.ds.url(ctx.database));
+  url.hostname = '127.0.0.1';
+  url.port = String(proxyOf(ctx).port);
+  return url.toString();
 }
 
 function proxyOf(ctx: ChaosContext): TcpProxy {
@@ -154,8 +163,11 @@ describe('chaos suite: ledger workload under faults (dedicated server)', functio
   });
 
   it('added latency: 50 ms each way, everything still correct', async () => {
+    const LATENCY_MS = 50;
     let latencyFrom = 0;
     let latencyStatements = 0;
+    let delayedChunks = 0;
+    let roundTripMs = 0;
     const f = await run({
       name: 'latency 50 ms each way',
       via: 'proxy',
@@ -167,11 +179,20 @@ describe('chaos suite: ledger workload under faults (dedicated server)', functio
       fault: async (ctx) => {
         const proxy = proxyOf(ctx);
         const statements = proxy.statementsSeen;
+        const delayed = proxy.chunksDelayed;
         latencyFrom = performance.now();
-        proxy.setMode({ latencyMs: 50 });
-        await delay(3_000);
+        proxy.setMode({ latencyMs: LATENCY_MS });
+        // One round trip of our own through the proxy, timed: it crosses the latency both ways.
+        roundTripMs = await withPgClient(viaProxy(ctx), async (client) => {
+          const t0 = performance.now();
+          await client.query('select 1');
+          return performance.now() - t0;
+        });
+        await delay(Math.max(0, 3_000 - (performance.now() - latencyFrom)));
         proxy.setMode('pass');
         latencyStatements = proxy.statementsSeen - statements;
+        delayedChunks = proxy.chunksDelayed - delayed;
+        ctx.notes.push(`round trip ${Math.round(roundTripMs)} ms, ${delayedChunks} chunks delayed`);
       },
     });
     const latencyAcks = f.load.acked.filter((a) => a.at >= latencyFrom && a.at < f.faultEndedAt).length;
@@ -185,6 +206,11 @@ describe('chaos suite: ledger workload under faults (dedicated server)', functio
       .sort((a, b) => a - b);
     const medianMs = Math.round(inside[inside.length >> 1] ?? 0);
     f.row.notes = `throughput ${before}/s -> ${during}/s, ${statementsPerTransfer} statements sent and ${medianMs} ms (median) a transfer; ${f.row.notes}`;
+    // The latency was really there: the proxy held chunks back, and a round trip took both delays.
+    // A lower bound only, which load cannot break: the proxy (this process, same clock) forwards
+    // a chunk no sooner than LATENCY_MS after it came in, in each direction.
+    expect(delayedChunks, 'chunks the proxy held back').to.be.above(0);
+    expect(roundTripMs, 'a round trip through the proxy under latency, ms').to.be.at.least(2 * LATENCY_MS);
     expect(during, 'transfers acknowledged under latency, per second').to.be.above(0);
     expect(
       f.received.map((r) => className(r.error)),
@@ -217,6 +243,12 @@ describe('chaos suite: ledger workload under faults (dedicated server)', functio
     expect(f.retries.commit_aborted, 'aborted COMMITs retried').to.be.above(0);
     const unknown = f.received.filter((r) => className(r.error) === 'CommitUnknownError');
     expect(f.received.length - unknown.length, 'errors other than CommitUnknownError').to.equal(0);
+    // The lookup is always reachable here (the proxy passes new connections, the server is up):
+    // every cut COMMIT is resolved by pg_xact_status, none may be left "unknown", and the ones
+    // cut after forwarding were found committed (acknowledged, not retried).
+    expect(unknown.length, 'CommitUnknownError although the lookup could be made').to.equal(0);
+    expect(f.lookups.unknown, 'lookups that found no outcome').to.equal(0);
+    expect(f.lookups.committed, 'lost COMMITs looked up and found committed').to.be.above(0);
   });
 
   it('pool exhaustion: four times more concurrent work than maxOpenConns, short acquire timeout', async () => {

@@ -3,7 +3,8 @@ import type { PostgresConfig } from '../../../../src/config/app-config.js';
 import { TxOptionsError } from '../../../../src/db/errors/errors.js';
 import type { PostgresDatabase } from '../../../../src/db/postgres-database.js';
 import { metricValue } from '../../../support/metric-value.js';
-import { useDatabases } from '../../../support/postgres-database-helpers.js';
+import { useDatabases, waitFor } from '../../../support/postgres-database-helpers.js';
+import { parsePrometheusText } from '../../../support/prometheus-text.js';
 import {
   startStreamingCluster,
   type ClusterNode,
@@ -153,15 +154,34 @@ describe('PostgresDatabase read replicas (read-your-writes)', function () {
 
   it('shows each replica state and lag in health() and the metrics', async () => {
     const { db, metrics } = open(config([lagged, fast]));
-    await db.withTransaction((trx) => trx('notes').insert({ body: 'x' }));
-    const report = await db.health();
-    const byName = new Map(report.replicas!.map((r) => [r.replica, r]));
-    expect(byName.get(fast.hostPort)).to.include({ state: 'up' });
-    expect(byName.get(lagged.hostPort)!.lagBytes).to.be.a('number');
-    expect(byName.get(lagged.hostPort)!.replayLsn).to.match(/^[0-9A-F]+\/[0-9A-F]+$/);
-    const text = await metrics.registry.metrics();
-    expect(text).to.include(`db_replica_lag_bytes{replica="${lagged.hostPort}"}`);
-    expect(text).to.include(`db_replica_up{replica="${fast.hostPort}"} 1`);
+    // Replay paused on the lagged replica: the commit below reaches it but is not replayed
+    // until resumed, so it really lags however long the check takes (its apply delay alone
+    // would hold only 1.5 s).
+    await lagged.query('select pg_wal_replay_pause()');
+    try {
+      await waitFor(
+        async () =>
+          (await lagged.query<{ s: string }>('select pg_get_wal_replay_pause_state() as s'))[0]?.s ===
+          'paused',
+        10_000,
+      );
+      await db.withTransaction((trx) => trx('notes').insert({ body: 'x' }));
+      const report = await db.health();
+      const byName = new Map(report.replicas!.map((r) => [r.replica, r]));
+      expect(byName.get(fast.hostPort)).to.include({ state: 'up' });
+      expect(byName.get(lagged.hostPort)!.lagBytes).to.be.a('number');
+      expect(byName.get(lagged.hostPort)!.lagBytes, 'lag of the paused replica, bytes').to.be.above(0);
+      expect(byName.get(lagged.hostPort)!.replayLsn).to.match(/^[0-9A-F]+\/[0-9A-F]+$/);
+      const text = await metrics.registry.metrics();
+      expect(text).to.include(`db_replica_lag_bytes{replica="${lagged.hostPort}"}`);
+      expect(text).to.include(`db_replica_up{replica="${fast.hostPort}"} 1`);
+      const lagGauge = parsePrometheusText(text).find(
+        (m) => m.name === 'db_replica_lag_bytes' && m.labels.replica === lagged.hostPort,
+      );
+      expect(lagGauge?.value, 'db_replica_lag_bytes of the paused replica').to.be.above(0);
+    } finally {
+      await lagged.query('select pg_wal_replay_resume()');
+    }
   });
 
   // Last: the promotion takes `fast` out of the cluster for good.

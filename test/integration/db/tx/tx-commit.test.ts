@@ -1,4 +1,3 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
 import pino from 'pino';
@@ -12,6 +11,7 @@ import {
 } from '../../../../src/db/errors/errors.js';
 import { PostgresDatabase } from '../../../../src/db/postgres-database.js';
 import { TxManager } from '../../../../src/db/tx/tx-manager.js';
+import { waitFor } from '../../../support/postgres-database-helpers.js';
 import { useTestDatabase } from '../../../support/test-database.js';
 
 const silent = pino({ level: 'silent' });
@@ -152,8 +152,11 @@ describe('TxManager COMMIT (real PostgreSQL)', () => {
     it('rolls back by itself at its deadline; commit() then rejects with TransactionTimeoutError', async () => {
       const trx = await tm.beginTx({ timeoutMs: 100 });
       await trx('parents').insert({ id: 9 });
-      await delay(250);
-      expect((knex.client as { pool: { numUsed(): number } }).pool.numUsed()).to.equal(0);
+      const inUse = (): number => (knex.client as { pool: { numUsed(): number } }).pool.numUsed();
+      // The deadline gives the connection back by itself (nothing here calls commit or rollback):
+      // waited for, with a bound far past the 100 ms deadline, instead of a fixed sleep.
+      await waitFor(() => inUse() === 0, 5_000);
+      expect(trx.isCompleted(), 'the transaction ended at its deadline').to.equal(true);
       const err = await Promise.resolve(trx.commit()).then(
         () => undefined,
         (e: unknown) => e,

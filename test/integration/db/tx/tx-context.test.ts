@@ -76,20 +76,29 @@ describe('TxManager ambient context (real PostgreSQL)', () => {
 
   it('is gone after the transaction ends, also for a timer the callback left behind', async () => {
     let late: { current: unknown; executor: unknown } | undefined;
+    let ended = false;
     const fired = new Promise<void>((resolve) => {
-      void tm.withTransaction((trx) => {
-        setTimeout(() => {
-          let executor: unknown;
-          try {
-            executor = executorFor(knex);
-          } catch (e) {
-            executor = e;
-          }
-          late = { current: tm.current(), executor };
-          resolve();
-        }, 50);
-        return trx.raw('select 1');
-      });
+      void tm
+        .withTransaction((trx) => {
+          // Left behind by the callback, it acts only once withTransaction has resolved: no race
+          // between a fixed timer and how long the transaction takes.
+          const timer = setInterval(() => {
+            if (!ended) return;
+            clearInterval(timer);
+            let executor: unknown;
+            try {
+              executor = executorFor(knex);
+            } catch (e) {
+              executor = e;
+            }
+            late = { current: tm.current(), executor };
+            resolve();
+          }, 5);
+          return trx.raw('select 1');
+        })
+        .then(() => {
+          ended = true;
+        });
     });
     await delay(1);
     expect(tm.current()).to.equal(undefined);

@@ -1,13 +1,16 @@
 import { expect } from 'chai';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import pino from 'pino';
 import { withPgClient } from '../../../../src/db/connection/with-pg-client.js';
 import type { TxOptions } from '../../../../src/db/database.js';
 import { PostgresDatabase } from '../../../../src/db/postgres-database.js';
+import { captureLogger, type CapturedLogger } from '../../../support/capture-logger.js';
 import { startDedicatedServer, type DedicatedServer } from '../../../support/embedded-test-server.js';
 import {
   className,
+  commitLookups,
+  failedButWritten as wrongAnswers,
+  type CommitLookups,
   idleInTransaction,
   isProductError,
   messageOf,
@@ -18,6 +21,8 @@ import {
 } from '../../../support/ledger-load.js';
 import { metricValue } from '../../../support/metric-value.js';
 import { waitFor } from '../../../support/postgres-database-helpers.js';
+import { queryOnce } from '../../../support/query-once.js';
+import { TcpProxy } from '../../../support/tcp-proxy.js';
 import { startTerminationStorm } from '../../../support/termination-storm.js';
 import { postgresConfigFromUrl } from '../../../support/test-database.js';
 import { auditLedger, createTransferLedger } from '../../../support/transfer-ledger.js';
@@ -27,6 +32,8 @@ const WORKERS = 8;
 const ROUNDS = 2;
 /** How long workers run through a termination storm, ms. */
 const STORM_MS = 3_000;
+/** How long workers run while the proxy cuts COMMITs, ms. */
+const CUT_MS = 1_500;
 /** Workers run this long before the restart begins and again after the server is back, ms. */
 const BEFORE_RESTART_MS = 500;
 const AFTER_RESTART_MS = 1_500;
@@ -52,33 +59,54 @@ interface PhaseResult {
   received: Received[];
   retries: number;
   terminated: number;
+  /** Restart phases: the server's start time before and after (pg_postmaster_start_time); a restart changes it. */
+  startedBefore?: string;
+  startedAfter?: string;
+  /** Cut phases: COMMITs the proxy cut. */
+  cuts: number;
+  /** Lost COMMITs looked up with pg_xact_status during the phase, by outcome. */
+  lookups: CommitLookups;
+}
+
+/** When the server's postmaster started: a restart changes it. */
+async function postmasterStart(url: string): Promise<string> {
+  const { rows } = await queryOnce<{ t: string }>(url, 'select pg_postmaster_start_time()::text as t');
+  return rows[0]!.t;
 }
 
 describe('TxManager under fault load (dedicated server)', function () {
   this.timeout(60_000);
   let ds: DedicatedServer;
   let db: PostgresDatabase;
+  /** A second pool on the same database, through a proxy that cuts COMMITs (cut phases only). */
+  let viaProxy: PostgresDatabase;
+  let proxy: TcpProxy;
+  let log: CapturedLogger;
 
   before(async () => {
     ds = await startDedicatedServer();
     await withPgClient(ds.url(), (admin) => admin.query(`create database ${DATABASE}`));
     await createTransferLedger(ds.url(DATABASE));
-    db = new PostgresDatabase(
-      {
-        ...postgresConfigFromUrl(new URL(ds.url(DATABASE))),
-        maxOpenConns: WORKERS,
-        maxIdleConns: 2,
-        timeout: 3_000,
-        maxRetries: 10,
-        retryDelay: 50,
-        maxRetryDelay: 500,
-      },
-      pino({ level: 'silent' }),
-    );
+    log = captureLogger('warn');
+    const config = {
+      ...postgresConfigFromUrl(new URL(ds.url(DATABASE))),
+      maxOpenConns: WORKERS,
+      maxIdleConns: 2,
+      timeout: 3_000,
+      maxRetries: 10,
+      retryDelay: 50,
+      maxRetryDelay: 500,
+    };
+    db = new PostgresDatabase(config, log.logger);
     await db.connect();
+    proxy = await TcpProxy.start({ host: '127.0.0.1', port: ds.port });
+    viaProxy = new PostgresDatabase({ ...config, host: '127.0.0.1', port: proxy.port }, log.logger);
+    await viaProxy.connect();
   });
 
   after(async () => {
+    await viaProxy?.close();
+    await proxy?.close();
     await db?.close();
     await ds?.destroy();
   });
@@ -93,9 +121,11 @@ describe('TxManager under fault load (dedicated server)', function () {
     name: string,
     stopped: () => boolean,
     backSince: () => number | undefined = () => undefined,
+    target: PostgresDatabase = db,
   ): Promise<PhaseResult> {
-    const retriesBefore = await metricValue(db.metrics.txRetries);
-    const load = await runLedgerLoad(db, {
+    const retriesBefore = await metricValue(target.metrics.txRetries);
+    const linesBefore = log.lines.length;
+    const load = await runLedgerLoad(target, {
       name,
       workers: WORKERS,
       stopped,
@@ -109,8 +139,10 @@ describe('TxManager under fault load (dedicated server)', function () {
       acked: load.acked.map((a) => a.id),
       ackedAfterRestart: back === undefined ? 0 : load.acked.filter((a) => a.at >= back).length,
       received: load.received.map((r) => ({ ...r, phase: name })),
-      retries: (await metricValue(db.metrics.txRetries)) - retriesBefore,
+      retries: (await metricValue(target.metrics.txRetries)) - retriesBefore,
       terminated: 0,
+      cuts: 0,
+      lookups: commitLookups(log.lines.slice(linesBefore)),
     };
   }
 
@@ -128,6 +160,7 @@ describe('TxManager under fault load (dedicated server)', function () {
 
   /** Workers run while the server stops, stays down DOWN_MS and starts again on its port. */
   async function restartPhase(name: string): Promise<PhaseResult> {
+    const startedBefore = await postmasterStart(ds.url());
     const hardStop = performance.now() + BEFORE_RESTART_MS + STRAGGLER_MS;
     let backAt: number | undefined;
     const restart = (async () => {
@@ -147,14 +180,34 @@ describe('TxManager under fault load (dedicated server)', function () {
       () => backAt,
     );
     await restart;
-    return result;
+    return { ...result, startedBefore, startedAfter: await postmasterStart(ds.url()) };
   }
 
-  it('gives callers only typed errors and loses no acknowledged transfer through termination storms and restarts', async () => {
+  /**
+   * Workers run (through the proxy) for CUT_MS while the proxy cuts a COMMIT every 100 ms:
+   * two of three right after forwarding it (the server commits, the client never hears), one
+   * before (the server aborts). The lookup is always reachable: every cut must be resolved.
+   */
+  async function cutPhase(name: string): Promise<PhaseResult> {
+    const actedBefore = proxy.commitsActedOn;
+    const until = performance.now() + CUT_MS;
+    const cutting = (async () => {
+      for (let i = 0; performance.now() < until; i++) {
+        proxy.onNextCommit(i % 3 === 2 ? 'cut-before-forward' : 'cut-after-forward');
+        await delay(100);
+      }
+    })();
+    const result = await runPhase(name, () => performance.now() >= until, undefined, viaProxy);
+    await cutting;
+    return { ...result, cuts: proxy.commitsActedOn - actedBefore };
+  }
+
+  it('gives callers only typed errors and loses no acknowledged transfer through termination storms, restarts and cut COMMITs', async () => {
     const phases: PhaseResult[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       phases.push(await stormPhase(`storm #${round}`));
       phases.push(await restartPhase(`restart #${round}`));
+      phases.push(await cutPhase(`cut #${round}`));
     }
 
     // Everything is gathered and printed first, so one failing run shows every finding.
@@ -163,7 +216,12 @@ describe('TxManager under fault load (dedicated server)', function () {
     const audit = await auditLedger(ds.url(DATABASE));
     const acked = phases.flatMap((p) => p.acked);
     const missing = acked.filter((id) => !audit.ids.has(id));
-    const failedButWritten = received.filter((r) => audit.ids.has(r.transferId));
+    // Told "failed" although the transfer is in the ledger: a wrong answer, whatever the error,
+    // except CommitUnknownError, which says the outcome is unknown (see wrongAnswers).
+    const failedButWritten = wrongAnswers(received, audit.ids);
+    const unknown = received.filter((r) => className(r.error) === 'CommitUnknownError');
+    const unknownWritten = unknown.filter((r) => audit.ids.has(r.transferId)).length;
+    const lookups = commitLookups(log.lines);
     await waitFor(() => db.getConnectionStats().inUse === 0, 1_000).catch(() => {});
     const inUse = db.getConnectionStats().inUse;
     const openTx = () => idleInTransaction(ds.url(), DATABASE);
@@ -173,16 +231,19 @@ describe('TxManager under fault load (dedicated server)', function () {
     for (const p of phases) {
       const faults = p.name.startsWith('storm')
         ? `terminated ${p.terminated}`
-        : `acked after restart ${p.ackedAfterRestart}`;
+        : p.name.startsWith('restart')
+          ? `acked after restart ${p.ackedAfterRestart}, server started ${p.startedBefore} -> ${p.startedAfter}`
+          : `COMMITs cut ${p.cuts}`;
+      const { committed, aborted, unknown: notFound } = p.lookups;
       console.log(
-        `      ${p.name.padEnd(10)} acknowledged ${String(p.acked.length).padStart(5)} | retries ${String(p.retries).padStart(4)} | ${faults} | errors: ${tally(p.received.map((r) => className(r.error)))}`,
+        `      ${p.name.padEnd(10)} acknowledged ${String(p.acked.length).padStart(5)} | retries ${String(p.retries).padStart(4)} | ${faults} | errors: ${tally(p.received.map((r) => className(r.error)))} | lookups: committed ${committed}, aborted ${aborted}, unknown ${notFound}`,
       );
     }
     const untypedSummary = tally(
       untyped.map((r) => `[${r.phase}] ${className(r.error)}: ${messageOf(r.error)} (at ${r.trace.step})`),
     );
     console.log(
-      `      untyped ${untyped.length} | acknowledged ${acked.length}, missing ${missing.length} | balance mismatches ${audit.mismatches.length} | in use ${inUse} | idle in transaction ${leftOpen.length} | errors whose transfer is in the ledger: ${tally(failedButWritten.map((r) => className(r.error)))}`,
+      `      untyped ${untyped.length} | acknowledged ${acked.length}, missing ${missing.length} | balance mismatches ${audit.mismatches.length} | in use ${inUse} | idle in transaction ${leftOpen.length} | told failed but in the ledger: ${tally(failedButWritten.map((r) => className(r.error)))} | CommitUnknownError ${unknown.length} (${unknownWritten} in the ledger) | COMMIT lookups: committed ${lookups.committed}, aborted ${lookups.aborted}, unknown ${lookups.unknown}`,
     );
     if (untyped.length > 0) {
       console.log(`      untyped errors: ${untypedSummary}`);
@@ -205,12 +266,37 @@ describe('TxManager under fault load (dedicated server)', function () {
     ).to.have.length(0);
     expect(audit.mismatches, 'balances that disagree with the ledger').to.deep.equal([]);
 
+    // (2b) No caller was told its transfer failed while it is in the ledger (a lost COMMIT found
+    // committed must be acknowledged, never re-run into a duplicate or reported aborted);
+    // CommitUnknownError alone may have either outcome.
+    expect(
+      failedButWritten.map((r) => `[${r.phase}] ${className(r.error)} (at ${r.trace.step})`),
+      'callers told of a failure whose transfer is in the ledger',
+    ).to.deep.equal([]);
+
     // (3) The faults were real and the manager retried through them; every phase got work done.
     expect(await metricValue(db.metrics.txRetries), 'db_transaction_retries_total').to.be.above(0);
     for (const p of phases) {
       expect(p.acked.length, `${p.name}: acknowledged transfers`).to.be.above(0);
+      // Each phase's fault was felt by its callers: transactions retried, or callers got errors.
+      expect(p.retries + p.received.length, `${p.name}: retries and errors`).to.be.above(0);
       if (p.name.startsWith('storm')) expect(p.terminated, `${p.name}: backends terminated`).to.be.above(0);
-      else expect(p.ackedAfterRestart, `${p.name}: acknowledged after the restart`).to.be.above(0);
+      else if (p.name.startsWith('restart')) {
+        expect(p.startedAfter, `${p.name}: the server's start time (it restarted)`).to.not.equal(
+          p.startedBefore,
+        );
+        expect(p.ackedAfterRestart, `${p.name}: acknowledged after the restart`).to.be.above(0);
+      } else {
+        // Nothing stops the lookup here (server up, proxy passing new connections): every cut
+        // COMMIT is resolved, and those cut after forwarding were found committed.
+        expect(p.cuts, `${p.name}: COMMITs cut`).to.be.above(0);
+        expect(p.lookups.committed, `${p.name}: lost COMMITs found committed`).to.be.above(0);
+        expect(p.lookups.unknown, `${p.name}: lookups that found no outcome`).to.equal(0);
+        expect(
+          p.received.map((r) => className(r.error)),
+          `${p.name}: errors (every cut COMMIT is resolvable)`,
+        ).to.deep.equal([]);
+      }
     }
 
     // (4) Nothing is left checked out or open on the server.
