@@ -16,7 +16,7 @@
  *   raw pg sending the very same SQL, on the migrated `users` table seeded with copyIn.
  * - tx: read-modify-write transactions (BEGIN; SELECT ... FOR UPDATE; UPDATE; COMMIT), raw pg
  *   vs bare knex.transaction on the database's own knex vs TxManager (resolveLostCommit: false,
- *   the same statements as knex; default, with the xid statement; timeoutMs), on pools of
+ *   the same statements as knex; default, the xid taken with BEGIN; timeoutMs), on pools of
  *   BENCH_TX_POOL, BENCH_TX_CONCURRENCY in flight. Reports throughput against raw pg, client
  *   CPU per transaction against bare knex, and the issue's 10 % CPU target (bench/tx-group.ts).
  * - bulk: BENCH_BULK_ROWS users loaded by raw INSERT, raw COPY, insertMany and copyIn, each

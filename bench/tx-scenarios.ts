@@ -69,8 +69,8 @@ export const TX_ROWS = {
   raw: 'raw pg: BEGIN / SELECT FOR UPDATE / UPDATE / COMMIT (pg.Pool)',
   knex: 'bare knex.transaction (db.driver())',
   managerNoXid: 'TxManager.withTransaction, resolveLostCommit: false (same statements as knex)',
-  manager: 'TxManager.withTransaction, default (+ xid statement)',
-  managerTimeout: 'TxManager.withTransaction, timeoutMs 5000 (+ xid, + set_config)',
+  manager: 'TxManager.withTransaction, default (xid taken with BEGIN)',
+  managerTimeout: 'TxManager.withTransaction, timeoutMs 5000 (xid and set_config with BEGIN)',
 } as const;
 
 type Logger = ConstructorParameters<typeof TxManager>[1];

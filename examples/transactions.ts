@@ -6,7 +6,6 @@ import {
   loadConfig,
   createLogger,
   PostgresDatabase,
-  TxManager,
   executorFor,
   prepareMigrationTarget,
 } from '../src/index.js';
@@ -14,9 +13,12 @@ import {
 const config = loadConfig();
 const logger = createLogger(config.log);
 const target = await prepareMigrationTarget(config, { logger }); // a no-op when a host is configured
-const db = new PostgresDatabase(target.config.database.postgres, logger);
+const db = new PostgresDatabase(target.config.database.postgres, logger, {
+  transactions: config.database.transactions, // retry/timeout defaults of db.txManager
+});
 await db.connect();
-const tx = new TxManager(db, logger, { transactions: config.database.transactions });
+// The database's own manager: its replicas, metrics, tracing and defaults (no second manager needed).
+const tx = db.txManager;
 
 const knex = db.driver();
 await knex.raw('create table accounts (id int primary key, balance int not null)');
@@ -43,9 +45,17 @@ const addNote = (body: string) => executorFor(db.driver())('notes').insert({ bod
 await tx.withTransaction(async () => {
   await addNote('written with the transaction'); // rolled back if the callback throws
 });
-console.log({ balance, notes: await knex('notes').count<[{ count: string }]>('* as count') });
+
+// Session settings for one transaction only (row-level security, audit triggers), sent with BEGIN:
+const tenant = await tx.withTransaction(
+  async (trx) =>
+    (await trx.raw<{ rows: [{ tenant: string }] }>("select current_setting('app.tenant_id') as tenant"))
+      .rows[0].tenant,
+  { settings: { 'app.tenant_id': '42' } },
+);
+console.log({ balance, tenant, notes: await knex('notes').count<[{ count: string }]>('* as count') });
 
 await knex.raw('drop table accounts, notes');
 await db.disconnect();
 await target.stop(); // stops the embedded server only if this script started it
-// Printed: { balance: 90, notes: [ { count: '1' } ] }
+// Printed: { balance: 90, tenant: '42', notes: [ { count: '1' } ] }

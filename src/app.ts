@@ -15,6 +15,7 @@ import { HealthRepository } from './health/health-repository.js';
 import { HealthService } from './health/health-service.js';
 import { currentRequestFields } from './http/request-context.js';
 import { buildServer } from './http/server.js';
+import { resolveCursorSecret } from './config/cursor-secret.js';
 import { type Logger } from './observability/logger.js';
 export { createServiceLogger } from './http/service-logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -61,6 +62,11 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
   const logger = opts.logger;
   const metrics = opts.metrics ?? new Metrics({ defaultMetrics: true });
   const cleanups: Array<() => Promise<void>> = [];
+  // Before anything starts: production without a cursor key refuses at once.
+  const cursors = resolveCursorSecret(cfg);
+  if (cursors.generated) {
+    logger.info('server.cursorSecret is not set: list cursors are signed with a random key of this process');
+  }
   try {
     const target = await prepareMigrationTarget(cfg, { logger });
     const { config: effective, embedded } = target;
@@ -85,7 +91,10 @@ export async function startService(cfg: AppConfig, opts: StartOptions): Promise<
     await db.connect();
     const tx = db.txManager;
     const users = new UserService({
-      users: new UserRepository(db.driver(), { preparedStatements: namedStatementsAllowed(pgCfg) }),
+      users: new UserRepository(db.driver(), {
+        preparedStatements: namedStatementsAllowed(pgCfg),
+        cursorSecret: cursors.secret,
+      }),
       tx,
       breaker,
       transactions: cfg.database.transactions,

@@ -12,6 +12,7 @@ export {
   parseDuration,
   ENV_VARS,
   SSL_MODES,
+  CHANNEL_BINDING_MODES,
   LOG_LEVELS,
   FOREIGN_CONNECTION_GUARD_MODES,
   TARGET_SESSION_ATTRS,
@@ -71,6 +72,7 @@ export {
   ValidationError,
   NotFoundError,
 } from './db/index.js';
+export { embeddedPasswordFile } from './db/embedded/embedded-password.js';
 export { AppError } from './app-error.js';
 
 // Features

@@ -10,6 +10,11 @@ export const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-f
 /** One of `SSL_MODES`. */
 export type SslMode = (typeof SSL_MODES)[number];
 
+/** libpq's `channel_binding` values (SCRAM-SHA-256-PLUS over TLS): `disable`, `prefer`, `require`. */
+export const CHANNEL_BINDING_MODES = ['disable', 'prefer', 'require'] as const;
+/** One of `CHANNEL_BINDING_MODES`. */
+export type ChannelBinding = (typeof CHANNEL_BINDING_MODES)[number];
+
 /** pino's levels, most severe first; `silent` writes nothing. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 /** One of `LOG_LEVELS`. */
@@ -77,6 +82,14 @@ export interface ServerConfig {
   readiness: ReadinessConfig;
   /** Limits of `POST /users/import`. */
   import: ImportConfig;
+  /**
+   * HMAC-SHA256 key that signs list cursors (`GET /users?cursor=`), so an edited or forged
+   * cursor is refused with 400; at least 32 characters. A secret: hidden from printed and
+   * logged configs like the passwords. Required by `startService` in production (one value
+   * shared by every replica, so a cursor from one is valid on the next); empty elsewhere
+   * means a random per-process key. Default empty.
+   */
+  cursorSecret: string;
 }
 
 /** Readiness rules (`server.readiness.*`). */
@@ -103,6 +116,17 @@ export interface ImportConfig {
   minRateGracePeriod: number;
   /** Imports running at once (each holds one pool connection); one more is refused with 503 and `Retry-After`. Default 2. */
   maxConcurrent: number;
+  /**
+   * Imports one client may run at once, out of `maxConcurrent`; one more is refused with 429 and
+   * `Retry-After`. A client is the verified token's subject (`sub`) where there is one, else the
+   * peer address (behind a proxy or ingress every client may share one address). 0 = no
+   * per-client cap (only `maxConcurrent`). Default 1.
+   */
+  maxPerClient: number;
+  /** Most rows one import may carry; one more ends it with 413 (rolled back); 0 = no cap. Default 1000000. */
+  maxRows: number;
+  /** Most body bytes one import may send; one more ends it with 413 (rolled back); 0 = no cap. Default 268435456 (256 MiB). */
+  maxBytes: number;
 }
 
 /** Logging (`log.*`). */
@@ -139,10 +163,29 @@ export interface PostgresConfig {
   username: string;
   /** Never logged or printed; non-enumerable on the loaded config. */
   password: string;
-  /** TLS with libpq's meanings; default `prefer` (`disable` in development and test). */
+  /**
+   * TLS with libpq's meanings; default `verify-full` (the chain must lead to `sslRootCert`, or to
+   * Node's built-in public CAs when that is empty, and the certificate must name the host);
+   * `disable` in the development and test profiles (the embedded server has no certificate).
+   */
   sslMode: SslMode;
   /** Path of a PEM file with the CA certificate(s) for verify-ca / verify-full. */
   sslRootCert: string;
+  /**
+   * SCRAM channel binding, libpq's `channel_binding`: `prefer` (the default) authenticates with
+   * SCRAM-SHA-256-PLUS when the server offers it over TLS, binding the password proof to this
+   * TLS session so a relay cannot reuse it; `require` refuses any authentication that is not
+   * channel-bound (so it needs TLS and a SCRAM password); `disable` never binds.
+   */
+  channelBinding: ChannelBinding;
+  /**
+   * Allow answering a cleartext or MD5 password request over a connection whose server was not
+   * verified (`sslMode` disable, require without `sslRootCert`, or prefer), where an on-path
+   * attacker could take the password (cleartext) or a replayable, crackable hash (MD5). Default
+   * false: such a request fails the connect with a `ConnectionError` naming this setting.
+   * SCRAM never sends the password and is always allowed; so are Unix-socket connections.
+   */
+  allowInsecurePasswordAuth: boolean;
   /** Pool size (tarn `max`); default 10. */
   maxOpenConns: number;
   /**

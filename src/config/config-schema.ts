@@ -4,6 +4,7 @@ import {
   LOG_LEVELS,
   POOLER_MODES,
   SSL_MODES,
+  CHANNEL_BINDING_MODES,
   TARGET_SESSION_ATTRS,
   type AppConfig,
 } from './app-config.js';
@@ -52,11 +53,17 @@ export const configSchema = z.strictObject({
     readiness: z.strictObject({
       poolSaturatedFor: duration,
     }),
+    cursorSecret: str.refine((v) => v === '' || v.length >= 32, {
+      error: 'must be at least 32 characters (e.g. `openssl rand -base64 32`)',
+    }),
     import: z.strictObject({
       timeout: duration,
       minBytesPerSecond: int(0),
       minRateGracePeriod: duration,
       maxConcurrent: int(1, 10_000),
+      maxPerClient: int(0, 10_000),
+      maxRows: int(0),
+      maxBytes: int(0),
     }),
   }),
   log: z.strictObject({
@@ -77,6 +84,8 @@ export const configSchema = z.strictObject({
       password: str,
       sslMode: z.enum(SSL_MODES),
       sslRootCert: str,
+      channelBinding: z.enum(CHANNEL_BINDING_MODES),
+      allowInsecurePasswordAuth: bool,
       maxOpenConns: int(1, 10_000),
       maxIdleConns: int(0, 10_000),
       connMaxLifetime: duration,

@@ -40,6 +40,16 @@ export function crossFieldIssues(
   ) {
     issues.push('database.migrations.password: is set but database.migrations.username is empty');
   }
+  // libpq refuses this pair at connect time; a channel binding needs TLS, so say it at load.
+  if (
+    validValue(merged, 'database.postgres.channelBinding') === 'require' &&
+    validValue(merged, 'database.postgres.sslMode') === 'disable'
+  ) {
+    issues.push(
+      'database.postgres.channelBinding: require needs TLS, but sslMode is disable' +
+        fromSource('database.postgres.channelBinding', sources),
+    );
+  }
   if (profile === 'production') {
     const host = validValue(merged, 'database.postgres.host');
     const hosts = validValue(merged, 'database.postgres.hosts');

@@ -11,9 +11,10 @@ type DeepPartial<T> = T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } 
  * milliseconds, sizes bytes. `PROFILE_DEFAULTS` adjusts a few keys per profile.
  *
  * `database.postgres.host` is empty: "run an embedded PostgreSQL", which only the development and
- * test profiles accept. `sslMode` is `prefer` (libpq's default: TLS when the server offers it,
- * without verifying the certificate); use `verify-full` for a database reached over a network you
- * do not control.
+ * test profiles accept. `sslMode` is `verify-full` (not libpq's `prefer`, which an on-path attacker
+ * defeats): the certificate must chain to `sslRootCert`, or to Node's built-in public CAs when that
+ * is empty, and name the host. Channel binding is used where the server offers it, and a cleartext
+ * or MD5 password request over an unverified connection is refused (`allowInsecurePasswordAuth`).
  */
 export const DEFAULTS: Omit<AppConfig, 'profile'> = {
   server: {
@@ -27,7 +28,16 @@ export const DEFAULTS: Omit<AppConfig, 'profile'> = {
     bodyTimeout: 10_000,
     healthCacheTtl: 1_000,
     readiness: { poolSaturatedFor: 2_000 },
-    import: { timeout: 300_000, minBytesPerSecond: 1_024, minRateGracePeriod: 5_000, maxConcurrent: 2 },
+    import: {
+      timeout: 300_000,
+      minBytesPerSecond: 1_024,
+      minRateGracePeriod: 5_000,
+      maxConcurrent: 2,
+      maxPerClient: 1,
+      maxRows: 1_000_000,
+      maxBytes: 268_435_456,
+    },
+    cursorSecret: '',
   },
   log: {
     level: 'info',
@@ -45,8 +55,10 @@ export const DEFAULTS: Omit<AppConfig, 'profile'> = {
       name: 'app',
       username: 'app',
       password: '',
-      sslMode: 'prefer',
+      sslMode: 'verify-full',
       sslRootCert: '',
+      channelBinding: 'prefer',
+      allowInsecurePasswordAuth: false,
       maxOpenConns: 10,
       maxIdleConns: 10,
       connMaxLifetime: 1_800_000,
@@ -104,7 +116,8 @@ export const DEFAULTS: Omit<AppConfig, 'profile'> = {
  *   local socket without TLS (`sslMode: disable`; the embedded server has no certificate).
  * - test: warn-level JSON logs (quiet test output), migrations at start-up, no TLS.
  * - production: listens on every interface (`0.0.0.0`, for containers); migrations are a
- *   separate deploy step (`migrateOnStart: false`). A host and a password are required.
+ *   separate deploy step (`migrateOnStart: false`). A host and a password are required; TLS is
+ *   `verify-full` (the built-in default, kept).
  */
 export const PROFILE_DEFAULTS: Readonly<Record<string, ConfigLayer>> = {
   development: {
@@ -121,4 +134,8 @@ export const PROFILE_DEFAULTS: Readonly<Record<string, ConfigLayer>> = {
 };
 
 /** Keys whose values are secrets: never printed, logged or echoed in an error. */
-export const SECRET_KEYS: readonly string[] = ['database.postgres.password', 'database.migrations.password'];
+export const SECRET_KEYS: readonly string[] = [
+  'database.postgres.password',
+  'database.migrations.password',
+  'server.cursorSecret',
+];

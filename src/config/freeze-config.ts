@@ -1,8 +1,8 @@
 import type { AppConfig } from './app-config.js';
-import { hidePassword } from './hide-password.js';
+import { hidePassword, hideSecret } from './hide-password.js';
 
 /**
- * Hides the passwords and deep-freezes the config, in place. A password stays a readable own
+ * Hides the passwords (and `server.cursorSecret`) and deep-freezes the config, in place. A password stays a readable own
  * property but becomes a non-enumerable getter (see `hidePassword`), so logs, printed configs
  * and serialized error reports never show it.
  */
@@ -12,6 +12,7 @@ export function freezeConfig(config: AppConfig, appSections: Record<string, unkn
   const { postgres, migrations } = config.database;
   hidePassword(postgres, postgres.password);
   hidePassword(migrations, migrations.password);
+  hideSecret(config.server, 'cursorSecret', config.server.cursorSecret);
   return deepFreeze(config);
 }
 

@@ -12,8 +12,17 @@ export function hidePassword<T extends object>(
   target: T,
   password: string,
 ): T & { readonly password: string } {
-  Reflect.deleteProperty(target, 'password');
+  return hideSecret(target, 'password', password);
+}
+
+/** {@link hidePassword} for a secret under another key (`server.cursorSecret`). */
+export function hideSecret<T extends object, K extends string>(
+  target: T,
+  key: K,
+  value: string,
+): T & { readonly [P in K]: string } {
+  Reflect.deleteProperty(target, key);
   // An accessor rather than a data property: showHidden prints a data property's value.
-  Object.defineProperty(target, 'password', { get: () => password, enumerable: false, configurable: false });
-  return target as T & { readonly password: string };
+  Object.defineProperty(target, key, { get: () => value, enumerable: false, configurable: false });
+  return target as T & { readonly [P in K]: string };
 }

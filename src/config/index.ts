@@ -6,6 +6,7 @@ export { ENV_VARS } from './env-vars.js';
 export { parseDuration } from './parse-duration.js';
 export {
   SSL_MODES,
+  CHANNEL_BINDING_MODES,
   LOG_LEVELS,
   FOREIGN_CONNECTION_GUARD_MODES,
   TARGET_SESSION_ATTRS,

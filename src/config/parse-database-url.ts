@@ -4,6 +4,7 @@ import type { ConfigSource } from './merge-layers.js';
 const URL_PARAMS: Readonly<Record<string, string>> = {
   sslmode: 'sslMode',
   sslrootcert: 'sslRootCert',
+  channel_binding: 'channelBinding',
   application_name: 'applicationName',
   host: 'host',
   connect_timeout: 'timeout',
@@ -32,11 +33,11 @@ function splitHosts(text: string): { text: string; hosts: string[] | undefined }
 /**
  * Parses a `postgres://` or `postgresql://` URL into `database.postgres` keys: host, port,
  * name, username and password (percent-decoded) and the query parameters `sslmode`,
- * `sslrootcert`, `application_name`, `host` (a Unix-socket directory), `connect_timeout`
+ * `sslrootcert`, `channel_binding`, `application_name`, `host` (a Unix-socket directory), `connect_timeout`
  * (seconds, as in libpq) and `target_session_attrs`. Several hosts (libpq's
  * `postgres://u:p@h1:5432,h2:5433/db`) set `hosts` (and `host`/`port` to the first). Parts absent from the URL leave lower layers in place, so a URL
  * without a password combines with `DB_PASSWORD_FILE`. An unsupported parameter is an issue
- * rather than silently ignored (it may be a security setting such as `channel_binding`).
+ * rather than silently ignored (it may be a security setting such as libpq's `require_auth`).
  * Issues never echo the URL: it may carry a password.
  */
 export function parseDatabaseUrl(text: string, sourceName: string, issues: string[]): ConfigSource {

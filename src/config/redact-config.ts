@@ -19,6 +19,7 @@ export function redactConfig<C extends AppConfig>(config: C): C {
   const copy = JSON.parse(JSON.stringify(config)) as C;
   copy.database.postgres.password = config.database.postgres.password ? REDACTED : '';
   copy.database.migrations.password = config.database.migrations.password ? REDACTED : '';
+  copy.server.cursorSecret = config.server.cursorSecret ? REDACTED : '';
   for (const key of Object.keys(copy)) {
     if (key !== 'profile' && !Object.hasOwn(DEFAULTS, key))
       redactSecrets(copy as Record<string, unknown>, key);

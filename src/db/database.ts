@@ -51,6 +51,16 @@ export interface TxOptions {
    * replica only once it has replayed that commit. Read-only transactions only.
    */
   after?: string;
+  /**
+   * Session settings for this transaction only: each is applied with
+   * `set_config(name, value, true)` in the same message as BEGIN (no extra round trip), so
+   * row-level-security policies and triggers read them with `current_setting(name)`; they end
+   * with the transaction (also behind PgBouncer in transaction mode). Names are setting names
+   * (`app.tenant_id`, `search_path`); values are sent as escaped literals. A joining call
+   * (`propagation` 'required' or 'nested') applies them to the ambient transaction for its
+   * callback's duration and restores the previous values after it. Default: none.
+   */
+  settings?: Readonly<Record<string, string | number | boolean>>;
 }
 
 /** Where a read-only transaction may run. */

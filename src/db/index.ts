@@ -19,7 +19,7 @@ export { isTransient, classifyTxError, type TxErrorContext } from './errors/clas
 export { translateError } from './errors/translate-error.js';
 export { runStatement, withDriverConnection, type PreparedStatementText } from './knex-internals.js';
 export { retryAfterFailure } from './tx/tx-runner.js';
-export { withTimeout } from './tx/tx-deadline.js';
+export { withTimeout } from './with-timeout.js';
 export type { TxManagerOptions } from './tx/tx-manager.js';
 export { CircuitBreaker } from './circuit-breaker.js';
 export type { PoolSize } from './pool/pool-resizer.js';

@@ -1,4 +1,5 @@
-import type { Knex } from 'knex';
+import type { ConnectionOptions } from 'node:tls';
+import knexFactory, { type Knex } from 'knex';
 import type { Pool } from 'tarn';
 
 /*
@@ -9,13 +10,14 @@ import type { Pool } from 'tarn';
  * versions) fails loudly, naming the member, when an upgrade takes one away.
  *
  * Relied on, by version: knex 3.3 (`client.acquireConnection`, `releaseConnection`,
- * `acquireRawConnection`, `checkVersion`, `version`, `pool`, `runner` and its Runner's
+ * `acquireRawConnection`, `checkVersion`, the pg dialect's `_driver` and `driver.Client`, `version`, `pool`, `runner` and its Runner's
  * `ensureConnection`/`builder`; a transaction's private `client.query`/`client.stream`; the
  * connection marks `__knex__disposed`, `__knexTxId`, `__knexLifetimeLimit`), tarn 3 (`free`
  * with each entry's `resource`, `timestamp` and `settle`, `_destroy`, the `max` field and
  * `_tryAcquireOrCreate` for a resize), pg 8 (`processID`,
- * `secretKey`, `_queryable`, `_ending`, `connection.stream`, the `connection`'s `parameterStatus`
- * event).
+ * `secretKey`, `ssl`, `_queryable`, `_ending`, `connection.stream`, the `connection`'s `parameterStatus`
+ * and `authenticationOk` events, and the Client's `_handleAuthCleartextPassword`,
+ * `_handleAuthMD5Password` and `_handleAuthSASL`, its `connection.sendSASLInitialResponseMessage`).
  */
 
 /** A pooled pg Client as knex holds it (the fields read here are pg's and knex's). */
@@ -24,6 +26,8 @@ export interface DriverConnection {
   secretKey?: number | null;
   host?: string;
   port?: number;
+  /** pg's `ssl` option of this connection: false when it is plain TCP. */
+  ssl?: boolean | ConnectionOptions;
   __knex__disposed?: unknown;
   __knexTxId?: string | undefined;
   __knexLifetimeLimit?: number;
@@ -98,6 +102,7 @@ export function assertDriverShape(knex: Knex, connection: object): void {
     'releaseConnection',
     'acquireRawConnection',
     'checkVersion',
+    '_driver',
   ].filter((m) => typeof client[m] !== 'function');
   if (typeof client.runner === 'function') {
     const runner = (client.runner as (b: unknown) => Record<string, unknown>).call(client, undefined);
@@ -114,13 +119,19 @@ export function assertDriverShape(knex: Knex, connection: object): void {
     if (typeof pool._tryAcquireOrCreate !== 'function') missing.push('tarn Pool#_tryAcquireOrCreate');
   }
   const conn = connection as Record<string, unknown>;
-  for (const m of ['processID', 'secretKey', '_queryable', '_ending'])
+  for (const m of ['processID', 'secretKey', 'ssl', '_queryable', '_ending'])
     if (!(m in conn)) missing.push(`pg Client#${m}`);
+  for (const m of Object.keys(PG_AUTH_HANDLERS))
+    if (typeof conn[m] !== 'function') missing.push(`pg Client#${m}`);
+  const pgConnection = conn.connection as Record<string, unknown> | undefined;
+  for (const m of ['sendSASLInitialResponseMessage', 'on', 'emit'])
+    if (typeof pgConnection?.[m] !== 'function') missing.push(`pg Connection#${m}`);
   if (typeof (conn.connection as { stream?: unknown } | undefined)?.stream !== 'object')
     missing.push('pg Client#connection.stream');
   const trxClientProto = Object.getPrototypeOf(knex.client) as Record<string, unknown>;
   for (const m of ['query', 'stream'])
     if (typeof trxClientProto[m] !== 'function') missing.push(`knex Client#${m}`);
+  if (typeof client.transaction !== 'function') missing.push('knex Client#transaction');
   if (missing.length > 0)
     throw new Error(`The installed knex/tarn/pg lack members this layer relies on: ${missing.join(', ')}.`);
 }
@@ -152,6 +163,26 @@ export function setConnectionOpener(knex: Knex, open: () => Promise<DriverConnec
     }
     return conn;
   };
+}
+
+/**
+ * knex's pg dialect with pg's `Client` replaced by `ClientClass`, to pass as knex's `client`
+ * option (knex accepts a Client class there). For connections knex opens itself (the migration
+ * CLI builds its knex from a config, so there is no instance for `setConnectionOpener`). knex 3's
+ * pg dialect creates each connection with `new this.driver.Client(settings)`, `driver` being
+ * what its `_driver()` returns (the pg module); the subclass returns pg with `Client` shadowed.
+ * The dialect class is read from a throwaway knex instance (no connection, so no pool), not
+ * from knex's private module path.
+ */
+export function pgDialectWithClient(ClientClass: new (config: never) => object): typeof knexFactory.Client {
+  const probe = knexFactory({ client: 'pg' }).client as object;
+  const Base = probe.constructor as new (config: Knex.Config) => { _driver(): object };
+  class PgDialectWithClient extends Base {
+    override _driver(): object {
+      return Object.create(super._driver(), { Client: { value: ClientClass, enumerable: true } }) as object;
+    }
+  }
+  return PgDialectWithClient as unknown as typeof knexFactory.Client;
 }
 
 /** Opens a connection outside the pool, the way the pool does (for a lost COMMIT's lookup). */
@@ -285,6 +316,88 @@ export function onParameterStatus(client: object, listener: (name: string, value
   return true;
 }
 
+/** What the server asks for to authenticate, as `guardAuthentication` reports it. */
+export type AuthRequest =
+  | { kind: 'cleartext' }
+  | { kind: 'md5' }
+  /** AuthenticationSASL: the mechanisms the server offers. */
+  | { kind: 'sasl'; mechanisms: readonly string[] }
+  /** The mechanism pg chose, just before its SASLInitialResponse goes out. */
+  | { kind: 'scram'; mechanism: string }
+  /** AuthenticationOk: after an exchange, or at once (trust, certificate). */
+  | { kind: 'ok' };
+
+/** pg Client methods that answer each authentication request. */
+const PG_AUTH_HANDLERS = {
+  _handleAuthCleartextPassword: 'cleartext',
+  _handleAuthMD5Password: 'md5',
+  _handleAuthSASL: 'sasl',
+} as const;
+
+interface PgConnectionEvents {
+  on(event: string, fn: (msg: unknown) => void): unknown;
+  emit(event: string, arg: unknown): unknown;
+  sendSASLInitialResponseMessage(mechanism: string, response: string): unknown;
+  stream?: { destroy(): void };
+}
+
+/**
+ * Lets `check` refuse an authentication request before pg answers it. pg has no hook for this:
+ * its Client answers AuthenticationCleartextPassword, AuthenticationMD5Password and
+ * AuthenticationSASL in `_handleAuthCleartextPassword`, `_handleAuthMD5Password` and
+ * `_handleAuthSASL`, which `connect()` binds when it attaches its listeners, so overrides set on
+ * the instance before `connect()` run instead of the prototype's. `check` also sees the SCRAM
+ * mechanism pg chose (its `connection.sendSASLInitialResponseMessage`, wrapped on the instance)
+ * and the server's AuthenticationOk (its `connection` emits it; the Client ignores it). An Error
+ * returned by `check` fails `connect()` with it (pg's own path for a failed authentication
+ * step) and destroys the socket, before pg writes any answer.
+ * Call before `connect()`.
+ * @returns false when pg lacks one of the members (nothing is guarded: the caller must not connect).
+ */
+export function guardAuthentication(client: object, check: (req: AuthRequest) => Error | undefined): boolean {
+  const c = client as Record<string, unknown> & { connection?: Partial<PgConnectionEvents> };
+  const connection = c.connection;
+  if (
+    typeof connection?.on !== 'function' ||
+    typeof connection.emit !== 'function' ||
+    typeof connection.sendSASLInitialResponseMessage !== 'function'
+  )
+    return false;
+  const conn = connection as PgConnectionEvents;
+  const entries = Object.entries(PG_AUTH_HANDLERS) as Array<
+    [keyof typeof PG_AUTH_HANDLERS, 'cleartext' | 'md5' | 'sasl']
+  >;
+  if (entries.some(([method]) => typeof c[method] !== 'function')) return false;
+  const refuse = (err: Error): void => {
+    conn.emit('error', err);
+    conn.stream?.destroy();
+  };
+  for (const [method, kind] of entries) {
+    const original = c[method] as (msg: unknown) => unknown;
+    c[method] = function (this: unknown, msg: unknown): unknown {
+      const mechanisms = (msg as { mechanisms?: unknown } | undefined)?.mechanisms;
+      const err = check(
+        kind === 'sasl'
+          ? { kind, mechanisms: Array.isArray(mechanisms) ? (mechanisms as string[]) : [] }
+          : { kind },
+      );
+      if (err) return refuse(err);
+      return original.call(this, msg);
+    };
+  }
+  const sendInitial = conn.sendSASLInitialResponseMessage.bind(conn);
+  conn.sendSASLInitialResponseMessage = (mechanism: string, response: string): unknown => {
+    const err = check({ kind: 'scram', mechanism });
+    if (err) return refuse(err);
+    return sendInitial(mechanism, response);
+  };
+  conn.on('authenticationOk', () => {
+    const err = check({ kind: 'ok' });
+    if (err) refuse(err);
+  });
+  return true;
+}
+
 /** Abandons a connect still in progress (DNS, TLS): destroys its socket. */
 export function abortConnect(connection: DriverConnection): void {
   connection.connection?.stream?.destroy();
@@ -293,10 +406,20 @@ export function abortConnect(connection: DriverConnection): void {
 /** What a CancelRequest needs: the backend and its secret, and where to send it. */
 export function cancelTargetOf(
   connection: DriverConnection,
-): { host: string; port: number; processID: number; secretKey: number } | undefined {
+):
+  | { host: string; port: number; processID: number; secretKey: number; ssl: false | ConnectionOptions }
+  | undefined {
   const { processID, secretKey, host, port } = connection;
   if (!processID || secretKey === null || secretKey === undefined || !host || !port) return undefined;
-  return { host, port, processID, secretKey };
+  // pg keeps the `ssl` option its connection was opened with (false: plain, prefer's fallback included).
+  const ssl = connection.ssl;
+  return {
+    host,
+    port,
+    processID,
+    secretKey,
+    ssl: ssl && typeof ssl === 'object' ? ssl : ssl === true ? {} : false,
+  };
 }
 
 /** The name knex gave the savepoint open on `connection` (its transaction id), if any. */
@@ -446,6 +569,23 @@ export function transactionEnders(trx: Knex.Transaction): TransactionEnders {
   return { commit: t.commit, rollback: t.rollback };
 }
 
+/**
+ * Replaces `trx.commit` and `trx.rollback` on knex's transaction object (the manager ends its
+ * transactions itself: a `withTransaction` callback's are refused, `beginTx`'s go through the
+ * manager). Take knex's own first with `transactionEnders`. knex 3 defines both as own
+ * properties of the object; one missing means knex changed shape, and this throws.
+ */
+export function replaceTransactionEnds(
+  trx: Knex.Transaction,
+  ends: { commit: () => Promise<unknown>; rollback: () => Promise<unknown> },
+): void {
+  const t = trx as unknown as Record<string, unknown>;
+  if (typeof t.commit !== 'function' || typeof t.rollback !== 'function')
+    throw new Error("knex's transaction object has no commit/rollback to replace: knex changed shape.");
+  t.commit = ends.commit;
+  t.rollback = ends.rollback;
+}
+
 /** The statement knex 3 sends to commit a top-level transaction (`Transaction#commit`). */
 const KNEX_COMMIT = 'COMMIT;';
 
@@ -465,6 +605,82 @@ export function replaceNextCommit(trx: Knex.Transaction, sql: string): void {
     client.query = query;
     return query.call(client, conn, sql);
   };
+}
+
+/** Statements sent in the same message as knex's BEGIN, and who hears their answers. */
+export interface BeginExtras {
+  /** One or more statements, `;`-separated (no trailing `;` needed), with every value already a literal. */
+  sql: string;
+  /** Called with pg's results of the whole message (BEGIN's first) once it succeeded. */
+  answer?: ((results: readonly RawResponse[]) => void) | undefined;
+}
+
+/** pg's Result of one statement. */
+type RawResponse = NonNullable<RawResult['response']>;
+
+/** knex's Transaction as `client.transaction()` returns it: its `query` sends BEGIN. */
+type KnexTransactionObject = {
+  query: (
+    this: unknown,
+    conn: unknown,
+    sql: unknown,
+    status?: unknown,
+    value?: unknown,
+  ) => Promise<RawResult | undefined>;
+};
+type TransactionFactory = (this: unknown, ...args: unknown[]) => KnexTransactionObject;
+
+const pendingBegins = new WeakMap<object, BeginExtras>();
+const beginPatched = new WeakSet<object>();
+/** knex 3's BEGIN of a top-level pg transaction: `BEGIN;` or `BEGIN TRANSACTION ISOLATION LEVEL ... READ ONLY;`. */
+const KNEX_BEGIN = /^BEGIN\b[^;]*;$/;
+
+/**
+ * Begins a top-level transaction on `config.connection` with `knex.transaction(null, config)`,
+ * `extras` travelling in the same simple-query message as knex's BEGIN (no extra round trip).
+ * knex 3 sends BEGIN as the first `Transaction#query` of the transaction object that its
+ * client's `transaction()` returns, as a plain string (`knex-internals.test.ts` pins it); the
+ * swap is one-shot and touches only that object. A BEGIN of another shape rejects (loudly,
+ * never a BEGIN without the extras). A failure of any statement in the message fails BEGIN as
+ * knex reports it: the transaction object arrives already complete, `executionPromise`
+ * rejected with the error.
+ */
+export function beginTransactionWith(
+  knex: Knex,
+  config: Knex.TransactionConfig & { connection: object },
+  extras: BeginExtras | undefined,
+): Promise<Knex.Transaction> {
+  if (extras === undefined) return knex.transaction(null, config);
+  const client = knex.client as { transaction: TransactionFactory };
+  const connection = config.connection as object;
+  if (!beginPatched.has(client)) {
+    beginPatched.add(client);
+    const original = client.transaction;
+    client.transaction = function (this: unknown, ...args: unknown[]): KnexTransactionObject {
+      const t = original.apply(this, args);
+      const on = (args[1] as { connection?: object } | undefined)?.connection;
+      const pending = on && args[2] == null ? pendingBegins.get(on) : undefined;
+      if (pending) {
+        pendingBegins.delete(on!);
+        const query = t.query;
+        t.query = (conn, sql, status, value) => {
+          t.query = query;
+          if (typeof sql !== 'string' || !KNEX_BEGIN.test(sql))
+            return Promise.reject(
+              new Error(`knex's BEGIN changed shape (${String(sql)}): the layer cannot add to it.`),
+            );
+          return query.call(t, conn, `${sql} ${pending.sql}`, status, value).then((res) => {
+            const response = res?.response as RawResponse | RawResponse[] | undefined;
+            if (response !== undefined) pending.answer?.(Array.isArray(response) ? response : [response]);
+            return res;
+          });
+        };
+      }
+      return t;
+    };
+  }
+  pendingBegins.set(connection, extras);
+  return knex.transaction(null, config).finally(() => pendingBegins.delete(connection));
 }
 
 /** The knex client private to one transaction (a plain object per transaction). */

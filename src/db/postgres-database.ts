@@ -29,6 +29,7 @@ import { attachQueryLogger, type QueryLogConfig } from './query-logger.js';
 import { attachQueryTracer } from './query-tracer.js';
 import { dbSpanAttributes } from './span-attributes.js';
 import { TxManager } from './tx/tx-manager.js';
+import { TX_RESOURCES, type TxResources } from './tx/tx-resources.js';
 import { ReplicaRouter } from './replicas/replica-router.js';
 
 /** Optional collaborators of `PostgresDatabase`. */
@@ -181,13 +182,20 @@ export class PostgresDatabase implements Database {
             primary: () => this.#knex,
           })
         : undefined;
-    // Transactions have one implementation: TxManager. The database delegates to it.
-    this.#tx = new TxManager(this, this.#logger, {
-      ...(options.transactions ? { transactions: options.transactions } : {}),
+    // Lent to every TxManager built on this database, this one's included: one set of
+    // replicas (and commit positions), counters and spans.
+    const resources: TxResources = {
       metrics: this.#metrics,
-      ...(tracer ? { tracing: { tracer } } : {}),
-      ...(this.#replicas ? { replicas: this.#replicas } : {}),
-    });
+      replicas: this.#replicas,
+      tracing: tracer ? { tracer } : undefined,
+    };
+    Object.defineProperty(this, TX_RESOURCES, { value: resources });
+    // Transactions have one implementation: TxManager. The database delegates to it.
+    this.#tx = new TxManager(
+      this,
+      this.#logger,
+      options.transactions ? { transactions: options.transactions } : {},
+    );
   }
 
   /** The configuration in use; `password` is non-enumerable, so printing or serialising it never shows it. */
@@ -236,7 +244,6 @@ export class PostgresDatabase implements Database {
       this.#pooled = true;
     }
     this.#gate.setOpen(true);
-    this.#opener.resetTlsPreference();
     await connectWithRetry(
       async () => {
         await this.#knex.raw('select 1');

@@ -22,7 +22,9 @@ import {
 import {
   BadRequestError,
   ImportCapacityError,
+  ImportClientCapacityError,
   ImportRowError,
+  ImportTooLargeError,
   InvalidUtf8Error,
   PreconditionRequiredError,
   RequestTimeoutError,
@@ -125,6 +127,9 @@ function classify(err: unknown): Classified {
   if (err instanceof RequestTimeoutError) return { status: 408, code: err.code, message: err.message };
   if (err instanceof ImportCapacityError)
     return { status: 503, code: err.code, message: err.message, retryAfterS: Math.max(1, err.retryAfterS) };
+  if (err instanceof ImportClientCapacityError)
+    return { status: 429, code: err.code, message: err.message, retryAfterS: Math.max(1, err.retryAfterS) };
+  if (err instanceof ImportTooLargeError) return { status: 413, code: err.code, message: err.message };
   if (err instanceof ValidationError)
     return {
       status: 400,

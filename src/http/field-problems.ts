@@ -81,12 +81,24 @@ export function uniqueFieldProblems(
   const columns = (err as { columns?: string[] }).columns ?? [];
   // Column names are part of our schema, not user data; values are never echoed.
   // An expression index reports its expression (`lower(email)`): name the column inside it.
-  const names = columns
-    .map((c) => /([A-Za-z_][A-Za-z0-9_]*)\)*$/.exec(c)?.[1])
-    .filter((c) => c !== undefined);
+  const names = columns.map(innerColumn).filter((c) => c !== undefined);
   return names.length
     ? names.map((c) => ({ field: `body.${camel(c)}`, message: 'is already taken' }))
     : undefined;
+}
+
+/**
+ * The identifier at the end of `text`, before any closing parentheses (`lower(email)` ->
+ * `email`). Scanned by hand: the equivalent `/([A-Za-z_][A-Za-z0-9_]*)\)*$/` is retried from
+ * every position of a long identifier run, quadratic in its length.
+ */
+function innerColumn(text: string): string | undefined {
+  let end = text.length;
+  while (end > 0 && text[end - 1] === ')') end -= 1;
+  let start = end;
+  while (start > 0 && /\w/.test(text[start - 1]!)) start -= 1;
+  while (start < end && /\d/.test(text[start]!)) start += 1; // an identifier starts with a letter or _
+  return start < end ? text.slice(start, end) : undefined;
 }
 
 function camel(s: string): string {

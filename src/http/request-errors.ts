@@ -75,6 +75,48 @@ export class ImportCapacityError extends AppError {
   }
 }
 
+/** Which per-import cap an import broke: `server.import.maxRows` or `server.import.maxBytes`. */
+export type ImportCap = 'maxRows' | 'maxBytes';
+
+/**
+ * An import carries more rows or body bytes than one import may (`server.import.maxRows`,
+ * `server.import.maxBytes`): answered 413, the import rolled back, the connection closed.
+ */
+export class ImportTooLargeError extends AppError {
+  readonly code = 'IMPORT_TOO_LARGE';
+  /** The cap that was passed. */
+  readonly limit: ImportCap;
+  /** Its configured value (rows or bytes). */
+  readonly bound: number;
+
+  constructor(limit: ImportCap, bound: number) {
+    super(
+      limit === 'maxRows'
+        ? `The import has more than ${bound} rows (server.import.maxRows); split it.`
+        : `The import is larger than ${bound} bytes (server.import.maxBytes); split it.`,
+    );
+    this.limit = limit;
+    this.bound = bound;
+  }
+}
+
+/**
+ * One client already runs as many imports as it may (`server.import.maxPerClient`):
+ * answered 429 with `Retry-After`.
+ */
+export class ImportClientCapacityError extends AppError {
+  readonly code = 'IMPORT_CLIENT_CAPACITY';
+  /** Suggested wait before trying again, seconds. */
+  readonly retryAfterS: number;
+
+  constructor(maxPerClient: number, retryAfterS: number) {
+    super(
+      `This client already runs ${maxPerClient} import(s) at once (server.import.maxPerClient); retry later.`,
+    );
+    this.retryAfterS = retryAfterS;
+  }
+}
+
 /** A request body is not valid UTF-8; `byteOffset` is where the first bad byte is (0-based). */
 export class InvalidUtf8Error extends AppError {
   readonly code = 'INVALID_UTF8';

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { RequestTimeoutError } from './request-errors.js';
+import { ImportTooLargeError, RequestTimeoutError } from './request-errors.js';
 
 /** The bounds of one streamed upload (`server.import.*` and `server.bodyTimeout`), ms unless noted. */
 export interface UploadLimits {
@@ -13,11 +13,20 @@ export interface UploadLimits {
   minBytesPerSecond: number;
   /** Waiting time before the minimum rate applies, ms. */
   graceMs: number;
+  /** Most bytes the whole body may have; 0 or absent = no cap. */
+  maxBytes?: number;
+  /**
+   * The bytes the minimum rate credits, read before each wait: the import passes the bytes that
+   * became rows (`ImportProgress`), so blank lines and whitespace buy no time. Absent: every
+   * byte received counts.
+   */
+  countedBytes?: () => number;
 }
 
 /**
  * Passes the chunks of `source` through, and throws `RequestTimeoutError` as soon as the
  * upload breaks a bound: the deadline, the longest gap between chunks, or the minimum rate.
+ * Throws `ImportTooLargeError('maxBytes')` on the chunk that takes the body past `maxBytes`.
  *
  * The rate counts only time spent *waiting for the client* (inside `next()` of the source):
  * while the consumer is busy (a COPY waiting on the database's backpressure) the client cannot
@@ -47,7 +56,8 @@ export async function* limitUpload(
       broken = () => new RequestTimeoutError('body-gap', limits.gapMs);
     }
     if (limits.minBytesPerSecond > 0) {
-      const covered = Math.max(limits.graceMs, (bytes / limits.minBytesPerSecond) * 1000) - waitedMs;
+      const credited = limits.countedBytes ? limits.countedBytes() : bytes;
+      const covered = Math.max(limits.graceMs, (credited / limits.minBytesPerSecond) * 1000) - waitedMs;
       if (covered < allowed) {
         allowed = covered;
         broken = () => new RequestTimeoutError('import-rate', limits.minBytesPerSecond);
@@ -58,6 +68,8 @@ export async function* limitUpload(
     waitedMs += now() - started;
     if (next.done) return;
     bytes += next.value.length;
+    if (limits.maxBytes && bytes > limits.maxBytes)
+      throw new ImportTooLargeError('maxBytes', limits.maxBytes);
     yield next.value;
   }
 }

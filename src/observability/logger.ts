@@ -2,6 +2,8 @@ import { createRequire } from 'node:module';
 import { pino } from 'pino';
 import type { LogConfig } from '../config/app-config.js';
 import { REDACTED } from '../config/redact-config.js';
+import { serializeRequest } from './capped-request.js';
+import { scrubSecrets } from './scrub-secrets.js';
 
 /**
  * pino-pretty is optional at run time (a dev dependency), so it is required lazily through this;
@@ -14,6 +16,8 @@ export type Logger = pino.Logger;
 
 /** What a redacted value is replaced with (one constant, shared with `redactConfig`). */
 export { REDACTED };
+
+export { scrubSecrets };
 
 /**
  * Object paths pino removes from every log line before it is written (fast-redact syntax):
@@ -46,30 +50,6 @@ export const REDACT_PATHS: readonly string[] = [
   '*.err.bindings',
 ];
 
-// user:password@ inside any URL ("postgres://app:s3cret@db:5432/app"). The password may contain
-// "@" (greedy up to the last one before the host) but not a quote, so a JSON line stays valid.
-const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@"]*):([^\s/?#"]*)@/gi;
-// password=... in keyword DSNs, query strings and env dumps ("host=db password='x y'", "DB_PASSWORD=x").
-const KEYWORD_PASSWORD =
-  /\b([\w.-]*(?:password|passwd|pwd))(\s*=\s*)(\\"(?:[^"\\]|\\[^"])*\\"|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s,;&"']+)/gi;
-// "password": "..." (and *secret, *token, authorization, cookie) at any depth of a JSON text.
-const JSON_SECRET =
-  /"([\w.-]*(?:password|passwd|secret|token)|authorization|cookie|set-cookie)"(\s*:\s*)"(?:[^"\\]|\\.)*"/gi;
-
-/**
- * Replaces credentials in free text with `[REDACTED]`: the password of any `scheme://user:pw@`
- * URL, `password=...` in keyword DSNs and query strings, and the values of password-, secret-
- * and token-named keys in JSON. Use it on any text that may have seen a connection string
- * before it goes into an error message or a log; the logger applies it to every line.
- * It is a safety net, not a parser: keep secrets out of text in the first place.
- */
-export function scrubSecrets(text: string): string {
-  return text
-    .replace(URL_PASSWORD, `$1:${REDACTED}@`)
-    .replace(KEYWORD_PASSWORD, `$1$2${REDACTED}`)
-    .replace(JSON_SECRET, `"$1"$2"${REDACTED}"`);
-}
-
 /** Options of {@link createLogger} beyond the log config. */
 export interface CreateLoggerOptions {
   /**
@@ -88,6 +68,8 @@ export interface CreateLoggerOptions {
  * Creates the application's logger: pino, JSON lines by default, pino-pretty (a worker-thread
  * transport) when `cfg.pretty`. Secrets are removed twice: `REDACT_PATHS` on the logged objects,
  * then `scrubSecrets()` on each finished line (message, `err.message`, `err.stack`, any field).
+ * A logged `req` (Fastify's request lines) shows its client-sent fields cut to
+ * `MAX_LOGGED_FIELD` characters (see `serializeRequest`).
  * `cfg.queryBindings` and `cfg.slowQueryThreshold` are for the database layer to read; the
  * logger itself does not use them. pino-pretty is a development dependency: keep `pretty`
  * off in production (the production default); where it is not installed, `pretty` falls back
@@ -111,7 +93,7 @@ export function createLogger(
   const options: pino.LoggerOptions = {
     level: cfg.level,
     redact: { paths: [...REDACT_PATHS], censor: REDACTED },
-    serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err },
+    serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err, req: serializeRequest },
     timestamp: pino.stdTimeFunctions.isoTime,
     hooks: { streamWrite: scrubSecrets },
     ...(mixin ? { mixin: contextMixin(mixin) } : {}),

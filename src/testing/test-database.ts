@@ -24,6 +24,8 @@ export function postgresConfigFromUrl(url: URL): PostgresConfig {
     password: decodeURIComponent(url.password),
     sslMode: 'disable',
     sslRootCert: '',
+    channelBinding: 'prefer',
+    allowInsecurePasswordAuth: false,
     maxOpenConns: 5,
     maxIdleConns: 2,
     connMaxLifetime: 0,

@@ -11,7 +11,7 @@ import {
 } from '../db/index.js';
 import {
   fieldError,
-  validateNewUser,
+  validateNewUserRow,
   withRowIndex,
   type DbErrorClass,
   type ValidNewUser,
@@ -56,7 +56,7 @@ async function copyRows(conn: pg.PoolClient, rows: UserRows): Promise<number> {
   try {
     for await (const row of rows) {
       if (serverError) break;
-      batch += copyLine(validateNewUser(row, index));
+      batch += copyLine(validateNewUserRow(row, index));
       index += 1;
       if (batch.length >= WRITE_BATCH_BYTES) {
         const flushed = stream.write(batch);

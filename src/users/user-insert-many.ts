@@ -1,5 +1,13 @@
 import type { Knex } from 'knex';
+import { runStatement } from '../db/knex-internals.js';
 import { rowUniqueViolation, type ValidNewUser } from './user-input.js';
+
+/** One row's placeholders, per row of a chunk: `($1, $2, $3)`, `($4, $5, $6)`... */
+function insertText(rows: number): string {
+  const values: string[] = new Array<string>(rows);
+  for (let i = 0, n = 1; i < rows; i++, n += 3) values[i] = `($${n}, $${n + 1}, $${n + 2})`;
+  return `insert into "users" ("email", "name", "status") values ${values.join(', ')} on conflict do nothing returning "email"`;
+}
 
 /**
  * Inserts validated users with multi-row INSERTs of `chunkSize` rows in one transaction (a
@@ -18,14 +26,22 @@ export async function insertUsersInChunks(
   rows: readonly ValidNewUser[],
   chunkSize: number,
 ): Promise<number> {
+  // The SQL knex's builder makes for `.insert(chunk).onConflict().ignore().returning('email')`,
+  // built once per chunk size: knex's compile and `?` -> `$n` rewriting cost about 1 µs a row.
+  const fullText = rows.length >= chunkSize ? insertText(chunkSize) : undefined;
   return executor.transaction(async (trx) => {
     for (let start = 0; start < rows.length; start += chunkSize) {
       const chunk = rows.slice(start, start + chunkSize);
-      const returned: Array<{ email: string }> = await trx('users')
-        .insert(chunk)
-        .onConflict()
-        .ignore()
-        .returning('email');
+      const bindings: string[] = new Array<string>(chunk.length * 3);
+      for (let i = 0; i < chunk.length; i++) {
+        const row = chunk[i]!;
+        bindings[i * 3] = row.email;
+        bindings[i * 3 + 1] = row.name;
+        bindings[i * 3 + 2] = row.status;
+      }
+      const sql = chunk.length === chunkSize && fullText !== undefined ? fullText : insertText(chunk.length);
+      const res = await runStatement(trx, { sql, bindings });
+      const returned = res.rows as Array<{ email: string }>;
       if (returned.length !== chunk.length) throw rowUniqueViolation(start + firstSkipped(chunk, returned));
     }
     return rows.length;

@@ -14,6 +14,7 @@ import {
   fieldError,
   isUserId,
   validateNewUser,
+  validateNewUsers,
   validatePatch,
   type NewUser,
   type UserPatch,
@@ -266,7 +267,7 @@ export class UserRepository {
    */
   async insertMany(rows: readonly NewUser[], executor?: Executor): Promise<number> {
     if (!Array.isArray(rows)) throw fieldError('rows', 'must be an array', 'type');
-    const valid = rows.map((row, i) => validateNewUser(row, i));
+    const valid = validateNewUsers(rows);
     if (valid.length === 0) return 0;
     return insertUsersInChunks(this.#ex(executor), valid, this.#chunkSize);
   }

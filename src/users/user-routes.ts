@@ -2,10 +2,17 @@ import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ImportConfig } from '../config/app-config.js';
 import { ValidationError } from '../db/index.js';
+import { clientKey } from '../http/client-key.js';
 import { ConcurrencyLimit } from '../http/concurrency-limit.js';
 import { STREAMED_BODY } from '../http/http-timeouts.js';
-import { parseImportRows, RowLines, type ImportFormat } from '../http/import-rows.js';
-import { BadRequestError, ImportCapacityError, PreconditionRequiredError } from '../http/request-errors.js';
+import { ImportProgress, parseImportRows, RowLines, type ImportFormat } from '../http/import-rows.js';
+import { KeyedConcurrencyLimit } from '../http/keyed-concurrency-limit.js';
+import {
+  BadRequestError,
+  ImportCapacityError,
+  ImportClientCapacityError,
+  PreconditionRequiredError,
+} from '../http/request-errors.js';
 import { limitUpload } from '../http/upload-limiter.js';
 import type { NewUser, UserPatch } from './user-input.js';
 import type { User, UserStatus } from './user-model.js';
@@ -32,7 +39,9 @@ export interface UserRoutesOptions {
   maxImportRowBytes: number;
   /**
    * Bounds of an import (`server.import.*`, and `server.bodyTimeout` as the longest gap between
-   * two chunks): deadline, minimum rate, imports at once. Absent: unbounded, as before.
+   * two chunks): deadline, minimum rate (of bytes that become rows), imports at once in all and
+   * per client (`clientKey`: the token's subject, else the peer address), rows and bytes per
+   * import. Absent: unbounded, as before.
    */
   importLimits?: ImportConfig & { bodyTimeout: number };
 }
@@ -124,6 +133,8 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
   // body timeouts do not apply (`STREAMED_BODY`): `importLimits` bound the upload instead.
   const limits = opts.importLimits;
   const slots = limits ? new ConcurrencyLimit(limits.maxConcurrent) : undefined;
+  const clientSlots =
+    limits && limits.maxPerClient > 0 ? new KeyedConcurrencyLimit(limits.maxPerClient) : undefined;
   void app.register((scope: FastifyInstance, _opts: object, done: () => void) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser(Object.keys(IMPORT_MEDIA_TYPES), (_request, payload, parsed) =>
@@ -136,14 +147,23 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
         config: { [STREAMED_BODY]: true },
       },
       async (request, reply) => {
+        // A shared slot, then one of the client's own (both given back at the end).
         const release = slots?.tryAcquire();
+        const releaseClient = release ? clientSlots?.tryAcquire(clientKey(request)) : undefined;
         const lines = new RowLines();
+        const progress = new ImportProgress();
         try {
           if (slots && !release) throw new ImportCapacityError(slots.max, IMPORT_RETRY_AFTER_S);
+          if (clientSlots && !releaseClient)
+            throw new ImportClientCapacityError(clientSlots.max, IMPORT_RETRY_AFTER_S);
           const format = importFormat(request.headers['content-type']);
           let body = request.body as AsyncIterable<Buffer>;
-          if (limits) body = limitUpload(body, uploadLimits(limits, reply.elapsedTime));
-          const rows = await startedRows(parseImportRows(body, format, lines, opts.maxImportRowBytes));
+          if (limits) body = limitUpload(body, uploadLimits(limits, reply.elapsedTime, progress));
+          const parsed = parseImportRows(body, format, lines, opts.maxImportRowBytes, {
+            maxRows: limits?.maxRows,
+            progress,
+          });
+          const rows = await startedRows(parsed);
           const imported = await users.import(rows);
           return reply.code(201).send({ imported });
         } catch (err) {
@@ -154,6 +174,7 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
           throw withLine(err, lines);
         } finally {
           release?.();
+          releaseClient?.();
         }
       },
     );
@@ -162,8 +183,14 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService, opt
 }
 
 /** The bounds of one upload that started `elapsedMs` ago (from `importLimits`). */
-function uploadLimits(limits: NonNullable<UserRoutesOptions['importLimits']>, elapsedMs: number) {
+function uploadLimits(
+  limits: NonNullable<UserRoutesOptions['importLimits']>,
+  elapsedMs: number,
+  progress: ImportProgress,
+) {
   return {
+    maxBytes: limits.maxBytes,
+    countedBytes: () => progress.rowBytes,
     deadlineAt: limits.timeout > 0 ? performance.now() - elapsedMs + limits.timeout : Infinity,
     deadlineMs: limits.timeout,
     gapMs: limits.bodyTimeout,

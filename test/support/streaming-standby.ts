@@ -76,7 +76,8 @@ export interface StandbySpec {
 export async function startStreamingCluster(
   standbys: readonly StandbySpec[] = [{}],
 ): Promise<StreamingCluster> {
-  const seed = await startDedicatedServer();
+  // A known password: the standbys' primary_conninfo and every node's url() carry it.
+  const seed = await startDedicatedServer(undefined, { password: SUPERUSER_PASSWORD });
   const primaryDir = seed.server.dataDir;
   const root = path.dirname(primaryDir);
   await seed.server.stop(); // a clean shutdown: every copy starts from its checkpoint

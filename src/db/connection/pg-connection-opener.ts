@@ -5,12 +5,14 @@ import type { PostgresConfig, TargetSessionAttrs } from '../../config/app-config
 import type { Logger } from '../../observability/logger.js';
 import {
   abortConnect,
+  guardAuthentication,
   isMarkedBroken,
   markBroken,
   onParameterStatus,
   type DriverConnection,
 } from '../knex-internals.js';
 import { formatHostPort, type HostPort } from '../../config/host-port.js';
+import { authRequestCheck } from './auth-policy.js';
 import { pgClientConfig } from './pg-connection-config.js';
 import {
   candidateHosts,
@@ -34,8 +36,11 @@ export function describeError(err: unknown): { code?: string; message: string } 
 
 /**
  * Opens pg connections, for the pool and for health checks, in one place:
- * - TLS per `sslMode` (see `sslOptions`); for `prefer`, a server that refuses TLS is
- *   remembered until `resetTlsPreference()`, so later connections skip the TLS probe.
+ * - TLS per `sslMode` (see `sslOptions`); for `prefer`, every new connection asks for TLS
+ *   first, and a plain one is opened only when the server refuses it (logged at warn when
+ *   connections turn plain, at info when TLS is back). SCRAM channel binding per
+ *   `channelBinding`; a cleartext or MD5 password request over an unverified connection is
+ *   refused unless `allowInsecurePasswordAuth` (see `authRequestCheck`).
  * - Our own deadline around connect (pg#3197: pg's `connectionTimeoutMillis` does not bound
  *   a DNS stall); a connection that arrives after the deadline is closed at once (pg#3543).
  * - An 'error' listener from birth (pg#2762): a connection that breaks (server restart,
@@ -56,7 +61,8 @@ export class PgConnectionOpener {
   readonly #logger: Logger;
   readonly #onBroken: (err: unknown) => void;
   #plan: SslPlan | undefined;
-  #tlsRefused = false;
+  /** `prefer`: the last connection fell back to plain TCP (a warn is logged on each change to it). */
+  #plainFallback = false;
   readonly #hosts: readonly HostPort[];
   readonly #attrs: TargetSessionAttrs;
 
@@ -79,11 +85,6 @@ export class PgConnectionOpener {
     this.#onBroken = opts.onBroken ?? (() => {});
     this.#hosts = opts.hosts ?? candidateHosts(cfg);
     this.#attrs = opts.targetSessionAttrs ?? cfg.targetSessionAttrs ?? 'any';
-  }
-
-  /** Makes `prefer` try TLS again on the next connection (called by `connect()`). */
-  resetTlsPreference(): void {
-    this.#tlsRefused = false;
   }
 
   /**
@@ -163,15 +164,26 @@ export class PgConnectionOpener {
     reported: Map<string, string> | undefined,
   ): Promise<PooledPgClient> {
     const plan = this.#sslPlan();
-    if (plan.fallbackToPlain && this.#tlsRefused) return this.#openOnce(false, timeoutMs, target, reported);
+    let client: PooledPgClient;
     try {
-      return await this.#openOnce(plan.ssl, timeoutMs, target, reported);
+      client = await this.#openOnce(plan.ssl, timeoutMs, target, reported);
     } catch (err) {
       if (!plan.fallbackToPlain || !isTlsRefused(err)) throw err;
-      this.#tlsRefused = true;
-      this.#logger.info('sslMode=prefer: the server does not offer TLS; using plain connections');
+      // Per connection: the next one asks for TLS again, so a refusal (or an attacker's 'N') never sticks.
+      if (!this.#plainFallback) {
+        this.#plainFallback = true;
+        this.#logger.warn(
+          { host: formatHostPort(target), sslMode: 'prefer' },
+          'sslMode=prefer: the server does not offer TLS; this connection is plain TCP (readable and changeable on the network path). Every new connection asks for TLS again; use verify-full to refuse plain connections',
+        );
+      }
       return this.#openOnce(false, timeoutMs, target, reported);
     }
+    if (plan.fallbackToPlain && this.#plainFallback) {
+      this.#plainFallback = false;
+      this.#logger.info({ host: formatHostPort(target) }, 'sslMode=prefer: the server offers TLS again');
+    }
+    return client;
   }
 
   #sslPlan(): SslPlan {
@@ -202,9 +214,24 @@ export class PgConnectionOpener {
       port: target.port,
       connectionTimeoutMillis: timeoutMs,
       ssl,
+      // SCRAM-SHA-256-PLUS when the server offers it over TLS (pg chooses it first when enabled).
+      enableChannelBinding: this.#cfg.channelBinding !== 'disable',
       // pg copies it into a non-enumerable property; this object is dropped right away.
       password: this.#cfg.password,
     });
+    const check = authRequestCheck({
+      tls: ssl !== false,
+      verified: ssl !== false && this.#sslPlan().verified,
+      host: target.host,
+      channelBinding: this.#cfg.channelBinding,
+      allowInsecurePasswordAuth: this.#cfg.allowInsecurePasswordAuth,
+      sslMode: this.#cfg.sslMode,
+      where: formatHostPort(target),
+    });
+    if (!guardAuthentication(client, check))
+      return Promise.reject(
+        new Error('The installed pg lacks the authentication handlers this layer guards.'),
+      );
     // PgBouncer transaction pooling: nothing session-level on this client (see the module).
     if (this.#cfg.poolerMode === 'transaction') installTransactionPooling(client, this.#cfg, this.#logger);
     let connected = false;

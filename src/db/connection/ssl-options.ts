@@ -7,6 +7,12 @@ export interface SslPlan {
   ssl: false | ConnectionOptions;
   /** `prefer` only: when the server refuses TLS, open a plain connection instead. */
   fallbackToPlain: boolean;
+  /**
+   * The server's certificate chain is checked against trusted CAs (verify-ca, verify-full, and
+   * require with a root certificate): only then may a cleartext or MD5 password request be
+   * answered without `allowInsecurePasswordAuth`.
+   */
+  verified: boolean;
 }
 
 /**
@@ -17,6 +23,7 @@ export interface SslPlan {
  * - `prefer`: TLS without verification; if the server answers the SSLRequest with "no TLS",
  *   a new plain connection is opened (pg cannot continue in plain text on the same socket as
  *   libpq does). A TLS handshake that fails for another reason is an error, not a fallback.
+ *   The decision is per connection: the opener asks for TLS first every time.
  * - `require`: TLS, no verification (encryption against passive eavesdropping only). As in
  *   libpq, when a root certificate is given, `require` verifies the chain like `verify-ca`.
  * - `verify-ca`: TLS; the chain must lead to `ca`; the host name is not checked.
@@ -28,15 +35,21 @@ export interface SslPlan {
 export function sslOptions(mode: SslMode, ca?: string): SslPlan {
   switch (mode) {
     case 'disable':
-      return { ssl: false, fallbackToPlain: false };
+      return { ssl: false, fallbackToPlain: false, verified: false };
     case 'prefer':
-      return { ssl: { rejectUnauthorized: false }, fallbackToPlain: true };
+      return { ssl: { rejectUnauthorized: false }, fallbackToPlain: true, verified: false };
     case 'require':
-      return ca ? verifyCa(ca) : { ssl: { rejectUnauthorized: false }, fallbackToPlain: false };
+      return ca
+        ? verifyCa(ca)
+        : { ssl: { rejectUnauthorized: false }, fallbackToPlain: false, verified: false };
     case 'verify-ca':
       return verifyCa(ca);
     case 'verify-full':
-      return { ssl: { rejectUnauthorized: true, ...(ca ? { ca } : {}) }, fallbackToPlain: false };
+      return {
+        ssl: { rejectUnauthorized: true, ...(ca ? { ca } : {}) },
+        fallbackToPlain: false,
+        verified: true,
+      };
   }
 }
 
@@ -49,6 +62,7 @@ function verifyCa(ca: string | undefined): SslPlan {
       checkServerIdentity: () => undefined,
     },
     fallbackToPlain: false,
+    verified: true,
   };
 }
 

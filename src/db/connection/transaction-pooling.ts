@@ -5,8 +5,11 @@ import { cancelTargetOf, markBroken, type DriverConnection } from '../knex-inter
 import { sendCancelRequest } from './cancel-request.js';
 import { transactionLocalSettings } from './pg-connection-config.js';
 
-/** A statement that opens a transaction block (knex sends `BEGIN;` or `BEGIN TRANSACTION ...;`). */
-const BEGIN_STATEMENT = /^\s*(BEGIN|START\s+TRANSACTION)\b[^;]*;?\s*$/i;
+/**
+ * A message that opens a transaction block (knex sends `BEGIN;` or `BEGIN TRANSACTION ...;`,
+ * which the transaction manager may follow with more statements): the BEGIN, then the rest.
+ */
+const BEGIN_STATEMENT = /^\s*((?:BEGIN|START\s+TRANSACTION)\b[^;]*)(?:;\s*(.*))?$/is;
 /** Bound on delivering the client-side statement timeout's cancel request, ms. */
 const CANCEL_TIMEOUT_MS = 1_000;
 
@@ -42,6 +45,7 @@ type QueryFn = (config: unknown, values?: unknown, callback?: unknown) => unknow
  */
 export function installTransactionPooling(client: pg.Client, cfg: PostgresConfig, logger: Logger): void {
   const suffix = transactionLocalSettings(cfg);
+  const suffixCount = suffix === undefined ? 0 : suffix.split(';').length;
   const statementTimeoutMs = Number.isFinite(cfg.statementTimeout) ? Math.floor(cfg.statementTimeout) : 0;
   const original = client.query.bind(client) as QueryFn;
   const idle = (): boolean => client.getTransactionStatus() === 'I';
@@ -61,9 +65,12 @@ export function installTransactionPooling(client: pg.Client, cfg: PostgresConfig
     const params = vals ?? query.values;
     const noParams = params === undefined || (Array.isArray(params) && params.length === 0);
     let begin = false;
-    if (suffix !== undefined && noParams && BEGIN_STATEMENT.test(text) && idle()) {
+    const opening = suffix !== undefined && noParams && idle() ? BEGIN_STATEMENT.exec(text) : null;
+    // What followed the BEGIN in the caller's message (its results are the caller's too).
+    const rest = opening?.[2]?.trim() ?? '';
+    if (opening) {
       begin = true;
-      query = { ...query, text: `${text.trim().replace(/;$/, '')}; ${suffix}` };
+      query = { ...query, text: `${opening[1]!.trim()}; ${suffix}${rest === '' ? '' : `; ${rest}`}` };
     }
     const timed = !begin && statementTimeoutMs > 0 && idle();
     const run = (done: QueryCallback): void => {
@@ -78,8 +85,9 @@ export function installTransactionPooling(client: pg.Client, cfg: PostgresConfig
         clearTimeout(timer);
         if (err && cancelled && (err as { code?: unknown }).code === '57014')
           err.message = statementTimeoutMessage(statementTimeoutMs, err.message);
-        // BEGIN plus the SET LOCALs answer with one result each: the caller asked for BEGIN's.
-        done(err, begin && Array.isArray(res) ? res[0] : res);
+        // BEGIN plus the SET LOCALs answer with one result each: the caller asked for BEGIN's
+        // (and those of the statements it sent after BEGIN).
+        done(err, begin && Array.isArray(res) ? callersResults(res, suffixCount, rest !== '') : res);
       });
     };
     if (cb) {
@@ -89,6 +97,12 @@ export function installTransactionPooling(client: pg.Client, cfg: PostgresConfig
     return new Promise((resolve, reject) => run((err, res) => (err ? reject(err) : resolve(res))));
   };
   (client as unknown as { query: QueryFn }).query = wrapped;
+}
+
+/** The results of the caller's own statements in a BEGIN message the suffix was added to. */
+function callersResults(res: unknown[], suffixCount: number, more: boolean): unknown {
+  if (!more) return res[0];
+  return [res[0], ...res.slice(1 + suffixCount)];
 }
 
 /**

@@ -35,7 +35,9 @@ export interface EmbeddedServerOptions {
  * `start()` then throws a `ConfigError` saying to set `DB_HOST` or `DATABASE_URL`.
  *
  * ```ts
- * const server = new EmbeddedServer({ dataDir: '.data/postgres', port: 5432, username: 'postgres', password: 'postgres' });
+ * const dataDir = '.data/postgres';
+ * const { password } = embeddedPassword(dataDir); // random, kept in .data/postgres.password (0600)
+ * const server = new EmbeddedServer({ dataDir, port: 5432, username: 'postgres', password });
  * await server.start();   // reuses a server already running on that data dir
  * await server.stop();    // stops only a server this instance started
  * ```

@@ -256,6 +256,16 @@ export function classifyConnectError(err: unknown): ConnectFailure {
         );
       case 'SSL_ROOT_CERT_UNREADABLE':
         return permanent(code, 'cannot read the CA file named by DB_SSL_ROOT_CERT (sslRootCert)');
+      case 'INSECURE_PASSWORD_AUTH':
+        return permanent(
+          code,
+          'the server asked for a cleartext or MD5 password over an unverified connection; use DB_SSLMODE=verify-full with DB_SSL_ROOT_CERT, a SCRAM password, or DB_ALLOW_INSECURE_AUTH=true (allowInsecurePasswordAuth)',
+        );
+      case 'CHANNEL_BINDING_REQUIRED':
+        return permanent(
+          code,
+          'DB_CHANNEL_BINDING=require (channelBinding), but the server did not authenticate with SCRAM-SHA-256-PLUS over TLS',
+        );
     }
     // Before class 08's "the connection broke": PgBouncer in transaction mode refuses the
     // `options` startup parameter (session settings) with 08P01, which no retry fixes.

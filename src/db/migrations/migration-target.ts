@@ -3,21 +3,22 @@ import path from 'node:path';
 import type { AppConfig, PostgresConfig } from '../../config/app-config.js';
 import { hidePassword } from '../../config/hide-password.js';
 import type { Logger } from '../../observability/logger.js';
+import {
+  embeddedPassword,
+  forgetEmbeddedPassword,
+  LEGACY_EMBEDDED_PASSWORD,
+  type EmbeddedPassword,
+} from '../embedded/embedded-password.js';
 import { EmbeddedServer } from '../embedded/embedded-server.js';
 import type { EmbeddedPostgresLoader } from '../embedded/load-embedded-postgres.js';
 import { withPgClient } from '../connection/with-pg-client.js';
-
-/**
- * Password of the embedded development server when none is configured: PostgreSQL refuses
- * empty passwords, and the server only listens on loopback. Set `DB_PASSWORD` to use another.
- */
-export const EMBEDDED_FALLBACK_PASSWORD = 'postgres';
 
 /** The server a CLI run migrates, and how to leave it as it was found. */
 export interface MigrationTarget {
   /**
    * The config to connect with: `cfg` itself for a given server; for the embedded one, host
-   * 127.0.0.1 and the fallback password when none is set (still non-enumerable).
+   * 127.0.0.1 and, when no password is set, the data directory's own random password (still
+   * non-enumerable; see `embeddedPassword`).
    */
   config: AppConfig;
   /** The embedded server when no host is configured; undefined for a given server. */
@@ -32,6 +33,12 @@ export interface MigrationTarget {
  * embedded server on `database.embedded.dataDir` and `database.postgres.port` unless one
  * already runs there, and creates `database.postgres.name` if missing (the configured user
  * is the embedded server's superuser).
+ *
+ * The embedded superuser's password is `database.postgres.password` when set; otherwise a
+ * random one per data directory, kept in a 0600 file beside it (`.data/postgres.password`
+ * for `.data/postgres`) and reused by every later run, so the service, the knex CLI and the
+ * examples share one server. A data directory initialised before it had that file (with the
+ * old fixed password `postgres`) is given the new random password at its first start.
  *
  * With `stopOnExit`, a server this call started is stopped when the process exits, and
  * the exit waits (up to `shutdownWaitMs`) until it is gone: the knex CLI ends with
@@ -54,8 +61,11 @@ export async function prepareMigrationTarget(
 ): Promise<MigrationTarget> {
   const given = cfg.database.postgres;
   if (given.host !== '') return { config: cfg, embedded: undefined, stop: async () => {} };
+  const dataDir = cfg.database.embedded.dataDir;
+  const initialised = existsSync(path.join(path.resolve(dataDir), 'PG_VERSION'));
+  const secret = given.password === '' ? embeddedPassword(dataDir) : undefined;
   // The spread copy has no password (loadConfig's is hidden): hide it again on the copy.
-  const pgCfg = hidePassword({ ...given, host: '127.0.0.1' }, given.password || EMBEDDED_FALLBACK_PASSWORD);
+  const pgCfg = hidePassword({ ...given, host: '127.0.0.1' }, secret?.password ?? given.password);
   const config: AppConfig = { ...cfg, database: { ...cfg.database, postgres: pgCfg } };
   const server = new EmbeddedServer({
     dataDir: cfg.database.embedded.dataDir,
@@ -75,12 +85,52 @@ export async function prepareMigrationTarget(
     });
   }
   try {
+    if (secret?.created && initialised) await adoptPassword(pgCfg, secret, server.dataDir, opts.logger);
     await ensureDatabase(pgCfg, opts.logger);
   } catch (err) {
     await server.stop();
     throw err;
   }
   return { config, embedded: server, stop: () => server.stop() };
+}
+
+/**
+ * Gives the superuser of a data directory made before it had a password file (so with the
+ * old fixed password) the newly generated one. On failure the new file is removed again, so
+ * the next run tries afresh.
+ */
+async function adoptPassword(
+  pgCfg: PostgresConfig,
+  secret: EmbeddedPassword,
+  dataDir: string,
+  logger: Logger | undefined,
+): Promise<void> {
+  const legacy = {
+    host: pgCfg.host,
+    port: pgCfg.port,
+    user: pgCfg.username,
+    password: LEGACY_EMBEDDED_PASSWORD,
+    database: 'postgres',
+    connectionTimeoutMillis: pgCfg.timeout,
+  };
+  try {
+    await withPgClient(legacy, async (client) => {
+      // ALTER ROLE takes no bind parameters; the password is base64url (no quotes to escape).
+      await client.query(`alter role current_user password ${client.escapeLiteral(secret.password)}`);
+    });
+  } catch (err) {
+    forgetEmbeddedPassword(secret);
+    throw new Error(
+      `The embedded data directory ${dataDir} has no password file and does not take the old ` +
+        'development password: set DB_PASSWORD to the password it was created with, or delete ' +
+        'the directory to start afresh.',
+      { cause: err },
+    );
+  }
+  logger?.warn(
+    { dataDir, passwordFile: secret.file },
+    'the embedded server had the fixed development password; it now has a random one, kept in passwordFile',
+  );
 }
 
 /** Creates the configured database on the embedded server (whose superuser is the configured user) if missing. */

@@ -2,12 +2,14 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { Knex } from 'knex';
+import type pg from 'pg';
 import type { ClientConfig } from 'pg';
 import type { AppConfig } from '../../config/app-config.js';
 import { hidePassword } from '../../config/hide-password.js';
 import { pgClientConfig } from '../connection/pg-connection-config.js';
+import { guardedPgClientClass } from '../connection/guarded-pg-client.js';
 import { isTlsRefused, sslOptions } from '../connection/ssl-options.js';
-import { withPgClient } from '../connection/with-pg-client.js';
+import { pgDialectWithClient } from '../knex-internals.js';
 
 /*
  * Migration and seed settings shared by `knexfile.ts` (the stock knex CLI), the app's
@@ -80,9 +82,11 @@ export type MigrationKnexConfig = Knex.Config & { userParams: { profile: string 
  *   migration waiting behind a busy table fails fast (55P03) instead of queueing every later
  *   query on that table behind its lock request; no `statement_timeout` (building an index
  *   may take longer than any request should);
- * - TLS per `sslMode` exactly as the application connects (`sslOptions`), `prefer` included;
- * - a pool of at most 2, the migration and seed settings (`files`, default this repository's
- *   own), and the profile in `userParams` for the seed guard.
+ * - TLS per `sslMode` exactly as the application connects (`sslOptions`), `prefer` included
+ *   (asked for on every new connection), with the same authentication rules (channel binding,
+ *   no cleartext or MD5 password over an unverified connection: `guardedPgClientClass`);
+ * - a pool of at most 2, the migration and seed settings, and the profile in `userParams`
+ *   for the seed guard.
  *
  * An empty host (the embedded default) means 127.0.0.1: start the server first
  * (`knexfile.ts` does). The password goes through a connection provider into a
@@ -103,13 +107,16 @@ export function knexMigrationConfig(cfg: AppConfig, files: MigrationFiles = OWN_
   const ca = pgCfg.sslRootCert ? readFileSync(pgCfg.sslRootCert, 'utf8') : undefined;
   const plan = sslOptions(pgCfg.sslMode, ca);
   const password = useMigrationRole ? mig.password : pgCfg.password;
-  let ssl = plan.ssl;
+  const Client = guardedPgClientClass(pgCfg, plan);
+  const settings = { ...base, enableChannelBinding: pgCfg.channelBinding !== 'disable' };
   return {
-    client: 'pg',
+    client: pgDialectWithClient(Client),
     connection: async () => {
-      // sslMode=prefer: probe once; a server without TLS gets plain connections from then on.
-      if (plan.fallbackToPlain && ssl !== false && !(await acceptsTls(base, password, ssl))) ssl = false;
-      return hidePassword({ ...base, ssl }, password) as Knex.PgConnectionConfig;
+      let ssl = plan.ssl;
+      // sslMode=prefer: asked for on every new connection; plain only when this server refuses TLS now.
+      if (plan.fallbackToPlain && ssl !== false && !(await acceptsTls(Client, settings, password, ssl)))
+        ssl = false;
+      return hidePassword({ ...settings, ssl }, password) as Knex.PgConnectionConfig;
     },
     pool: { min: 0, max: 2 },
     acquireConnectionTimeout: pgCfg.timeout,
@@ -122,12 +129,22 @@ export function knexMigrationConfig(cfg: AppConfig, files: MigrationFiles = OWN_
 }
 
 /** Whether the server completes a TLS handshake (sslMode=prefer's probe); other failures throw. */
-async function acceptsTls(base: ClientConfig, password: string, ssl: ConnectionOptions): Promise<boolean> {
+async function acceptsTls(
+  Client: typeof pg.Client,
+  settings: ClientConfig,
+  password: string,
+  ssl: ConnectionOptions,
+): Promise<boolean> {
+  const probe = new Client(hidePassword({ ...settings, ssl }, password));
+  probe.on('error', () => {});
   try {
-    return await withPgClient({ ...base, password, ssl }, () => Promise.resolve(true));
+    await probe.connect();
+    return true;
   } catch (err) {
     if (isTlsRefused(err)) return false;
     throw err;
+  } finally {
+    await probe.end().catch(() => {});
   }
 }
 

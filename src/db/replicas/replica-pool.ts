@@ -6,7 +6,7 @@ import { PgConnectionOpener, describeError } from '../connection/pg-connection-o
 import { formatHostPort, type HostPort } from '../../config/host-port.js';
 import { isBroken, setConnectionOpener, type DriverConnection } from '../knex-internals.js';
 import { knexConfig } from '../pool/knex-config.js';
-import { withTimeout } from '../tx/tx-deadline.js';
+import { withTimeout } from '../with-timeout.js';
 import { lsnText, lsnValue } from './commit-token.js';
 
 /**

@@ -5,8 +5,8 @@ import type { PostgresConfig } from '../../config/app-config.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { parseHostPort } from '../../config/host-port.js';
-import { withTimeout } from '../tx/tx-deadline.js';
-import { lsnValue } from './commit-token.js';
+import { withTimeout } from '../with-timeout.js';
+import { lsnText, lsnValue } from './commit-token.js';
 import { ReplicaPool, type ReplicaHealth } from './replica-pool.js';
 
 /**
@@ -45,6 +45,10 @@ export class ReplicaRouter {
   readonly #intervalMs: number;
   #next = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** The highest commit position acknowledged through this router's database (0: none yet). */
+  #lastCommit = 0n;
+  /** A commit whose position could not be read: the next replica read learns the primary's first. */
+  #positionUnknown = false;
 
   constructor(cfg: PostgresConfig, opts: { logger: Logger; metrics: Metrics; primary: () => Knex }) {
     this.#logger = opts.logger.child({ component: 'replicas' });
@@ -95,6 +99,59 @@ export class ReplicaRouter {
       waiting = next;
       await delay(pollMs);
     }
+  }
+
+  /**
+   * The WAL position of the last commit acknowledged on this database's primary (by any
+   * `TxManager` sharing these replicas), as a token another process can pass as
+   * `{ after: token }`; undefined before the first read-write commit.
+   */
+  lastCommitToken(): string | undefined {
+    return this.#lastCommit > 0n ? lsnText(this.#lastCommit) : undefined;
+  }
+
+  /**
+   * Records a commit's position: the WAL insert position read on the committing connection,
+   * at or past the end of its commit record. The insert position, not the write position
+   * (`pg_current_wal_lsn()`): with `synchronous_commit = off` COMMIT returns before its
+   * record is written. Never throws: a failure makes the next replica read ask the primary.
+   */
+  async committed(connection: unknown): Promise<void> {
+    try {
+      const client = connection as { query(sql: string): Promise<{ rows: Array<{ lsn: string }> }> };
+      const { rows } = await client.query('select pg_current_wal_insert_lsn()::text as lsn');
+      this.#advance(lsnValue(rows[0]?.lsn));
+    } catch (err) {
+      this.#positionUnknown = true;
+      this.#logger.debug(
+        { err },
+        'could not read the commit position; the next replica read asks the primary',
+      );
+    }
+  }
+
+  /** What a replica read begun now must see: the acknowledged commits and `after` ('primary': unknown, read the primary). */
+  async required(after: bigint | undefined): Promise<bigint | undefined | 'primary'> {
+    if (this.#positionUnknown) {
+      this.#positionUnknown = false;
+      try {
+        const res = await this.#primary().raw<{ rows: Array<{ lsn: string }> }>(
+          'select pg_current_wal_insert_lsn()::text as lsn',
+        );
+        this.#advance(lsnValue(res.rows[0]?.lsn));
+      } catch {
+        this.#positionUnknown = true;
+        return 'primary';
+      }
+    }
+    const own = this.#lastCommit > 0n ? this.#lastCommit : undefined;
+    if (after === undefined) return own;
+    return own === undefined || after > own ? after : own;
+  }
+
+  #advance(lsn: bigint | undefined): void {
+    if (lsn === undefined) this.#positionUnknown = true;
+    else if (lsn > this.#lastCommit) this.#lastCommit = lsn;
   }
 
   /** A replica route whose BEGIN failed: the replica is marked down (or promoted); the read goes elsewhere. */

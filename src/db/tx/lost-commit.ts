@@ -4,7 +4,7 @@ import type { IsolationLevel } from '../database.js';
 import { sqlStateOf } from '../errors/classify-error.js';
 import { CommitAbortedError, CommitUnknownError, type TransactionTimeoutError } from '../errors/errors.js';
 import { SQLSTATE } from '../errors/sql-states.js';
-import { withTimeout } from './tx-deadline.js';
+import { withTimeout } from '../with-timeout.js';
 import type { InnerQuery } from './tx-connection.js';
 
 /*
@@ -40,25 +40,10 @@ export interface LostCommitLookup {
 }
 
 /**
- * Records the transaction's xid right before COMMIT, so that a COMMIT whose connection is
- * lost can be resolved (`resolveLostCommit`). `aborted` when the transaction had already
- * failed (25P02); `xid` null when none was assigned.
- *
- * Why a round trip of its own, right before COMMIT (the one statement TxManager adds to a
- * plain read-write transaction), and not something cheaper:
- * - Sent in the same simple-query message as COMMIT ("select ...; COMMIT"), the xid comes
- *   back in the same packet as COMMIT's answer (the server flushes at ReadyForQuery), so the
- *   lost-COMMIT case, the only one that needs it, is exactly the one where it never arrives.
- * - Forced at BEGIN (`pg_current_xact_id()` with the BEGIN or set_config round trip) would
- *   save the round trip, but gives every read-write transaction an xid: one that writes
- *   nothing then consumes an xid (wraparound/freeze pressure) and its COMMIT writes and
- *   flushes a commit record, a WAL fsync in place of a round trip. Not a free default.
- * - Skipped when no statement went through the tracker: unsafe, statements can reach the
- *   connection around it (copyIn writes with COPY on the raw pg client).
- * - pg (node-postgres) does not pipeline, so it cannot overlap another statement.
- * Read-only transactions skip it (no xid can be assigned). Callers that prefer the round trip
- * to the resolution turn it off with `resolveLostCommit: false` (lost COMMIT ->
- * CommitUnknownError, never a blind retry).
+ * Records the transaction's xid right before COMMIT (one round trip), for a transaction that
+ * did not take it with BEGIN (`XID_AT_BEGIN`). `aborted` when the transaction had already
+ * failed (25P02); `xid` null when none was assigned. Why not in COMMIT's own message, nor
+ * skipped: docs/benchmarks.md (the xid with BEGIN).
  */
 export async function recordXid(inner: InnerQuery): Promise<RecordedXid> {
   try {
@@ -198,4 +183,20 @@ async function lookupCommitOutcome(opts: CommitOutcomeOptions): Promise<CommitOu
     }
   }
   return 'unknown';
+}
+
+/**
+ * The select-list item that assigns and returns the xid in BEGIN's own message
+ * (`BEGIN; select pg_current_xact_id()::text as xid, ...`), saving the round trip of
+ * `recordXid`. The price, paid only by read-write transactions with lost-COMMIT resolution on:
+ * one that writes nothing still consumes an xid (wraparound/freeze pressure) and its COMMIT
+ * writes a commit record and waits for its WAL flush (see docs/benchmarks.md for the numbers).
+ * On a standby it fails with 25006 (a failover, retried as one).
+ */
+export const XID_AT_BEGIN = 'pg_current_xact_id()::text as xid';
+
+/** The xid that `XID_AT_BEGIN` returned in `result` (undefined when it is not there). */
+export function xidOf(result: { rows?: Record<string, unknown>[] } | undefined): RecordedXid | undefined {
+  const xid = result?.rows?.[0]?.xid;
+  return typeof xid === 'string' ? { xid, aborted: false } : undefined;
 }

@@ -2,13 +2,20 @@ import type { Knex } from 'knex';
 import type { Logger } from '../../observability/logger.js';
 import type { IsolationLevel } from '../database.js';
 import { classifyError, classifyTxError, isClientSideTimeout, sqlStateOf } from '../errors/classify-error.js';
-import { TransactionAbortedError, TransactionStateError, TransactionTimeoutError } from '../errors/errors.js';
 import {
+  ConnectionError,
+  TransactionAbortedError,
+  TransactionStateError,
+  TransactionTimeoutError,
+} from '../errors/errors.js';
+import {
+  beginTransactionWith,
   evictIdleConnections,
   openUnpooledConnection,
   releasePooled,
   replaceNextCommit,
   transactionEnders,
+  type BeginExtras,
   type DriverConnection,
   type TransactionEnders,
 } from '../knex-internals.js';
@@ -16,6 +23,8 @@ import {
   NOTHING_WRITTEN,
   recordXid,
   resolveLostCommit,
+  XID_AT_BEGIN,
+  xidOf,
   type CommitOutcome,
   type LookupConnection,
   type RecordedXid,
@@ -23,8 +32,10 @@ import {
 import type { SavepointTx } from './savepoint-tx.js';
 import { TxConnection, type InnerQuery, type RawResult } from './tx-connection.js';
 import { markTransactionEnded, setTransactionHandle, transactionHandle } from './tx-context.js';
-import { TxDeadline, withTimeout } from './tx-deadline.js';
+import { withTimeout } from '../with-timeout.js';
+import { TxDeadline } from './tx-deadline.js';
 import type { TxTraits } from './tx-options.js';
+import { setConfig, type TxSettings } from './tx-settings.js';
 
 /** What every top-level transaction of one manager shares (built once per knex instance). */
 export interface RootTxDeps {
@@ -63,6 +74,8 @@ export interface RootTxSettings {
   deadline: number | undefined;
   /** Called before each statement of the callback (and of its savepoints); undefined = none. */
   onStatement?: (() => void) | undefined;
+  /** Session settings for this transaction (`set_config(name, value, true)` with BEGIN). */
+  settings?: TxSettings | undefined;
 }
 
 /** Bound on an out-of-band cancel (connect + answer), ms. */
@@ -120,6 +133,8 @@ export class RootTx {
   #ends: TransactionEnders | undefined;
   #rollingBack: Promise<void> | undefined;
   #isolation: IsolationLevel | undefined;
+  /** The xid taken with BEGIN (read-write with lost-COMMIT resolution); undefined: not taken. */
+  #xid: RecordedXid | undefined;
 
   private constructor(deps: RootTxDeps, settings: RootTxSettings) {
     this.#deps = deps;
@@ -143,11 +158,11 @@ export class RootTx {
         ? tx.#deps.acquire()
         : tx.#race(tx.#deps.acquire(), (late) => void releasePooled(knex, late)))) as DriverConnection;
       const conn = (tx.#conn = new TxConnection(raw, (c) => releasePooled(knex, c), logger));
-      const { isolationLevel, readOnly, deferrable } = tx.#settings;
-      const config: Knex.TransactionConfig = { connection: raw };
+      const { isolationLevel, readOnly } = tx.#settings;
+      const config: Knex.TransactionConfig & { connection: object } = { connection: raw };
       if (isolationLevel) config.isolationLevel = isolationLevel;
       if (readOnly) config.readOnly = true;
-      const trx = await tx.#race(knex.transaction(null, config));
+      const trx = await tx.#race(beginTransactionWith(knex, config, tx.#beginExtras()));
       tx.#trx = trx;
       trx.executionPromise?.catch(noop);
       // knex swallows a failed BEGIN: the transaction object arrives already complete, its
@@ -162,19 +177,6 @@ export class RootTx {
       tx.#ends = transactionEnders(trx);
       tx.#inner = conn.watch(trx, tx, tx.#settings.onStatement);
       setTransactionHandle(trx, tx);
-      // Still the transaction's first statement when BEGIN carried the isolation level: SET
-      // TRANSACTION must precede any query (knex's BEGIN has no DEFERRABLE).
-      if (deferrable) await tx.#race(tx.inner('set transaction deferrable'));
-      const left = tx.#deadline.remainingMs();
-      if (left !== undefined) {
-        // Transaction-local (set_config(..., true)): nothing stays on the pooled session.
-        await tx.#race(
-          tx.inner(
-            "select set_config('statement_timeout', ?, true), set_config('idle_in_transaction_session_timeout', ?, true)",
-            [`${left + STATEMENT_SLACK_MS}ms`, `${left + IDLE_SLACK_MS}ms`],
-          ),
-        );
-      }
       if (tx.#deadline.expired) throw tx.timeoutError();
       tx.#state = 'active';
       // Counted and guarded only once it has begun.
@@ -188,6 +190,38 @@ export class RootTx {
       throw tx.#deadline.expired ? tx.timeoutError(err) : err;
     }
     return tx;
+  }
+
+  /**
+   * What travels with BEGIN in its message: SET TRANSACTION DEFERRABLE (knex's BEGIN has no
+   * DEFERRABLE, and it must precede any query), then one SELECT with the xid (read-write with
+   * lost-COMMIT resolution), the transaction-local timeouts from the time left, and the
+   * caller's `settings`, every value an escaped literal. Undefined when there is nothing.
+   */
+  #beginExtras(): BeginExtras | undefined {
+    const { deferrable, readOnly, settings } = this.#settings;
+    const select: string[] = [];
+    const wantXid = !readOnly && this.#deps.resolveLostCommit;
+    if (wantXid) select.push(XID_AT_BEGIN);
+    const left = this.#deadline.remainingMs();
+    // Transaction-local (set_config(..., true)): nothing stays on the pooled session.
+    if (left !== undefined)
+      select.push(
+        setConfig('statement_timeout', `${left + STATEMENT_SLACK_MS}ms`),
+        setConfig('idle_in_transaction_session_timeout', `${left + IDLE_SLACK_MS}ms`),
+      );
+    for (const [name, value] of settings ?? []) select.push(setConfig(name, value));
+    const statements = deferrable ? ['SET TRANSACTION DEFERRABLE'] : [];
+    if (select.length > 0) statements.push(`select ${select.join(', ')}`);
+    if (statements.length === 0) return undefined;
+    return {
+      sql: statements.join('; '),
+      answer: wantXid
+        ? (results) => {
+            this.#xid = xidOf(results.at(-1));
+          }
+        : undefined,
+    };
   }
 
   /** The isolation level BEGIN asked for (undefined: the server's default). */
@@ -298,8 +332,14 @@ export class RootTx {
     let recorded: RecordedXid | undefined;
     try {
       if (conn.inflight > 0) await this.#race(conn.settled());
+      // Known lost before COMMIT is sent: nothing can have committed, no lookup needed.
+      if (conn.lost)
+        throw new ConnectionError('The connection was lost before COMMIT was sent; nothing was committed.', {
+          cause: conn.firstError,
+        });
       if (this.#settings.readOnly) recorded = NOTHING_WRITTEN;
-      else if (this.#deps.resolveLostCommit) recorded = await this.#race(recordXid(this.inner));
+      else if (this.#deps.resolveLostCommit)
+        recorded = this.#xid ?? (await this.#race(recordXid(this.inner)));
     } catch (err) {
       await this.rollback(err);
       throw this.#deadline.expired ? this.timeoutError(err) : err;

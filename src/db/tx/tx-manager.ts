@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Knex } from 'knex';
 import type { ForeignConnectionGuardMode, TransactionConfig } from '../../config/app-config.js';
+import { DEFAULTS } from '../../config/defaults.js';
 import type { Logger } from '../../observability/logger.js';
 import { Metrics } from '../../observability/metrics.js';
 import { tracerOf, type TracingOptions } from '../../observability/tracing.js';
@@ -21,6 +22,7 @@ import {
   type TxFn,
 } from './tx-context.js';
 import { TxHookSet, type TxHooks } from './tx-hooks.js';
+import { withJoinedSettings } from './tx-settings.js';
 import {
   DEFAULT_TX_DEFAULTS,
   joinConflicts,
@@ -30,28 +32,32 @@ import {
 import { RetryBudget } from './retry-budget.js';
 import { TxRunner } from './tx-runner.js';
 import { TxTracing } from './tx-tracing.js';
-import type { DriverConnection } from '../knex-internals.js';
-import { lsnText, lsnValue } from '../replicas/commit-token.js';
+import { replaceTransactionEnds } from '../knex-internals.js';
+import { sharedTxResources } from './tx-resources.js';
 import type { ReplicaRouter } from '../replicas/replica-router.js';
 
-/** Optional collaborators and defaults of a TxManager. */
+/**
+ * Optional collaborators and defaults of a TxManager. On a `PostgresDatabase`, the metrics,
+ * tracing and replicas not given here are the database's own, so a second manager on it reads
+ * replicas (seeing every commit acknowledged through the database), counts and traces as
+ * `db.txManager` does. Its defaults, hooks and retry budget are its own.
+ */
 export interface TxManagerOptions {
   /**
    * Retry/timeout defaults and the foreign-connection guard mode (config `database.transactions`).
    *
-   * `resolveLostCommit` (default true): before COMMIT, a read-write transaction records its xid
-   * (one extra round trip) so that a COMMIT whose connection is lost is resolved with
-   * `pg_xact_status` (committed -> success, aborted -> retry). `false` is an explicit opt-out
-   * that saves that round trip and gives up the resolution: a lost COMMIT then rejects with
-   * `CommitUnknownError` (re-run only with `idempotent: true`). Read-only transactions never
-   * send it.
+   * `resolveLostCommit` (default true): a read-write transaction takes its xid with BEGIN, in
+   * the same message, so that a COMMIT whose connection is lost is resolved with
+   * `pg_xact_status` (committed -> success, aborted -> retry). `false` gives up the resolution:
+   * a lost COMMIT then rejects with `CommitUnknownError` (re-run only with `idempotent: true`).
+   * Read-only transactions never take one.
    *
    * `retryBudget` (`{ ratio, burst }`, config `database.transactions.retryBudget`, default
    * `{ ratio: 0.1, burst: 10 }` there) bounds retries across this manager's transactions (see
    * `RetryBudget`); absent here, the manager has no budget.
    */
   transactions?: Partial<TransactionConfig> & { resolveLostCommit?: boolean };
-  /** Where counters go; a private `Metrics` when absent. */
+  /** Where counters go; the database's (a `PostgresDatabase`), else a private `Metrics`. */
   metrics?: Metrics;
   /** Bound on learning the outcome of a COMMIT whose connection was lost, ms. Default 5 s. */
   commitLookupTimeoutMs?: number;
@@ -64,10 +70,9 @@ export interface TxManagerOptions {
    */
   tracing?: boolean | TracingOptions;
   /**
-   * Read replicas for `target: 'replica'` (a `PostgresDatabase` with `database.postgres.replicas`
-   * passes its own). With them, every read-write commit records its WAL position (one round trip
-   * after COMMIT) for read-your-writes; without them nothing is recorded and `target: 'replica'`
-   * runs on the primary.
+   * Read replicas for `target: 'replica'`, with the commit positions that keep their reads
+   * read-your-writes (a `PostgresDatabase` with `database.postgres.replicas` lends its own).
+   * Without them `target: 'replica'` runs on the primary.
    */
   replicas?: ReplicaRouter;
 }
@@ -81,7 +86,7 @@ export interface TxManagerOptions {
  * It relies only on `db.driver()` (knex) and works with any `Database` built on knex + pg.
  *
  * ```ts
- * const tx = new TxManager(db, logger, { transactions: config.database.transactions });
+ * const tx = db.txManager; // or new TxManager(db, logger): on a PostgresDatabase, the same resources
  * const id = await tx.withTransaction(async (trx) => {
  *   const [row] = await trx('accounts').insert({ owner: 'ada' }).returning('id');
  *   return row.id;
@@ -97,16 +102,15 @@ export class TxManager {
   /** `resolveTxOptions({})` under this manager's defaults: the common call validates nothing. */
   readonly #plain: ResolvedTxOptions;
   readonly #runner: TxRunner;
-  /** The highest commit position this manager acknowledged (0: none yet). */
-  #lastCommit = 0n;
-  /** A commit whose position could not be read: the next replica read learns the primary's first. */
-  #positionUnknown = false;
-  readonly #db: Database;
+  readonly #replicas: ReplicaRouter | undefined;
 
   constructor(db: Database, logger: Logger, options: TxManagerOptions = {}) {
-    this.#db = db;
+    // Built on a PostgresDatabase: its replicas, counters and tracing unless given here,
+    // so a second manager never reads the primary for `target: 'replica'` or counts unscraped.
+    const shared = sharedTxResources(db);
     this.#logger = logger.child({ component: 'tx-manager' });
-    this.#metrics = options.metrics ?? new Metrics();
+    this.#metrics = options.metrics ?? shared?.metrics ?? new Metrics();
+    const replicas = (this.#replicas = options.replicas ?? shared?.replicas);
     const t = options.transactions ?? {};
     this.#defaults = {
       maxAttempts: t.maxAttempts ?? DEFAULT_TX_DEFAULTS.maxAttempts,
@@ -114,86 +118,36 @@ export class TxManager {
       maxDelay: t.maxDelay ?? DEFAULT_TX_DEFAULTS.maxDelay,
       defaultTimeout: t.defaultTimeout ?? DEFAULT_TX_DEFAULTS.defaultTimeout,
     };
-    this.#guardMode = t.foreignConnectionGuard ?? 'warn';
+    this.#guardMode = t.foreignConnectionGuard ?? DEFAULTS.database.transactions.foreignConnectionGuard;
     this.#plain = resolveTxOptions({}, this.#defaults);
     this.#hooks = new TxHookSet(this.#logger);
     if (options.hooks) this.#hooks.add(options.hooks);
     // Built in as a hook (after the given ones, so a veto of theirs costs no token): the retry loop stays as it is.
     if (t.retryBudget)
       this.#hooks.add(new RetryBudget(t.retryBudget, { metrics: this.#metrics, logger: this.#logger }));
-    const tracer = tracerOf(options.tracing);
+    const tracer = tracerOf(options.tracing ?? shared?.tracing);
     this.#runner = new TxRunner({
       db,
       logger: this.#logger,
       metrics: this.#metrics,
       hooks: this.#hooks,
       guardMode: this.#guardMode,
-      resolveLostCommit: t.resolveLostCommit ?? true,
+      resolveLostCommit: t.resolveLostCommit ?? DEFAULTS.database.transactions.resolveLostCommit,
       lookupTimeoutMs: options.commitLookupTimeoutMs,
       plain: this.#plain,
       tracing: tracer && new TxTracing(tracer, () => db.driver()),
-      replicas: options.replicas && {
-        router: options.replicas,
-        committed: (connection) => this.#recordCommit(connection),
-        required: (after) => this.#required(after),
-      },
+      replicas,
     });
   }
 
   /**
-   * The WAL position of the last commit this manager acknowledged, as a token another process
+   * The WAL position of the last commit acknowledged through this manager's replicas (by this
+   * manager or another one sharing them, such as `db.txManager`), as a token another process
    * can pass as `{ after: token }` so that its replica read sees that commit. Recorded only with
    * replicas configured (undefined otherwise, and before the first read-write commit).
    */
   lastCommitToken(): string | undefined {
-    return this.#lastCommit > 0n ? lsnText(this.#lastCommit) : undefined;
-  }
-
-  /**
-   * Reads the WAL insert position on the committing connection, which is at or past the end of
-   * the commit record (and of every other commit acknowledged so far). The insert position, not
-   * the write position (`pg_current_wal_lsn()`): with `synchronous_commit = off` COMMIT returns
-   * before its record is written, so the write position can still be short of it. Never throws:
-   * a failure makes the next replica read learn the primary's position first.
-   */
-  async #recordCommit(connection: DriverConnection): Promise<void> {
-    try {
-      const client = connection as unknown as {
-        query(sql: string): Promise<{ rows: Array<{ lsn: string }> }>;
-      };
-      const { rows } = await client.query('select pg_current_wal_insert_lsn()::text as lsn');
-      this.#advance(lsnValue(rows[0]?.lsn));
-    } catch (err) {
-      this.#positionUnknown = true;
-      this.#logger.debug(
-        { err },
-        'could not read the commit position; the next replica read asks the primary',
-      );
-    }
-  }
-
-  #advance(lsn: bigint | undefined): void {
-    if (lsn === undefined) this.#positionUnknown = true;
-    else if (lsn > this.#lastCommit) this.#lastCommit = lsn;
-  }
-
-  /** What a replica read begun now must see: this manager's acknowledged commits and `after`. */
-  async #required(after: bigint | undefined): Promise<bigint | undefined | 'primary'> {
-    if (this.#positionUnknown) {
-      this.#positionUnknown = false;
-      try {
-        const res = await this.#db
-          .driver()
-          .raw<{ rows: Array<{ lsn: string }> }>('select pg_current_wal_insert_lsn()::text as lsn');
-        this.#advance(lsnValue(res.rows[0]?.lsn));
-      } catch {
-        this.#positionUnknown = true;
-        return 'primary';
-      }
-    }
-    const own = this.#lastCommit > 0n ? this.#lastCommit : undefined;
-    if (after === undefined) return own;
-    return own === undefined || after > own ? after : own;
+    return this.#replicas?.lastCommitToken();
   }
 
   /**
@@ -317,6 +271,10 @@ export class TxManager {
     const o = resolveTxOptions(opts, this.#defaults);
     const ambient = currentTransaction();
     const parent = ambient && handleOf(ambient);
+    if (o.propagation === 'nested' && parent && o.settings.length > 0)
+      throw new TxOptionsError(
+        'settings cannot be given to a nested beginTx (a savepoint has no end that restores them): use withTransaction, or set them on the outer transaction.',
+      );
     const handle =
       (o.propagation === 'nested' || (ambient !== undefined && isSandbox(ambient))) && parent
         ? await SavepointTx.begin(parent)
@@ -330,7 +288,7 @@ export class TxManager {
     // After commit() (failed or not) there is nothing left to roll back: a no-op, so the usual
     // `catch { await trx.rollback() }` does not throw the commit error a second time.
     const rollback = (): Promise<void> => (ending ? ending.catch(() => {}) : (ending = handle.rollback()));
-    Object.assign(trx, { commit, rollback });
+    replaceTransactionEnds(trx, { commit, rollback });
     return trx;
   }
   /**
@@ -353,15 +311,20 @@ export class TxManager {
       if (conflicts.length > 0)
         throw new TransactionStateError(`Cannot join the ambient transaction: ${conflicts.join('; ')}.`);
     }
-    if (o.propagation === 'required') return fn(ambient);
+    const settings = o.settings;
+    const run = (trx: Knex.Transaction): Promise<T> =>
+      settings.length === 0
+        ? runInTransaction(trx, fn)
+        : withJoinedSettings(trx, settings, () => runInTransaction(trx, fn));
+    if (o.propagation === 'required') return settings.length === 0 ? fn(ambient) : run(ambient);
     // A transaction TxManager did not start (plain knex): knex's own savepoint.
-    if (!parent) return ambient.transaction((trx) => runInTransaction(trx, fn));
+    if (!parent) return ambient.transaction(run);
     const sp = await SavepointTx.begin(parent);
     guardTransaction(sp.trx, this.#runner.guard);
     if (isSandbox(ambient)) markSandbox(sp.trx);
     let result: T;
     try {
-      result = await runInTransaction(sp.trx, fn);
+      result = await run(sp.trx);
     } catch (err) {
       await sp.rollback(err);
       // The caller of this withTransaction gets the typed error a top-level one would give

@@ -1,4 +1,5 @@
 import type { TransactionConfig } from '../../config/app-config.js';
+import { DEFAULTS } from '../../config/defaults.js';
 import {
   ISOLATION_LEVELS,
   PROPAGATIONS,
@@ -24,7 +25,12 @@ const KNOWN_KEYS = new Set([
   'idempotent',
   'target',
   'after',
+  'settings',
 ]);
+/** A setting name as PostgreSQL spells one: `search_path`, or a custom `app.tenant_id` (letters, digits, `_`, `$`, dotted parts). */
+const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)*$/;
+/** Longest setting name accepted (PostgreSQL's own names are far shorter). */
+const MAX_SETTING_NAME = 128;
 const RETRY_KEYS = new Set(['maxAttempts', 'baseDelayMs', 'maxDelayMs']);
 
 /** Retry settings with every default filled in; `maxAttempts` 1 means no retry. */
@@ -49,6 +55,8 @@ export interface ResolvedTxOptions {
   target: TxTarget;
   /** The `after` token as a comparable WAL position; undefined when none was given. */
   after: bigint | undefined;
+  /** `settings` as validated name/value pairs (values as text); empty when none. */
+  settings: ReadonlyArray<readonly [string, string]>;
   /** Which keys the caller set (joining checks only what was asked for). */
   explicit: ReadonlySet<keyof TxOptions>;
 }
@@ -56,12 +64,12 @@ export interface ResolvedTxOptions {
 /** The manager's defaults (TransactionConfig subset), ms. */
 export type TxDefaults = Pick<TransactionConfig, 'maxAttempts' | 'baseDelay' | 'maxDelay' | 'defaultTimeout'>;
 
-/** maxAttempts 3, baseDelay 20 ms, maxDelay 1 s, no default timeout. */
+/** The configuration's defaults (`config/defaults.ts`, `database.transactions`): 3 attempts, 20 ms base, 1 s cap, no timeout. */
 export const DEFAULT_TX_DEFAULTS: TxDefaults = {
-  maxAttempts: 3,
-  baseDelay: 20,
-  maxDelay: 1_000,
-  defaultTimeout: 0,
+  maxAttempts: DEFAULTS.database.transactions.maxAttempts,
+  baseDelay: DEFAULTS.database.transactions.baseDelay,
+  maxDelay: DEFAULTS.database.transactions.maxDelay,
+  defaultTimeout: DEFAULTS.database.transactions.defaultTimeout,
 };
 
 /**
@@ -114,6 +122,7 @@ export function resolveTxOptions(
         `${key} is for read-only transactions only (use withReadOnlyTransaction or readOnly: true)`,
       );
 
+  const settings = resolveSettings(o.settings, problems);
   const retry = resolveRetry(o.retry, defaults, problems);
   if (problems.length > 0) throw new TxOptionsError(`Invalid transaction options: ${problems.join('; ')}.`);
   return {
@@ -126,8 +135,40 @@ export function resolveTxOptions(
     idempotent: o.idempotent === true,
     target,
     after: lsnValue(o.after),
+    settings,
     explicit: new Set(Object.keys(o).filter((k) => o[k] !== undefined) as (keyof TxOptions)[]),
   };
+}
+
+const NO_SETTINGS: ReadonlyArray<readonly [string, string]> = Object.freeze([]);
+
+function resolveSettings(value: unknown, problems: string[]): ReadonlyArray<readonly [string, string]> {
+  if (value === undefined) return NO_SETTINGS;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    problems.push('settings must be an object of setting names to values');
+    return NO_SETTINGS;
+  }
+  const out: Array<readonly [string, string]> = [];
+  for (const [name, v] of Object.entries(value as Record<string, unknown>)) {
+    if (name.length > MAX_SETTING_NAME || !SETTING_NAME.test(name)) {
+      problems.push(
+        `settings name ${JSON.stringify(name.slice(0, MAX_SETTING_NAME))} is not a setting name (letters, digits, _ and $, dotted as in "app.tenant_id")`,
+      );
+      continue;
+    }
+    const text =
+      typeof v === 'string'
+        ? v
+        : typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))
+          ? String(v)
+          : undefined;
+    if (text === undefined)
+      problems.push(`settings "${name}" must be a string, a finite number or a boolean`);
+    // PostgreSQL text cannot hold NUL; the literal would be cut there.
+    else if (text.includes('\0')) problems.push(`settings "${name}" must not contain a NUL character`);
+    else out.push([name, text]);
+  }
+  return out.length === 0 ? NO_SETTINGS : out;
 }
 
 function resolveRetry(value: unknown, d: TxDefaults, problems: string[]): ResolvedRetry {

@@ -16,7 +16,7 @@ import {
 } from '../errors/errors.js';
 import { SQLSTATE } from '../errors/sql-states.js';
 import { translateError } from '../errors/translate-error.js';
-import { acquirePooled, type DriverConnection } from '../knex-internals.js';
+import { acquirePooled, replaceTransactionEnds } from '../knex-internals.js';
 import type { ReplicaRouter } from '../replicas/replica-router.js';
 import {
   acquireOwn,
@@ -48,16 +48,7 @@ export interface TxRunnerOptions {
    * Read replicas (`target: 'replica'`) and the commit positions that keep their reads
    * read-your-writes; undefined (no replicas configured): no position is recorded at all.
    */
-  replicas?: ReplicaRouting | undefined;
-}
-
-/** What the runner needs for replica reads (the manager's side of read-your-writes). */
-export interface ReplicaRouting {
-  router: ReplicaRouter;
-  /** Records a commit's position (the WAL write position read right after COMMIT). */
-  committed(connection: DriverConnection): Promise<void>;
-  /** The position a replica read must see (undefined: none; 'primary': unknown, read the primary). */
-  required(after: bigint | undefined): Promise<bigint | undefined | 'primary'>;
+  replicas?: ReplicaRouter | undefined;
 }
 
 /** After the deadline, cancel + ROLLBACK get this long before the caller is told, ms. */
@@ -176,6 +167,7 @@ export class TxRunner {
       timeoutMs: o.timeoutMs,
       deadline: o.timeoutMs === undefined ? undefined : started + o.timeoutMs,
       onStatement,
+      settings: o.settings,
     };
     const replicas = this.#opts.replicas;
     if (o.target === 'replica' && replicas) return this.#beginOnReplica(replicas, o, settings);
@@ -189,12 +181,11 @@ export class TxRunner {
    * attempt: nothing has run yet, so nothing can be lost.
    */
   async #beginOnReplica(
-    replicas: ReplicaRouting,
+    router: ReplicaRouter,
     o: ResolvedTxOptions,
     settings: RootTxSettings,
   ): Promise<RootTx> {
-    const { router } = replicas;
-    const required = await replicas.required(o.after);
+    const required = await router.required(o.after);
     let route = required === 'primary' ? router.fallBack() : await router.route(required, settings.deadline);
     if (route.replica) {
       try {
@@ -227,9 +218,7 @@ export class TxRunner {
       : undefined;
     const tx = await this.begin(o, started, onStatement);
     const trx = tx.trx;
-    const ends = trx as unknown as { commit: unknown; rollback: unknown };
-    ends.commit = refuseManualEnd;
-    ends.rollback = refuseManualEnd;
+    replaceTransactionEnds(trx, { commit: refuseManualEnd, rollback: refuseManualEnd });
     let result: T;
     try {
       const body = runInTransaction(trx, fn);

@@ -1,8 +1,11 @@
 import { expect } from 'chai';
 import knexFactory from 'knex';
+import pg from 'pg';
 import {
   acquirePooled,
   assertDriverShape,
+  guardAuthentication,
+  pgDialectWithClient,
   closeIdleConnections,
   idleConnectionsOf,
   isBroken,
@@ -88,10 +91,48 @@ describe('knex-internals', () => {
       const pool = client.pool as Record<string, unknown>;
       pool.free = undefined;
       expect(() => assertDriverShape(knex, {})).to.throw(
-        /checkVersion, tarn Pool#free, pg Client#processID, pg Client#secretKey, pg Client#_queryable, pg Client#_ending, pg Client#connection.stream/,
+        /checkVersion, tarn Pool#free, pg Client#processID, pg Client#secretKey, pg Client#ssl, pg Client#_queryable, pg Client#_ending, pg Client#_handleAuthCleartextPassword, pg Client#_handleAuthMD5Password, pg Client#_handleAuthSASL, pg Connection#sendSASLInitialResponseMessage, pg Connection#on, pg Connection#emit, pg Client#connection.stream/,
       );
     } finally {
       void knex.destroy();
+    }
+  });
+
+  it("guards pg's authentication handlers on the instance, and reports false when pg lacks one", () => {
+    const client = new pg.Client({ host: 'localhost' });
+    const proto = pg.Client.prototype as unknown as Record<string, unknown>;
+    expect(guardAuthentication(client, () => undefined)).to.equal(true);
+    const own = client as unknown as Record<string, unknown>;
+    for (const m of ['_handleAuthCleartextPassword', '_handleAuthMD5Password', '_handleAuthSASL']) {
+      expect(proto[m], m).to.be.a('function');
+      expect(Object.hasOwn(own, m), m).to.equal(true);
+    }
+    const older = new pg.Client({ host: 'localhost' });
+    (older as unknown as Record<string, unknown>)._handleAuthMD5Password = undefined;
+    expect(guardAuthentication(older, () => undefined)).to.equal(false);
+  });
+
+  it("makes knex's pg dialect create its connections with the given pg Client class", async () => {
+    const created: unknown[] = [];
+    class Recording extends pg.Client {
+      constructor(config: pg.ClientConfig) {
+        super(config);
+        created.push(this);
+      }
+    }
+    const { host, port, name: database, username: user, password } = testDb().config();
+    const knex = knexFactory({
+      client: pgDialectWithClient(Recording),
+      connection: { host, port, database, user, password },
+    });
+    try {
+      const driver = (knex.client as unknown as { driver: typeof pg }).driver;
+      expect(driver.Client).to.equal(Recording);
+      expect(driver.types).to.equal(pg.types);
+      await knex.raw('select 1');
+      expect(created).to.have.length(1);
+    } finally {
+      await knex.destroy();
     }
   });
 

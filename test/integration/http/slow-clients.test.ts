@@ -21,7 +21,14 @@ describe('Slow clients', () => {
       bodyTimeout: 600,
       keepAliveTimeout: 300,
       readiness: { poolSaturatedFor: 300 },
-      import: { timeout: 3_000, minBytesPerSecond: 1_000, minRateGracePeriod: 800, maxConcurrent: 2 },
+      // Every test client shares one address: two slots per client, so two can run at once.
+      import: {
+        timeout: 3_000,
+        minBytesPerSecond: 1_000,
+        minRateGracePeriod: 800,
+        maxConcurrent: 2,
+        maxPerClient: 2,
+      },
     },
     database: { postgres: { maxOpenConns: 3, maxIdleConns: 3, timeout: 3_000 } },
   });

@@ -134,11 +134,12 @@ describe('knex migrate CLI (knexfile.ts)', function () {
     });
 
     it('refuses to seed the production profile unless SEED_FORCE=1', async () => {
-      const production = { ...env, APP_ENV: 'production' };
+      // The test server has no certificate: production's verify-full must be turned off explicitly.
+      const production = { ...env, APP_ENV: 'production', DB_SSLMODE: 'disable' };
       const refused = await knexCli(['seed:run'], production);
       expect(refused.code).to.equal(1);
       expect(refused.stderr).to.contain('Refusing to seed the "production" profile');
-      const viaFlag = await knexCli(['seed:run', '--env', 'production'], env);
+      const viaFlag = await knexCli(['seed:run', '--env', 'production'], { ...env, DB_SSLMODE: 'disable' });
       expect(viaFlag.stderr).to.contain('Refusing to seed the "production" profile');
       expectOk(await knexCli(['seed:run'], { ...production, SEED_FORCE: '1' }));
       const count = await queryOnce<{ n: string }>(url.toString(), 'select count(*) as n from users');

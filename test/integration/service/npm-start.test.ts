@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { EMBEDDED_FALLBACK_PASSWORD } from '../../../src/db/migrations/migration-target.js';
+import { embeddedPassword } from '../../../src/db/embedded/embedded-password.js';
 import { freePort } from '../../support/free-port.js';
 import { queryOnce } from '../../support/query-once.js';
 import { waitFor } from '../../support/service-fixture.js';
@@ -108,7 +108,7 @@ describe('npm start (the service as a process)', function () {
       host: '127.0.0.1',
       port: dbPort,
       user: 'app',
-      password: EMBEDDED_FALLBACK_PASSWORD,
+      password: embeddedPassword(env.DB_EMBEDDED_DATA_DIR!).password,
       database: 'app',
     };
     const { rows } = await queryOnce<{ n: string }>(server, 'select count(*) as n from users');
@@ -183,7 +183,13 @@ describe('npm start (the service as a process)', function () {
   /** Rows the server's running COPY has processed so far (pg_stat_progress_copy), 0 if none runs. */
   async function copyProgress(): Promise<number> {
     const { rows } = await queryOnce<{ n: string | null }>(
-      { host: '127.0.0.1', port: dbPort, user: 'app', password: EMBEDDED_FALLBACK_PASSWORD, database: 'app' },
+      {
+        host: '127.0.0.1',
+        port: dbPort,
+        user: 'app',
+        password: embeddedPassword(env.DB_EMBEDDED_DATA_DIR!).password,
+        database: 'app',
+      },
       'select max(tuples_processed) as n from pg_stat_progress_copy',
     );
     return Number(rows[0]?.n ?? 0);

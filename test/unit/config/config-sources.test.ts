@@ -124,11 +124,11 @@ describe('loadConfig() sources', () => {
         'DATABASE_URL: must start with postgres:// or postgresql:// (got mysql://)',
       ]);
       const err = catchConfigError(() =>
-        load({ DATABASE_URL: 'postgres://u:hunter2%zz@h/db?sslmode=sometimes&channel_binding=require' }),
+        load({ DATABASE_URL: 'postgres://u:hunter2%zz@h/db?sslmode=sometimes&require_auth=md5' }),
       );
       expect(err.issues).to.have.members([
         'DATABASE_URL: the password is not valid percent-encoding',
-        'DATABASE_URL: unsupported query parameter "channel_binding" (supported: sslmode, sslrootcert, application_name, host, connect_timeout, target_session_attrs)',
+        'DATABASE_URL: unsupported query parameter "require_auth" (supported: sslmode, sslrootcert, channel_binding, application_name, host, connect_timeout, target_session_attrs)',
         'database.postgres.sslMode: must be one of disable, prefer, require, verify-ca, verify-full (got "sometimes") [from DATABASE_URL]',
       ]);
       expect(err.message).not.to.include('hunter2');

@@ -130,7 +130,25 @@ describe('loadConfig()', () => {
       expect(config.server.host).to.equal('0.0.0.0');
       expect(config.log).to.include({ level: 'info', pretty: false });
       expect(config.database.migrateOnStart).to.equal(false);
-      expect(config.database.postgres.sslMode).to.equal('prefer');
+      expect(config.database.postgres.sslMode).to.equal('verify-full');
+      expect(config.database.postgres.channelBinding).to.equal('prefer');
+      expect(config.database.postgres.allowInsecurePasswordAuth).to.equal(false);
+    });
+
+    it('takes channel_binding from DATABASE_URL, and refuses channelBinding require without TLS', () => {
+      const cfg = load({
+        APP_ENV: 'test',
+        DATABASE_URL: 'postgres://u:p@h/db?sslmode=verify-full&channel_binding=require',
+      });
+      expect(cfg.database.postgres.channelBinding).to.equal('require');
+      expect(
+        catchConfigError(() => load({ APP_ENV: 'test', DB_CHANNEL_BINDING: 'require' })).issues,
+      ).to.deep.equal([
+        'database.postgres.channelBinding: require needs TLS, but sslMode is disable [from DB_CHANNEL_BINDING]',
+      ]);
+      expect(
+        load({ APP_ENV: 'test', DB_ALLOW_INSECURE_AUTH: 'true' }).database.postgres.allowInsecurePasswordAuth,
+      ).to.equal(true);
     });
 
     it('requires a host and a password in production', () => {

@@ -4,7 +4,9 @@
  * readiness routes (read from src/http/health-routes.ts, which does not export them) on the port
  * the configuration really listens on (loadConfig over config/default.yaml, the ConfigMap's file,
  * the image's ENV and the container's env); no Secret carries a value; images are pinned;
- * resources and a non-root securityContext are set; the migration Job connects as another role.
+ * resources and a non-root securityContext are set; the migration Job connects as another role;
+ * NetworkPolicies admit only the ingress controller (HTTP) and monitoring (admin port) and let
+ * the pods reach only PostgreSQL and DNS.
  */
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
@@ -22,6 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { resolveCursorSecret } from '../../../src/config/cursor-secret.js';
 import { loadConfig, type AppConfig } from '../../../src/config/index.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -63,6 +66,16 @@ interface PodTemplate {
   metadata?: { labels?: Record<string, string> };
   spec: PodSpec;
 }
+interface PolicyPeer {
+  namespaceSelector?: { matchLabels?: Record<string, string> };
+  podSelector?: { matchLabels?: Record<string, string> };
+  ipBlock?: { cidr: string };
+}
+interface PolicyRule {
+  from?: PolicyPeer[];
+  to?: PolicyPeer[];
+  ports?: Array<{ protocol?: string; port?: number | string }>;
+}
 interface Manifest {
   apiVersion?: string;
   kind?: string;
@@ -70,6 +83,10 @@ interface Manifest {
   data?: Record<string, unknown>;
   stringData?: Record<string, unknown>;
   spec?: {
+    podSelector?: { matchLabels?: Record<string, string> };
+    policyTypes?: string[];
+    ingress?: PolicyRule[];
+    egress?: PolicyRule[];
     replicas?: number;
     minAvailable?: number | string;
     selector?: { matchLabels?: Record<string, string> } & Record<string, unknown>;
@@ -207,7 +224,7 @@ describe('deploy/kubernetes', () => {
         (f) => f !== 'kustomization.yaml' && !kustomization.resources?.includes(f) && !generated.includes(f),
       );
     expect(unlisted, 'YAML files kustomization.yaml does not use').to.deep.equal([]);
-    for (const f of generated.filter((g) => !g.startsWith('secrets/'))) readYaml(f);
+    for (const f of generated.filter((g) => /\.ya?ml$/.test(g) && !g.startsWith('secrets/'))) readYaml(f);
     expect(manifests.length).to.be.at.least(4);
     for (const { file, doc } of manifests) {
       expect([doc.apiVersion, doc.kind, doc.metadata?.name].every(Boolean), `${file}: apiVersion, kind, name`)
@@ -218,6 +235,7 @@ describe('deploy/kubernetes', () => {
       'Service',
       'PodDisruptionBudget',
       'Job',
+      'NetworkPolicy',
     ]);
   });
 
@@ -269,7 +287,7 @@ describe('deploy/kubernetes', () => {
         .filter((m) => spec.volumes?.find((v) => v.name === m.name)?.secret)
         .map((m) => m.mountPath);
       for (const v of c.env ?? []) {
-        const secretish = /PASSWORD|DATABASE_URL/.test(v.name);
+        const secretish = /PASSWORD|SECRET|DATABASE_URL/.test(v.name);
         if (secretish && !v.name.endsWith('_FILE')) expect.fail(`${pod} ${c.name}: ${v.name} is set inline`);
         if (v.name.endsWith('_FILE') && secretish) {
           expect(
@@ -279,6 +297,32 @@ describe('deploy/kubernetes', () => {
         }
       }
     }
+  });
+
+  it('connects with sslMode verify-full in every pod, trusting the CA the kustomization mounts (never committed)', () => {
+    const caGenerator = kustomization.configMapGenerator?.find((g) =>
+      (g.files ?? []).some((f) => f.startsWith('ca.crt=')),
+    );
+    expect(caGenerator, 'a configMapGenerator with a ca.crt key').not.to.equal(undefined);
+    for (const [c, stage, spec] of [
+      [app, 'runtime', deployment.spec!.template!.spec],
+      [job.spec!.template!.spec.containers[0]!, 'migrate', job.spec!.template!.spec],
+    ] as const) {
+      const pg = podConfig(c, stage).database.postgres;
+      expect(pg.sslMode, c.name).to.equal('verify-full');
+      expect(pg.channelBinding, c.name).not.to.equal('disable');
+      expect(pg.allowInsecurePasswordAuth, c.name).to.equal(false);
+      const mount = (c.volumeMounts ?? []).find((m) => pg.sslRootCert === `${m.mountPath}/ca.crt`);
+      expect(mount, `${c.name}: sslRootCert ${pg.sslRootCert} inside a mount`).not.to.equal(undefined);
+      const volume = spec.volumes?.find((v) => v.name === mount?.name);
+      expect(volume?.configMap?.name, c.name).to.equal(caGenerator?.name);
+    }
+    const caFile = `${DIR}/${sourcePath(caGenerator!.files!.find((f) => f.startsWith('ca.crt='))!)}`;
+    const ignored = execFileSync('git', ['check-ignore', '--no-index', caFile], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    expect(ignored.trim()).to.equal(caFile);
   });
 
   it('pins every image to a version, never latest, in the manifests and in the kustomization', () => {
@@ -334,7 +378,8 @@ describe('deploy/kubernetes', () => {
     const jobSecrets = secretsOf(job.spec!.template!.spec);
     const appSecrets = secretsOf(deployment.spec!.template!.spec);
     expect(jobSecrets).to.have.length(1);
-    expect(appSecrets).to.have.length(1);
+    // The service's database password and its cursor-signing key; never the owner's password.
+    expect(appSecrets).to.deep.equal(['pg-data-layer-db', 'pg-data-layer-cursor']);
     expect(appSecrets).not.to.include.members(jobSecrets);
     const generated = (kustomization.secretGenerator ?? []).map((g) => g.name);
     expect(generated).to.include.members([...jobSecrets, ...appSecrets]);
@@ -354,5 +399,72 @@ describe('deploy/kubernetes', () => {
       .to.be.a('number')
       .and.below(deployment.spec?.replicas ?? 0);
     expect(existsSync(path.join(ROOT, DIR, 'secrets/.gitignore'))).to.be.true;
+  });
+
+  it('gives the service the cursor-signing key production requires, from a mounted Secret', () => {
+    const cfg = podConfig(app, 'runtime');
+    expect(cfg.server.cursorSecret).to.match(/^stand-in for \/var\/run\/secrets\//);
+    expect(() => resolveCursorSecret(cfg)).not.to.throw();
+  });
+
+  describe('NetworkPolicy', () => {
+    const policies = byKind('NetworkPolicy');
+    const DNS = { 'kubernetes.io/metadata.name': 'kube-system' };
+    /** The policy whose podSelector selects exactly the pods of `template`. */
+    const policyFor = (template: PodTemplate): Manifest => {
+      const labels = template.metadata?.labels ?? {};
+      const found = policies.filter((p) => {
+        const selector = p.spec?.podSelector?.matchLabels ?? {};
+        return (
+          Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v)
+        );
+      });
+      expect(found, 'one NetworkPolicy per pod template').to.have.length(1);
+      return found[0]!;
+    };
+    /** Egress allows TCP to the database port (any address) and DNS to kube-dns, nothing else. */
+    const expectDatabaseAndDnsOnly = (policy: Manifest, dbPort: number): void => {
+      expect(policy.spec?.policyTypes).to.have.members(['Ingress', 'Egress']);
+      const rules = policy.spec?.egress ?? [];
+      for (const rule of rules) expect(rule.ports, 'every egress rule names its ports').to.not.be.empty;
+      const ports = rules.flatMap((r) => (r.ports ?? []).map((p) => `${p.protocol}/${p.port}`));
+      expect(ports).to.have.members([`TCP/${dbPort}`, 'UDP/53', 'TCP/53']);
+      const dns = rules.find((r) => r.ports?.some((p) => p.port === 53));
+      expect(dns?.to?.map((t) => t.namespaceSelector?.matchLabels)).to.deep.equal([DNS]);
+      expect(dns?.to?.[0]?.podSelector?.matchLabels).to.deep.equal({ 'k8s-app': 'kube-dns' });
+    };
+
+    it('admits the HTTP port only from the ingress controller, and the admin port only from monitoring', () => {
+      const policy = policyFor(deployment.spec!.template!);
+      const rules = policy.spec?.ingress ?? [];
+      for (const rule of rules) {
+        expect(rule.from, 'no ingress rule open to every source').to.not.be.empty;
+        expect(rule.ports, 'every ingress rule names its port').to.have.length(1);
+      }
+      const byPort = Object.fromEntries(rules.map((r) => [String(r.ports![0]!.port), r.from]));
+      expect(Object.keys(byPort)).to.have.members(['http', 'admin']);
+      expect(app.ports?.map((p) => p.name)).to.include('http');
+      expect(byPort.http).to.deep.equal([
+        {
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } },
+          podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingress-nginx' } },
+        },
+      ]);
+      expect(byPort.admin).to.deep.equal([
+        { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+      ]);
+    });
+
+    it('lets the service reach only PostgreSQL (its configured port) and DNS', () => {
+      const cfg = podConfig(app, 'runtime');
+      expectDatabaseAndDnsOnly(policyFor(deployment.spec!.template!), cfg.database.postgres.port);
+    });
+
+    it('admits nothing to the migration Job and lets it reach only PostgreSQL and DNS', () => {
+      const migrate = job.spec!.template!.spec.containers[0]!;
+      const policy = policyFor(job.spec!.template!);
+      expect(policy.spec?.ingress).to.deep.equal([]);
+      expectDatabaseAndDnsOnly(policy, podConfig(migrate, 'migrate').database.postgres.port);
+    });
   });
 });

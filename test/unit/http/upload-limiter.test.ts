@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { ConcurrencyLimit } from '../../../src/http/concurrency-limit.js';
-import { RequestTimeoutError } from '../../../src/http/request-errors.js';
+import { clientKey } from '../../../src/http/client-key.js';
+import { KeyedConcurrencyLimit } from '../../../src/http/keyed-concurrency-limit.js';
+import { ImportTooLargeError, RequestTimeoutError } from '../../../src/http/request-errors.js';
 import { limitUpload, type UploadLimits } from '../../../src/http/upload-limiter.js';
 
 /** A source that yields `chunks`, waiting `pauseMs` before each. */
@@ -70,6 +72,34 @@ describe('limitUpload()', () => {
     expect(err).to.include({ limit: 'import-rate', bound: 10_000 });
   });
 
+  it('credits only the bytes countedBytes reports, so fast but uncounted bytes are cut (import-rate)', async () => {
+    // 100 bytes per 5 ms = 20 000 B/s received, against a 1 000 B/s minimum; none of it counted.
+    const chunks = Array.from({ length: 200 }, () => Buffer.alloc(100, 0x0a));
+    const err = await failure(
+      limitUpload(trickle(chunks, 5), {
+        ...NONE,
+        minBytesPerSecond: 1_000,
+        graceMs: 40,
+        countedBytes: () => 0,
+      }),
+    );
+    expect(err).to.include({ limit: 'import-rate', bound: 1_000 });
+  });
+
+  it('refuses the chunk that takes the body past maxBytes with ImportTooLargeError naming maxBytes', async () => {
+    const chunks = [Buffer.alloc(60), Buffer.alloc(40), Buffer.alloc(1)];
+    let passed = 0;
+    try {
+      for await (const chunk of limitUpload(trickle(chunks, 0), { ...NONE, maxBytes: 100 }))
+        passed += chunk.length;
+      expect.fail('not cut');
+    } catch (err) {
+      expect(err).to.be.instanceOf(ImportTooLargeError);
+      expect(err).to.include({ limit: 'maxBytes', bound: 100, code: 'IMPORT_TOO_LARGE' });
+    }
+    expect(passed).to.equal(100);
+  });
+
   it('does not count time the consumer spends away (backpressure) against the rate', async () => {
     // The source is fast; the consumer is slow. Waiting for the client is what the rate measures.
     const chunks = Array.from({ length: 5 }, () => Buffer.alloc(10));
@@ -99,5 +129,32 @@ describe('ConcurrencyLimit', () => {
     expect(limit.active).to.equal(1);
     expect(limit.tryAcquire()).to.be.a('function');
     expect(limit.tryAcquire()).to.equal(undefined);
+  });
+});
+
+describe('KeyedConcurrencyLimit', () => {
+  it('gives each key its own max slots, refuses one more at once, and forgets a key with none held', () => {
+    const limit = new KeyedConcurrencyLimit(1);
+    const a = limit.tryAcquire('ip:10.0.0.1');
+    expect(a).to.be.a('function');
+    expect(limit.tryAcquire('ip:10.0.0.1')).to.equal(undefined);
+    expect(limit.tryAcquire('sub:alice')).to.be.a('function');
+    a!();
+    a!();
+    expect(limit.active('ip:10.0.0.1')).to.equal(0);
+    expect(limit.tryAcquire('ip:10.0.0.1')).to.be.a('function');
+  });
+});
+
+describe('clientKey()', () => {
+  it("keys by the verified token's subject where there is one", () => {
+    expect(clientKey({ ip: '10.0.0.1', user: { sub: 'alice' } })).to.equal('sub:alice');
+  });
+
+  it('falls back to the peer address without a user, or with one lacking a string sub', () => {
+    expect(clientKey({ ip: '10.0.0.1' })).to.equal('ip:10.0.0.1');
+    expect(clientKey({ ip: '10.0.0.1', user: { sub: 42 } })).to.equal('ip:10.0.0.1');
+    expect(clientKey({ ip: '10.0.0.1', user: { sub: '' } })).to.equal('ip:10.0.0.1');
+    expect(clientKey({ ip: '10.0.0.1', user: null })).to.equal('ip:10.0.0.1');
   });
 });

@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import type { PostgresConfig } from '../../../../src/config/app-config.js';
 import { TxOptionsError } from '../../../../src/db/errors/errors.js';
 import type { PostgresDatabase } from '../../../../src/db/postgres-database.js';
+import pino from 'pino';
+import { TxManager } from '../../../../src/db/tx/tx-manager.js';
 import { metricValue } from '../../../support/metric-value.js';
 import { useDatabases, waitFor } from '../../../support/postgres-database-helpers.js';
 import { parsePrometheusText } from '../../../support/prometheus-text.js';
@@ -107,6 +109,27 @@ describe('PostgresDatabase read replicas (read-your-writes)', function () {
     const token = writer.txManager.lastCommitToken()!;
     const read = await readNotes(reader, { after: token });
     expect(read).to.deep.equal({ port: lagged.port, notes: ['from the writer'] });
+  });
+
+  it('gives a second TxManager built on the database its replicas, commit positions and counters', async () => {
+    const { db, metrics } = open(config([lagged]));
+    const second = new TxManager(db, pino({ level: 'silent' }));
+    // Written through the database's own manager: the second one's replica read must see it.
+    await db.withTransaction((trx) => trx('notes').insert({ body: 'via db' }));
+    expect(second.lastCommitToken()).to.equal(db.txManager.lastCommitToken());
+    const read = await second.withReadOnlyTransaction(
+      async (trx) => {
+        const { rows } = await trx.raw<{ rows: Array<{ standby: boolean; port: number }> }>(
+          'select pg_is_in_recovery() as standby, inet_server_port() as port',
+        );
+        const notes = (await trx('notes').select('body')).map((r: { body: string }) => r.body);
+        return { ...rows[0]!, notes };
+      },
+      { target: 'replica' },
+    );
+    expect(read).to.deep.equal({ standby: true, port: lagged.port, notes: ['via db'] });
+    expect(second.metrics).to.equal(metrics);
+    expect(await metricValue(metrics.replicaReads, { target: lagged.hostPort })).to.equal(1);
   });
 
   it('rejects target and after on a read-write transaction, and a malformed token, before any connection', async () => {

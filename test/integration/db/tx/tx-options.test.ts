@@ -73,7 +73,7 @@ describe('TxManager options (real PostgreSQL)', () => {
     });
   });
 
-  it('applies isolation and read-only as the first statement (BEGIN itself), deferrable right after it', async () => {
+  it('applies isolation and read-only as the first statement (BEGIN itself), deferrable right after it in the same message', async () => {
     const sent: string[] = [];
     const onQuery = (q: { sql: string }) => sent.push(q.sql);
     knex.on('query', onQuery);
@@ -87,8 +87,7 @@ describe('TxManager options (real PostgreSQL)', () => {
       knex.off('query', onQuery);
     }
     expect(sent).to.deep.equal([
-      'BEGIN TRANSACTION ISOLATION LEVEL serializable READ ONLY;',
-      'set transaction deferrable',
+      'BEGIN TRANSACTION ISOLATION LEVEL serializable READ ONLY; SET TRANSACTION DEFERRABLE',
       'select 1',
       'COMMIT;',
     ]);

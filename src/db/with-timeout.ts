@@ -1,0 +1,27 @@
+/**
+ * Settles with `p`, or rejects after `ms` (the work itself goes on); a value arriving later
+ * goes to `onLate` (e.g. to close a late connection).
+ */
+export function withTimeout<T>(p: Promise<T>, ms: number, onLate?: (value: T) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let late = false;
+    const timer = setTimeout(
+      () => {
+        late = true;
+        reject(new Error(`no answer within ${Math.round(ms)} ms`));
+      },
+      Math.max(0, ms),
+    );
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        if (late) onLate?.(v);
+        else resolve(v);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        if (!late) reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
