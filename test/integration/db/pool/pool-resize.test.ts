@@ -14,6 +14,8 @@ import { useDatabases, waitFor } from '../../../support/postgres-database-helper
 import { adminQuery, useTestDatabase } from '../../../support/test-database.js';
 
 const LOCK = 4242;
+/** Bound on waiting for a condition, ms: generous, for a loaded machine (these are not speed checks). */
+const SLOW = 20_000;
 
 /** Backends of this test's pool, by its application_name. */
 async function backends(appName: string): Promise<number> {
@@ -68,11 +70,12 @@ describe('PostgresDatabase.resizePool()', () => {
     try {
       await waitFor(
         () => db.getConnectionStats().inUse === 2 && db.getConnectionStats().pendingAcquires === 18,
+        SLOW,
       );
 
       db.resizePool({ maxOpenConns: 6 });
       // Served by the resize alone: nothing was released (every connection is still on the lock).
-      await waitFor(() => db.getConnectionStats().inUse === 6);
+      await waitFor(() => db.getConnectionStats().inUse === 6, SLOW);
       expect(db.getConnectionStats()).to.include({ maxOpenConnections: 6, inUse: 6, pendingAcquires: 14 });
       expect(
         await metricValue(metrics.registry.getSingleMetric('db_pool_max_connections') as never),
@@ -80,7 +83,7 @@ describe('PostgresDatabase.resizePool()', () => {
       expect(
         await metricValue(metrics.registry.getSingleMetric('db_pool_in_use_connections') as never),
       ).to.equal(6);
-      await waitFor(async () => (await backends(appName)) === 6);
+      await waitFor(async () => (await backends(appName)) === 6, SLOW);
 
       const pool = tarnPoolOf(db.driver())!;
       const inUseAtHandOut: number[] = [];
@@ -107,14 +110,14 @@ describe('PostgresDatabase.resizePool()', () => {
     expect(results.map((r) => (r as PromiseFulfilledResult<number>).value)).to.have.members([
       ...Array(20).keys(),
     ]);
-    await waitFor(() => db.getConnectionStats().openConnections === 1);
+    await waitFor(() => db.getConnectionStats().openConnections === 1, SLOW);
     expect(db.getConnectionStats()).to.include({
       maxOpenConnections: 1,
       openConnections: 1,
       inUse: 0,
       idle: 1,
     });
-    await waitFor(async () => (await backends(appName)) === 1);
+    await waitFor(async () => (await backends(appName)) === 1, SLOW);
     expect(await metricValue(metrics.registry.getSingleMetric('db_pool_open_connections') as never)).to.equal(
       1,
     );
@@ -145,7 +148,7 @@ describe('PostgresDatabase.resizePool()', () => {
     expect(db.getConnectionStats()).to.include({ openConnections: 2, idle: 2 });
     db.resizePool({ maxIdleConns: 1 });
     expect(db.getConnectionStats()).to.include({ maxOpenConnections: 3, openConnections: 1, idle: 1 });
-    await waitFor(async () => (await backends(appName)) === 1);
+    await waitFor(async () => (await backends(appName)) === 1, SLOW);
     // Still three at once.
     const again = await Promise.all([1, 2, 3].map(() => acquirePooled(knex)));
     expect(db.getConnectionStats()).to.include({ inUse: 3, pendingAcquires: 0 });
@@ -162,7 +165,7 @@ describe('PostgresDatabase.resizePool()', () => {
     const knex = db.driver();
     const held = await Promise.all([1, 2].map(() => acquirePooled(knex)));
     const third = acquirePooled(knex);
-    await waitFor(() => db.getConnectionStats().pendingAcquires === 1);
+    await waitFor(() => db.getConnectionStats().pendingAcquires === 1, SLOW);
     // tarn starts a connection for a waiter in the same step as it queues it, when its size allows one.
     expect(tarnPoolOf(knex)!.numPendingCreates()).to.equal(0);
     expect(db.getConnectionStats()).to.include({ maxOpenConnections: 2, inUse: 2, openConnections: 2 });
