@@ -44,7 +44,7 @@ export interface RunningService {
   /** `http://host:port` of the admin listener (`/metrics`, `/health`), when `server.admin.port` is set. */
   adminUrl: string | undefined;
   admin: FastifyInstance | undefined;
-  db: Database;
+  db: PostgresDatabase;
   health: HealthService;
   healthLoop: HealthLoop;
   breaker: CircuitBreaker;

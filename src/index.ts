@@ -111,6 +111,7 @@ export type {
   IsolationLevel,
   Propagation,
   PoolStats,
+  PoolSize,
   HealthReport,
   BreakerState,
   ErrorClassification,

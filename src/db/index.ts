@@ -22,6 +22,7 @@ export { retryAfterFailure } from './tx/tx-runner.js';
 export { withTimeout } from './with-timeout.js';
 export type { TxManagerOptions } from './tx/tx-manager.js';
 export { CircuitBreaker } from './circuit-breaker.js';
+export type { PoolSize } from './pool/pool-resizer.js';
 export { attachQueryLogger } from './query-logger.js';
 export type { TxHooks, TxRetryInfo, TxStatementInfo, TxEndInfo } from './tx/tx-hooks.js';
 export {

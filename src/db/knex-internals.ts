@@ -13,7 +13,8 @@ import type { Pool } from 'tarn';
  * `acquireRawConnection`, `checkVersion`, the pg dialect's `_driver` and `driver.Client`, `version`, `pool`, `runner` and its Runner's
  * `ensureConnection`/`builder`; a transaction's private `client.query`/`client.stream`; the
  * connection marks `__knex__disposed`, `__knexTxId`, `__knexLifetimeLimit`), tarn 3 (`free`
- * with each entry's `resource`, `timestamp` and `settle`, `_destroy`), pg 8 (`processID`,
+ * with each entry's `resource`, `timestamp` and `settle`, `_destroy`, the `max` field and
+ * `_tryAcquireOrCreate` for a resize), pg 8 (`processID`,
  * `secretKey`, `ssl`, `_queryable`, `_ending`, `connection.stream`, the `connection`'s `parameterStatus`
  * and `authenticationOk` events, and the Client's `_handleAuthCleartextPassword`,
  * `_handleAuthMD5Password` and `_handleAuthSASL`, its `connection.sendSASLInitialResponseMessage`).
@@ -79,7 +80,9 @@ type TarnResource = { resource: DriverConnection; timestamp: number; settle(): v
 
 type TarnInternals = {
   free?: TarnResource[];
+  max?: number;
   _destroy?(resource: unknown): Promise<unknown>;
+  _tryAcquireOrCreate?(): void;
 };
 
 const clientOf = (knex: Knex): KnexClient => {
@@ -112,6 +115,8 @@ export function assertDriverShape(knex: Knex, connection: object): void {
     if (!Array.isArray(pool.free)) missing.push('tarn Pool#free');
     else missing.push(...freeEntryGaps(pool.free as unknown[]));
     if (typeof pool._destroy !== 'function') missing.push('tarn Pool#_destroy');
+    if (typeof pool.max !== 'number') missing.push('tarn Pool#max');
+    if (typeof pool._tryAcquireOrCreate !== 'function') missing.push('tarn Pool#_tryAcquireOrCreate');
   }
   const conn = connection as Record<string, unknown>;
   for (const m of ['processID', 'secretKey', 'ssl', '_queryable', '_ending'])
@@ -238,6 +243,27 @@ export function connectionTargetOf(knex: Knex): { host?: string; port?: number; 
 /** Forgets a pool that did not close in time (knex's destroy then has nothing to wait for). */
 export function abandonPool(knex: Knex): void {
   clientOf(knex).pool = undefined;
+}
+
+/** tarn's current pool size (its `max` field, read by every create decision). */
+export function poolMaxOf(pool: TarnPool): number {
+  return (pool as unknown as TarnInternals).max ?? 0;
+}
+
+/**
+ * Changes tarn's pool size in place. tarn reads its `max` field at every create decision, so a
+ * smaller one stops new connections at once (open ones are the caller's to retire); a larger
+ * one is acted on here: tarn's acquire-or-create step runs once per added slot, and each run
+ * either hands idle connections to waiting acquires or starts one connection for them (tarn
+ * starts creates only for waiters, never beyond `max`). `min` is 0 in this layer, so no floor
+ * can exceed the new size.
+ */
+export function setPoolMax(pool: TarnPool, max: number): void {
+  const internals = pool as unknown as TarnInternals;
+  const before = internals.max ?? 0;
+  internals.max = max;
+  if (typeof internals._tryAcquireOrCreate !== 'function') return;
+  for (let i = before; i < max; i++) internals._tryAcquireOrCreate();
 }
 
 /** True when `connection` sits in tarn's free list (idle), as tarn's reaper sees it. */

@@ -21,6 +21,7 @@ import {
 } from './knex-internals.js';
 import { ConnectionCleaner } from './pool/connection-cleaner.js';
 import { LeakDetector } from './pool/leak-detector.js';
+import { PoolResizer, type PoolSize } from './pool/pool-resizer.js';
 import { PoolMonitor } from './pool/pool-monitor.js';
 import { destroyPool, drainPool } from './pool/pool-shutdown.js';
 import { probeServer } from './connection/server-probe.js';
@@ -101,6 +102,7 @@ export class PostgresDatabase implements Database {
   readonly #gate: ConnectionGate;
   readonly #tx: TxManager;
   readonly #cleaner: ConnectionCleaner;
+  readonly #resizer: PoolResizer;
   readonly #leaks: LeakDetector | undefined;
   /** With `replicas` configured: their pools, states and routing. */
   readonly #replicas: ReplicaRouter | undefined;
@@ -122,10 +124,14 @@ export class PostgresDatabase implements Database {
     this.#opener = new PgConnectionOpener(this.#cfg, this.#logger, {
       onBroken: () => this.#metrics.errors.inc({ class: 'connection' }),
     });
-    this.#knex = knexFactory(knexConfig(this.#cfg, isQueryable, this.#logger));
+    // A connection released over a shrunk size is refused when tarn would hand it out again.
+    const validate = (c: unknown): boolean =>
+      isQueryable(c) && !this.#resizer.isRetiring(c as DriverConnection);
+    this.#knex = knexFactory(knexConfig(this.#cfg, validate, this.#logger));
     // Every pool connection is opened by our opener (TLS mode, deadline, error listener).
     setConnectionOpener(this.#knex, () => this.#opener.open());
     const max = Math.max(1, this.#cfg.maxOpenConns);
+    const maxIdle = Math.min(Math.max(0, this.#cfg.maxIdleConns), max);
     const leakMs = this.#cfg.leakDetectionThreshold ?? 0;
     this.#monitor = new PoolMonitor({
       max,
@@ -138,12 +144,13 @@ export class PostgresDatabase implements Database {
         : undefined;
     // Go's idle rules (maxIdleConns as a cap, connMaxIdleTime, connMaxLifetime for idle connections).
     this.#cleaner = new ConnectionCleaner(this.#knex, {
-      maxIdle: Math.min(Math.max(0, this.#cfg.maxIdleConns), max),
+      maxIdle,
       maxIdleTimeMs: this.#cfg.connMaxIdleTime,
       lifetime: this.#cfg.connMaxLifetime > 0,
       intervalMs: reapIntervalMs(this.#cfg.connMaxIdleTime, this.#cfg.connMaxLifetime),
       onClose: (connection, cause) => this.#monitor.closing(connection, cause),
     });
+    this.#resizer = new PoolResizer(this.#knex, { maxOpenConns: max, maxIdleConns: maxIdle });
     // knex puts a timed-out query's SQL on its own timeout error; keep it on the one that replaces it.
     onQueryAcquireFailure(this.#knex, (err, query) => {
       if (err instanceof PoolExhaustedError) err.attachQuery(query());
@@ -365,6 +372,32 @@ export class PostgresDatabase implements Database {
   }
 
   /**
+   * Changes the pool size while it runs (no restart; HikariCP and Go's `SetMaxOpenConns` do the
+   * same), never closing a connection in use. Growing takes effect at once: acquires already
+   * waiting get a connection (new ones are opened for them). Shrinking closes idle connections
+   * beyond the new size at once (least recently used first) and each busy one when it is
+   * released while more are open than the size allows (it goes neither back to the pool nor
+   * to a waiter); `maxIdleConns` is enforced at once on the idle ones. Only `maxOpenConns`
+   * given: `maxIdleConns` follows it down when it is larger. `getConnectionStats()` and the
+   * pool gauges report the new size at once. Kept across `close()` and `connect()`; the
+   * configuration object (`config`) keeps its start-up values. Replica pools are not resized.
+   *
+   * ```ts
+   * db.resizePool({ maxOpenConns: 40, maxIdleConns: 10 });
+   * ```
+   * @throws ConfigError naming each invalid value (not a whole number, `maxOpenConns` < 1,
+   *   `maxIdleConns` < 0 or above `maxOpenConns`); nothing changes then.
+   */
+  resizePool(opts: PoolSize): void {
+    const before = this.#resizer.size;
+    const size = this.#resizer.resize(opts);
+    this.#gate.setMax(size.maxOpenConns);
+    this.#monitor.setMax(size.maxOpenConns);
+    this.#cleaner.setMaxIdle(size.maxIdleConns);
+    this.#logger.info({ before, after: size }, 'pool resized');
+  }
+
+  /**
    * Adds a per-connection hook run at every checkout and return (the
    * foreign-connection guard and per-connection deadlines plug in here).
    * @returns the hook's removal.
@@ -376,6 +409,7 @@ export class PostgresDatabase implements Database {
   #attachPool(): void {
     const pool = tarnPoolOf(this.#knex);
     if (!pool) return;
+    this.#resizer.attach(pool);
     this.#monitor.attach(pool);
     this.#cleaner.attach(pool);
     this.#leaks?.attach(pool);

@@ -11,6 +11,7 @@ import type { JwtVerifier } from './auth/jwt-verifier.js';
 import { registerAuth } from './auth/register-auth.js';
 import { installErrorHandler, installNotFoundHandler } from './error-handler.js';
 import { registerHealthRoutes, type HealthRouteSet } from './health-routes.js';
+import { installHttpMetrics } from './http-metrics.js';
 import { registerMetricsRoutes } from './metrics-routes.js';
 import { requestContext } from './request-context.js';
 
@@ -65,6 +66,12 @@ export interface DataLayerPluginOptions {
    * Registering the plugin then throws `ConfigError` when mode `jwt` has no key.
    */
   auth?: { config: AuthConfig; profile?: string; verifier?: JwtVerifier };
+  /**
+   * Count every response in `metrics` (`http_requests_total`, `http_request_duration_seconds`
+   * by method, route pattern and status code: the error-ratio alert and the dashboard read
+   * them); default true when there is a registry.
+   */
+  httpMetrics?: boolean;
   /** Install the error handler that maps the layer's typed errors to problem responses; default true. */
   errorHandler?: boolean;
   /** Install the JSON 404 for unknown routes; default true (turn off when the app has its own). */
@@ -129,6 +136,7 @@ const plugin: FastifyPluginAsync<DataLayerPluginOptions> = async (app, opts) => 
   app.addHook('onRequest', (request, _reply, done) => {
     requestContext.run({ reqId: String(request.id) }, done);
   });
+  if (metrics && opts.httpMetrics !== false) installHttpMetrics(app, metrics);
   if (opts.errorHandler !== false) installErrorHandler(app);
   if (opts.notFoundHandler !== false) installNotFoundHandler(app);
   if (opts.auth) {
@@ -147,7 +155,8 @@ const plugin: FastifyPluginAsync<DataLayerPluginOptions> = async (app, opts) => 
  * error handler and decorator reach the app that registers it):
  * - `GET /healthz` (liveness, no database), `GET /readyz` (the last background health
  *   check, the breaker, pool saturation, draining) and `GET /health` (a detailed report);
- * - `GET /metrics` (Prometheus text of `metrics`, default `db.metrics`);
+ * - `GET /metrics` (Prometheus text of `metrics`, default `db.metrics`), and every response
+ *   counted and timed in it (`http_requests_total`, `http_request_duration_seconds`);
  * - the error handler that maps the layer's typed errors to the problem responses of
  *   docs/service.md (404, 409 `DUPLICATE`/`CONFLICT`, 412, 503 with `Retry-After`...), and
  *   a JSON 404 for unknown routes;

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { withTimeout } from '../db/with-timeout.js';
 import { BREAKER_STATES, type BreakerState, type PoolStats, type ReplicaHealth } from '../db/database.js';
 
 /**
@@ -7,6 +8,17 @@ import { BREAKER_STATES, type BreakerState, type PoolStats, type ReplicaHealth }
  */
 export type RetryReason =
   'serialization' | 'deadlock' | 'connection' | 'commit_aborted' | 'commit_unknown' | 'failover';
+
+/** What the in-doubt gauges read: one entry per prepared transaction in doubt now. */
+export interface InDoubtSample {
+  /** How long it has been in doubt, ms. */
+  ageMs: number;
+  /** True when the commit was decided (recovery will commit it). */
+  decided: boolean;
+}
+
+/** Bound on reading the in-doubt transactions at scrape time, ms: a scrape must not hang on a participant. */
+const IN_DOUBT_READ_TIMEOUT_MS = 2_000;
 
 /** How a transaction ended (the `outcome` label). */
 export type TxOutcome = 'committed' | 'rolled_back' | 'retry_exhausted' | 'commit_unknown' | 'timeout';
@@ -53,7 +65,14 @@ export class Metrics {
   readonly replicaReads: Counter<'target'>;
   /** Replica reads sent to the primary, by reason: `lag` (no replica replayed in time), `unavailable`. */
   readonly replicaFallbacks: Counter<'reason'>;
+  /** `db_commit_lookups_total{outcome}`: lost COMMITs looked up with `pg_xact_status`, by what was found. */
+  readonly commitLookups: Counter<'outcome'>;
+  /** `http_requests_total{method,route,status_code}`: HTTP responses sent (the service's server). */
+  readonly httpRequests: Counter<'method' | 'route' | 'status_code'>;
+  /** `http_request_duration_seconds{method,route,status_code}`: from request to response sent. */
+  readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
   #replicas: (() => ReplicaHealth[]) | undefined;
+  #inDoubt: (() => Promise<InDoubtSample[]>) | undefined;
   #poolStats: (() => PoolStats) | undefined;
 
   /**
@@ -225,7 +244,78 @@ export class Metrics {
       "The replica's replay lag behind the primary at the last check, bytes.",
       (r) => r.lagBytes,
     );
+    this.commitLookups = new Counter({
+      name: `${p}commit_lookups_total`,
+      help: 'COMMITs whose connection was lost, looked up with pg_xact_status, by outcome found (committed, aborted, unknown).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.httpRequests = new Counter({
+      name: 'http_requests_total',
+      help: 'HTTP responses sent, by method, route and status code.',
+      labelNames: ['method', 'route', 'status_code'],
+      registers,
+    });
+    this.httpDuration = new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request duration, from request to response sent.',
+      labelNames: ['method', 'route', 'status_code'],
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.#inDoubtGauges(p, registers);
     this.setBreakerState('closed');
+  }
+
+  /**
+   * `db_two_phase_in_doubt{decided}` and `db_two_phase_in_doubt_oldest_seconds`, read at scrape
+   * time from `observeInDoubt`'s source (bounded; a failed or slow read leaves them empty:
+   * the other alerts cover a participant that cannot be reached).
+   */
+  #inDoubtGauges(p: string, registers: Registry[]): void {
+    const read = async (): Promise<InDoubtSample[] | undefined> => {
+      const source = this.#inDoubt;
+      if (!source) return undefined;
+      try {
+        return await withTimeout(source(), IN_DOUBT_READ_TIMEOUT_MS);
+      } catch {
+        return undefined;
+      }
+    };
+    let last: Promise<InDoubtSample[] | undefined> | undefined;
+    // Both gauges are collected in one scrape: one read serves both.
+    const shared = (): Promise<InDoubtSample[] | undefined> => {
+      const current = (last ??= read().finally(() => setImmediate(() => (last = undefined))));
+      return current;
+    };
+    new Gauge({
+      name: `${p}two_phase_in_doubt`,
+      help: 'Prepared two-phase transactions of this coordinator in doubt now, by whether the commit was decided.',
+      labelNames: ['decided'],
+      registers,
+      async collect() {
+        this.reset();
+        const all = await shared();
+        if (!all) return;
+        this.set({ decided: 'true' }, all.filter((t) => t.decided).length);
+        this.set({ decided: 'false' }, all.filter((t) => !t.decided).length);
+      },
+    });
+    new Gauge({
+      name: `${p}two_phase_in_doubt_oldest_seconds`,
+      help: 'How long the oldest prepared two-phase transaction of this coordinator has been in doubt (0: none).',
+      registers,
+      async collect() {
+        this.reset();
+        const all = await shared();
+        if (all) this.set(all.reduce((max, t) => Math.max(max, t.ageMs), 0) / 1000);
+      },
+    });
+  }
+
+  /** Where the two-phase in-doubt gauges read from at scrape time (`TwoPhaseCommit` with `metrics`). */
+  observeInDoubt(read: () => Promise<InDoubtSample[]>): void {
+    this.#inDoubt = read;
   }
 
   /** Where replica gauges read from at scrape time. */

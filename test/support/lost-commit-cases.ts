@@ -25,8 +25,9 @@ export interface LostCommitSetup {
  */
 export function itResolvesLostCommits(setup: LostCommitSetup, where = ''): void {
   it(`returns success when the server committed before the link was cut${where}, and the row exists once`, async () => {
+    const metrics = new Metrics();
     const { logger, lines } = captureLogger();
-    const tm = new TxManager(setup.pdb(), logger);
+    const tm = new TxManager(setup.pdb(), logger, { metrics });
     let calls = 0;
     setup.proxy().onNextCommit('cut-after-forward');
     const result = await tm.withTransaction(async (trx) => {
@@ -37,6 +38,8 @@ export function itResolvesLostCommits(setup: LostCommitSetup, where = ''): void 
     expect(result).to.equal('done');
     expect(calls).to.equal(1);
     expect(lookedUp(lines)).to.deep.equal(['committed']);
+    expect(await metricValue(metrics.commitLookups)).to.equal(1);
+    expect(await metricValue(metrics.commitLookups, { outcome: 'committed' })).to.equal(1);
     expect(await setup.rowsWithId(1)).to.equal(1);
   });
 
@@ -54,5 +57,6 @@ export function itResolvesLostCommits(setup: LostCommitSetup, where = ''): void 
     expect(lookedUp(lines)).to.deep.equal(['aborted']);
     expect(await setup.rowsWithId(2)).to.equal(1);
     expect(await metricValue(metrics.txRetries, { reason: 'commit_aborted' })).to.equal(1);
+    expect(await metricValue(metrics.commitLookups, { outcome: 'aborted' })).to.equal(1);
   });
 }

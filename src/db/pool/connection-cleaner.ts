@@ -46,7 +46,7 @@ export class ConnectionCleaner {
 
   /** Wraps knex's release (every return passes here, after the gate's hooks). */
   constructor(knex: Knex, settings: CleanerSettings) {
-    this.#settings = settings;
+    this.#settings = { ...settings };
     wrapPoolAccess(knex, ({ release }) => ({
       release: (connection: unknown) => {
         // knex's release returns the connection to tarn synchronously; the promise is only its answer.
@@ -55,6 +55,12 @@ export class ConnectionCleaner {
         return released;
       },
     }));
+  }
+
+  /** A new `maxIdle` (a pool resize): idle connections beyond it are closed now. */
+  setMaxIdle(maxIdle: number): void {
+    this.#settings.maxIdle = maxIdle;
+    this.clean();
   }
 
   /** Starts cleaning `pool` (knex's current tarn pool). */

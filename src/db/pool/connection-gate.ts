@@ -31,7 +31,7 @@ export class ConnectionGate {
   readonly #knex: Knex;
   readonly #monitor: PoolMonitor;
   readonly #metrics: Metrics;
-  readonly #max: number;
+  #max: number;
   readonly #hooks = new Set<ConnectionHook>();
   #open = false;
 
@@ -59,6 +59,11 @@ export class ConnectionGate {
         return release(connection);
       },
     }));
+  }
+
+  /** The pool size now (a resize): `PoolExhaustedError` compares checkouts with it. */
+  setMax(max: number): void {
+    this.#max = max;
   }
 
   /** Lets acquires through (`connect()`), or refuses them (`disconnect()`/`close()`). */

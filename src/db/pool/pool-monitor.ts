@@ -31,7 +31,7 @@ type Connection = DriverConnection;
  * failover, are not retirements: no counter.
  */
 export class PoolMonitor {
-  readonly #max: number;
+  #max: number;
   readonly #captureStacks: boolean;
   readonly #metrics: Metrics;
   #pool: TarnPool | undefined;
@@ -49,6 +49,11 @@ export class PoolMonitor {
     this.#max = opts.max;
     this.#captureStacks = opts.captureStacks;
     this.#metrics = opts.metrics;
+  }
+
+  /** The pool size now (a resize): `maxOpenConnections`, and whether an acquire waited. */
+  setMax(max: number): void {
+    this.#max = max;
   }
 
   /** Starts watching `pool` (knex's current tarn pool). */

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { Logger } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
 import { retryAfterFailure } from '../tx/tx-runner.js';
 import type { Database, IsolationLevel } from '../database.js';
 import { classifyError } from '../errors/classify-error.js';
@@ -37,6 +38,11 @@ export interface TwoPhaseCommitOptions {
   commitAttempts?: number;
   /** Base delay of the backoff between those attempts, ms (full jitter, capped at 1 s). Default 50. */
   commitRetryBaseMs?: number;
+  /**
+   * Exports `db_two_phase_in_doubt{decided}` and `db_two_phase_in_doubt_oldest_seconds`, read
+   * with `inDoubt()` at each scrape (bounded at 2 s). One `TwoPhaseCommit` per `Metrics`.
+   */
+  metrics?: Metrics;
 }
 
 /** Options of one unit of work, applied to every participant's transaction. */
@@ -110,6 +116,7 @@ export class TwoPhaseCommit {
     this.#gracePeriodMs = opts.gracePeriodMs ?? 60_000;
     this.#commitAttempts = opts.commitAttempts ?? 4;
     this.#commitRetryBaseMs = opts.commitRetryBaseMs ?? 50;
+    opts.metrics?.observeInDoubt(() => this.inDoubt());
   }
 
   /**

@@ -275,7 +275,10 @@ export class TxRunner {
       resolveLostCommit,
       xidAtBegin,
       commitLookupTimeoutMs: lookupTimeoutMs,
-      onCommitLookup: tracing && ((outcome) => tracing.commitLookedUp(outcome)),
+      onCommitLookup: (outcome) => {
+        this.#opts.metrics.commitLookups.inc({ outcome });
+        tracing?.commitLookedUp(outcome);
+      },
       onBegun: (tx) => {
         this.#opts.metrics.txStarted.inc({ isolation: tx.isolationLevel ?? 'default' });
         guardTransaction(tx.trx, this.#guard);

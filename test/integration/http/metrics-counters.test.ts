@@ -64,4 +64,30 @@ describe('GET /metrics counters', () => {
       sampleValue(before, 'db_transactions_started_total', { isolation: 'repeatable read' }) + 2,
     );
   });
+
+  it('counts HTTP responses by method, route pattern and status code, and times them', async () => {
+    const before = await scrape();
+    const user = await createUser('metrics-http@example.com');
+    expect((await fetch(`${svc().url}/users/${user.id}`)).status).to.equal(200);
+    expect((await fetch(`${svc().url}/users/999999999999`)).status).to.equal(404);
+    expect((await fetch(`${svc().url}/no-such-route/${user.id}`)).status).to.equal(404);
+    const after = await scrape();
+    const grew = (labels: Record<string, string>): number =>
+      sampleValue(after, 'http_requests_total', labels) - sampleValue(before, 'http_requests_total', labels);
+    expect(grew({ method: 'POST', route: '/users', status_code: '201' })).to.equal(1);
+    expect(grew({ method: 'GET', route: '/users/:id', status_code: '200' })).to.equal(1);
+    expect(grew({ method: 'GET', route: '/users/:id', status_code: '404' })).to.equal(1);
+    expect(grew({ method: 'GET', route: 'unmatched', status_code: '404' })).to.equal(1);
+    // The raw URL never becomes a label value.
+    expect(
+      after.filter((s) => s.name === 'http_requests_total' && s.labels.route?.includes(user.id)),
+    ).to.deep.equal([]);
+    const durations = (s: Sample[]): number =>
+      sampleValue(s, 'http_request_duration_seconds_count', {
+        method: 'GET',
+        route: '/users/:id',
+        status_code: '200',
+      });
+    expect(durations(after) - durations(before)).to.equal(1);
+  });
 });

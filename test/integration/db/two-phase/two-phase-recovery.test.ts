@@ -5,7 +5,9 @@ import { expect } from 'chai';
 import { TwoPhaseCommit } from '../../../../src/db/two-phase/two-phase-commit.js';
 import { HealthService } from '../../../../src/health/health-service.js';
 import type { HealthReport } from '../../../../src/db/database.js';
+import { Metrics } from '../../../../src/observability/metrics.js';
 import { captureLogger } from '../../../support/capture-logger.js';
+import { parsePrometheusText, sampleValue } from '../../../support/prometheus-text.js';
 import { useDatabases, waitFor } from '../../../support/postgres-database-helpers.js';
 import { queryOnce } from '../../../support/query-once.js';
 import { useTestDatabase } from '../../../support/test-database.js';
@@ -92,10 +94,13 @@ describe('TwoPhaseCommit.recover() after a coordinator killed between PREPARE an
     await Promise.all([queryOnce(dbA().url, schema), queryOnce(dbB().url, schema)]);
   });
 
-  async function coordinatorOf(): Promise<TwoPhaseCommit> {
+  async function coordinatorOf(metrics?: Metrics): Promise<TwoPhaseCommit> {
     const [a, b, c] = [dbA(), dbB(), dbC()].map((d) => open(d.config({ maxOpenConns: 3 })).db);
     await Promise.all([a!.connect(), b!.connect(), c!.connect()]);
-    const tpc = new TwoPhaseCommit({ a: a!, b: b! }, { logger: captureLogger().logger, coordinator: c! });
+    const tpc = new TwoPhaseCommit(
+      { a: a!, b: b! },
+      { logger: captureLogger().logger, coordinator: c!, ...(metrics ? { metrics } : {}) },
+    );
     await tpc.recover(); // creates the decision table before the child uses it
     return tpc;
   }
@@ -143,10 +148,20 @@ describe('TwoPhaseCommit.recover() after a coordinator killed between PREPARE an
     expect(await tpc.recover()).to.deep.equal({ committed: [], rolledBack: [], pending: [] });
   });
 
-  it('commits them once the decision was recorded, removes the record, and is idempotent', async () => {
-    const tpc = await coordinatorOf();
+  it('commits them once the decision was recorded, removes the record, and is idempotent; the in-doubt gauges follow', async () => {
+    const metrics = new Metrics();
+    const scrape = async (): Promise<ReturnType<typeof parsePrometheusText>> =>
+      parsePrometheusText(await metrics.registry.metrics());
+    const tpc = await coordinatorOf(metrics);
+    const none = await scrape();
+    expect(sampleValue(none, 'db_two_phase_in_doubt')).to.equal(0);
+    expect(sampleValue(none, 'db_two_phase_in_doubt_oldest_seconds')).to.equal(0);
     const kill = await frozenCoordinator(urls(), 'after-decision', 2);
     await kill();
+    const stuck = await scrape();
+    expect(sampleValue(stuck, 'db_two_phase_in_doubt', { decided: 'true' })).to.equal(2);
+    expect(sampleValue(stuck, 'db_two_phase_in_doubt', { decided: 'false' })).to.equal(0);
+    expect(sampleValue(stuck, 'db_two_phase_in_doubt_oldest_seconds')).to.be.above(0);
     expect(await ledgerIds(dbA().url)).to.deep.equal([]); // prepared, not committed: invisible
     expect((await tpc.inDoubt()).sort(byParticipant).map((t) => [t.participant, t.decided])).to.deep.equal([
       ['a', true],
@@ -161,6 +176,9 @@ describe('TwoPhaseCommit.recover() after a coordinator killed between PREPARE an
     expect(await preparedGids(dbA().url)).to.deep.equal([]);
     expect(await decisionRecords(dbC().url)).to.equal(0);
     expect(await tpc.recover()).to.deep.equal({ committed: [], rolledBack: [], pending: [] });
+    const resolved = await scrape();
+    expect(sampleValue(resolved, 'db_two_phase_in_doubt')).to.equal(0);
+    expect(sampleValue(resolved, 'db_two_phase_in_doubt_oldest_seconds')).to.equal(0);
   });
 
   it("leaves prepared transactions alone that are not this coordinator's", async () => {

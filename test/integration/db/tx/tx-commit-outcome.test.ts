@@ -52,6 +52,7 @@ describe('TxManager: connection lost while COMMIT is in flight (TCP proxy)', () 
     expect((err as CommitUnknownError).xid).to.match(/^\d+$/);
     expect(calls).to.equal(1);
     expect(await metricValue(metrics.txEnded, { outcome: 'commit_unknown' })).to.equal(1);
+    expect(await metricValue(metrics.commitLookups, { outcome: 'unknown' })).to.equal(1);
     // It had in fact committed: a blind retry would have written it twice (or failed on the key).
     expect(await rowsWithId(3)).to.equal(1);
   });
