@@ -331,11 +331,19 @@ export interface TransactionConfig {
   /** What a second pool checkout inside an ambient transaction does; default `warn`. */
   foreignConnectionGuard: ForeignConnectionGuardMode;
   /**
-   * Record the transaction id before COMMIT so that a COMMIT whose connection is lost is
+   * Record the transaction id (with BEGIN, or before COMMIT: `resolveAcrossFailover`) so that a COMMIT whose connection is lost is
    * resolved with `pg_xact_status`; default true. False saves one round trip per write
    * transaction, and a lost COMMIT then rejects with `CommitUnknownError`.
    */
   resolveLostCommit: boolean;
+  /**
+   * Resolve a lost COMMIT also on a node promoted after a failover or switchover: the xid is read
+   * right before COMMIT with the WAL position (one round trip per read-write transaction) instead
+   * of in BEGIN's message (then only the same server run answers, anything else is
+   * `CommitUnknownError`). On by itself with several `hosts`; turn it on behind one address that
+   * can move to another node (HAProxy routing to the leader, a virtual IP, a cloud failover DNS name).
+   */
+  resolveAcrossFailover: boolean;
   /** Bounds retries across all transactions of a TxManager; default `{ ratio: 0.1, burst: 10 }`. */
   retryBudget: RetryBudgetConfig;
 }

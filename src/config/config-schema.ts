@@ -131,6 +131,7 @@ export const configSchema = z.strictObject({
       defaultTimeout: duration,
       foreignConnectionGuard: z.enum(FOREIGN_CONNECTION_GUARD_MODES),
       resolveLostCommit: bool,
+      resolveAcrossFailover: bool,
       retryBudget: z.strictObject({
         ratio: z
           .number({ error: 'expected a number' })

@@ -94,6 +94,7 @@ export const DEFAULTS: Omit<AppConfig, 'profile'> = {
       defaultTimeout: 0,
       foreignConnectionGuard: 'warn',
       resolveLostCommit: true,
+      resolveAcrossFailover: false,
       retryBudget: { ratio: 0.1, burst: 10 },
     },
     embedded: {

@@ -79,6 +79,7 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   DB_TX_DEFAULT_TIMEOUT: 'database.transactions.defaultTimeout',
   DB_FOREIGN_CONNECTION_GUARD: 'database.transactions.foreignConnectionGuard',
   DB_TX_RESOLVE_LOST_COMMIT: 'database.transactions.resolveLostCommit',
+  DB_TX_RESOLVE_ACROSS_FAILOVER: 'database.transactions.resolveAcrossFailover',
   DB_TX_RETRY_BUDGET_RATIO: 'database.transactions.retryBudget.ratio',
   DB_TX_RETRY_BUDGET_BURST: 'database.transactions.retryBudget.burst',
 

@@ -6,6 +6,7 @@ import { parseDatabaseUrl } from '../../src/config/parse-database-url.js';
 import { withPgClient } from '../../src/db/connection/with-pg-client.js';
 import type { Knex } from 'knex';
 import type { Database, TxOptions } from '../../src/db/database.js';
+import { DEFAULTS } from '../../src/config/defaults.js';
 import { PostgresDatabase } from '../../src/db/postgres-database.js';
 import pino from 'pino';
 import { className, isProductError, runLedgerLoad, tally, type LoadResult } from './ledger-load.js';
@@ -133,7 +134,11 @@ export async function runPatroniScenario(
       },
     },
   );
-  const pdb = new PostgresDatabase(layerConfig(cluster, opts.access, database), logger);
+  // Behind HAProxy the one address moves to the new leader: as docs/configuration.md says for
+  // such a setup, lost COMMITs are resolved across the failover (several hosts imply it).
+  const pdb = new PostgresDatabase(layerConfig(cluster, opts.access, database), logger, {
+    transactions: { ...DEFAULTS.database.transactions, resolveAcrossFailover: opts.access === 'haproxy' },
+  });
   pdb.driver().on('query', (q: { sql: string; bindings?: unknown[] }) => {
     const call = calls.getStore();
     if (call && q.sql.startsWith('insert into "ledger"'))

@@ -61,15 +61,6 @@ export interface TxManagerOptions {
   metrics?: Metrics;
   /** Bound on learning the outcome of a COMMIT whose connection was lost, ms. Default 5 s. */
   commitLookupTimeoutMs?: number;
-  /**
-   * Where a read-write transaction takes its xid for lost-COMMIT resolution: `true`, in BEGIN's
-   * own message (no round trip of its own; a lost COMMIT is answered only by the same server
-   * run), or `false`, right before COMMIT (one round trip, with a WAL position that lets a node
-   * promoted after a failover answer too). Default: `false` when the database has several hosts
-   * (`hosts`, a multi-host URL), else `true`; set `false` behind one address that can move to
-   * another node (a virtual IP, HAProxy routing to the leader).
-   */
-  xidAtBegin?: boolean;
   /** Hooks installed from the start (more with `addHooks`); see `TxHooks` for the contract. */
   hooks?: TxHooks;
   /**
@@ -142,7 +133,11 @@ export class TxManager {
       hooks: this.#hooks,
       guardMode: this.#guardMode,
       resolveLostCommit: t.resolveLostCommit ?? DEFAULTS.database.transactions.resolveLostCommit,
-      xidAtBegin: options.xidAtBegin ?? !(shared?.severalHosts ?? false),
+      // Across a failover only with the xid read before COMMIT (tx-origin.ts); several hosts imply it.
+      xidAtBegin: !(
+        (t.resolveAcrossFailover ?? DEFAULTS.database.transactions.resolveAcrossFailover) ||
+        (shared?.severalHosts ?? false)
+      ),
       lookupTimeoutMs: options.commitLookupTimeoutMs,
       plain: this.#plain,
       tracing: tracer && new TxTracing(tracer, () => db.driver()),

@@ -1,14 +1,7 @@
 import { expect } from 'chai';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import {
-  ROOT,
-  headingAnchors,
-  inlineCode,
-  linkTargets,
-  markdownFiles,
-  readRepoFile,
-} from './markdown.js';
+import { ROOT, headingAnchors, inlineCode, linkTargets, markdownFiles, readRepoFile } from './markdown.js';
 
 /** Paths into the repository that the docs name in inline code (placeholders such as `<profile>` excluded). */
 const REPO_PATH =

@@ -72,7 +72,10 @@ describe('TxManager: a lost COMMIT looked up on another server or timeline answe
     beforeCommit: (xid: string) => Promise<void> = async () => {},
   ) => {
     const { logger, lines } = captureLogger();
-    const tm = new TxManager(ledger().pdb, logger, { commitLookupTimeoutMs: 5_000, xidAtBegin: false });
+    const tm = new TxManager(ledger().pdb, logger, {
+      commitLookupTimeoutMs: 5_000,
+      transactions: { resolveAcrossFailover: true },
+    });
     let calls = 0;
     const outcome = await tm
       .withTransaction(async (trx) => {
@@ -172,7 +175,9 @@ describe('TxManager: a lost COMMIT looked up on another server or timeline answe
       const onQuery = (q: { sql: string }): void => {
         if (q.sql.includes('pg_current_xact_id')) sent.push(q.sql);
       };
-      const tm = new TxManager(ledger().pdb, pino({ level: 'silent' }), { xidAtBegin });
+      const tm = new TxManager(ledger().pdb, pino({ level: 'silent' }), {
+        transactions: { resolveAcrossFailover: !xidAtBegin },
+      });
       knex.on('query', onQuery);
       try {
         for (let i = 0; i < 6; i++)

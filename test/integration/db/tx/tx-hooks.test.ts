@@ -10,6 +10,7 @@ import { captureLogger, ERROR, WARN } from '../../../support/capture-logger.js';
 import { metricValue } from '../../../support/metric-value.js';
 import { runRealDeadlock } from '../../../support/real-deadlock.js';
 import { useTestDatabase } from '../../../support/test-database.js';
+import { withoutOrigin } from '../../../support/without-origin.js';
 
 type Event =
   | { hook: 'onStatement'; info: TxStatementInfo }
@@ -105,8 +106,7 @@ describe('TxManager hooks (real PostgreSQL)', () => {
       }
       // BEGIN with the xid and the timeout settings, SAVEPOINT, RELEASE and COMMIT went out too.
       const normalised = (sql: string): string =>
-        sql
-          .replace(/ as xid, left\(pg_walfile_name\(.*? as started(, .*? as checkpointer)?/s, ' as xid')
+        withoutOrigin(sql)
           .replace(/\btrx\d+\b/, 'trxN')
           .replace(/'\d+ms'/g, "'Nms'");
       expect(sent.map(normalised)).to.deep.equal([

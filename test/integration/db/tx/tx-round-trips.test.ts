@@ -9,13 +9,13 @@ import { captureLogger } from '../../../support/capture-logger.js';
 import { useProxiedLedger } from '../../../support/proxied-ledger.js';
 import { TcpProxy } from '../../../support/tcp-proxy.js';
 import { useTestDatabase } from '../../../support/test-database.js';
+import { withoutOrigin } from '../../../support/without-origin.js';
 
 const silent = pino({ level: 'silent' });
 /** BEGIN of a read-write transaction: the xid (lost-COMMIT resolution) travels in BEGIN's own message. */
 const BEGIN_XID = 'BEGIN; select pg_current_xact_id()::text as xid';
 /** BEGIN's SELECT also reads where the transaction runs (tx-origin.ts); its text varies, so it is left out. */
-const named = (sql: string): string =>
-  sql.replace(/ as xid, left\(pg_walfile_name\(.*? as started(, .*? as checkpointer)?/s, ' as xid');
+const named = withoutOrigin;
 /** The same with the transaction-local timeouts of a 5 s deadline (their values depend on the time left). */
 const BEGIN_XID_TIMEOUTS =
   /^BEGIN; select pg_current_xact_id\(\)::text as xid, set_config\('statement_timeout', '\d+ms', true\), set_config\('idle_in_transaction_session_timeout', '\d+ms', true\)$/;
