@@ -138,6 +138,9 @@ export async function runChaosScenario(
     let faultEndedAt: number | undefined;
     const afterMs = scenario.afterMs ?? 800;
     const steady = runLedgerLoad(pdb, {
+      // Stopped by time (below); the default cap of 2,000 transfers a worker could end a fast
+      // machine's steady load before the fault did, and then nothing is acknowledged after it.
+      maxPerWorker: 100_000,
       ...scenario.load,
       name: scenario.name,
       stopped: () => faultEndedAt !== undefined && performance.now() >= faultEndedAt + afterMs,
