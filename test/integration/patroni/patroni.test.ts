@@ -236,7 +236,11 @@ describe('Patroni: failover, switchover and etcd loss under the ledger workload'
     });
     console.log(`      ${f.summary}`);
     expectClean(f);
-    expect(f.load.received.length, 'callers saw the read-only window').to.be.above(0);
+    // The window was real: the fault waited until no node accepted a write and held it 1 s more,
+    // so no write can have been acknowledged for at least that second. Callers may ride it out
+    // without an error (a new connection waits for a writable host within its connect timeout),
+    // so errors are not required (seen: 0 failed callers with a 2.2 s gap on a quiet machine).
+    expect(f.writeGapMs, 'longest time without an acknowledged write, ms').to.be.at.least(1_000);
   });
 });
 
