@@ -66,7 +66,7 @@ describe('README.md and docs/: links and paths', () => {
 });
 
 /**
- * The pitfall entries of docs/failure-modes.md: each `### problem` heading after
+ * The failure entries of docs/failure-modes.md: each `### problem` heading after
  * `<!-- failure-modes -->` (up to the next `## ` section), with its `**Where**:` and `**Tests**:` lines.
  */
 function failureModeEntries(markdown: string): Array<{ problem: string; where: string; cited: string }> {
