@@ -1,4 +1,5 @@
 import type { PostgresConfig } from '../config/app-config.js';
+import { DEFAULTS } from '../config/defaults.js';
 
 /** A database of a test's own, cloned from the template (migrated and seeded). */
 export interface TestDatabase {
@@ -14,26 +15,24 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** Test defaults for every PostgresConfig key; the URL supplies where and who. */
+/**
+ * The layer's defaults (`DEFAULTS.database.postgres`) with what a test wants instead: the URL's
+ * server and credentials, no TLS, a small pool, short retries and health checks. Deriving from
+ * the defaults keeps every key the layer adds present here.
+ */
 export function postgresConfigFromUrl(url: URL): PostgresConfig {
   return {
+    ...DEFAULTS.database.postgres,
     host: url.hostname,
     port: Number(url.port || 5432),
     name: decodeURIComponent(url.pathname.slice(1)),
     username: decodeURIComponent(url.username),
     password: decodeURIComponent(url.password),
     sslMode: 'disable',
-    sslRootCert: '',
-    channelBinding: 'prefer',
-    allowInsecurePasswordAuth: false,
     maxOpenConns: 5,
     maxIdleConns: 2,
     connMaxLifetime: 0,
     connMaxIdleTime: 30_000,
-    timeout: 5_000,
-    statementTimeout: 30_000,
-    lockTimeout: 10_000,
-    idleInTransactionSessionTimeout: 60_000,
     maxRetries: 2,
     retryDelay: 50,
     maxRetryDelay: 1_000,
@@ -41,12 +40,5 @@ export function postgresConfigFromUrl(url: URL): PostgresConfig {
     healthCheckTimeout: 1_000,
     drainTimeout: 5_000,
     applicationName: 'pgdl-test',
-    preparedStatements: true,
-    poolerMode: 'none',
-    leakDetectionThreshold: 0,
-    hosts: [],
-    targetSessionAttrs: 'any',
-    replicas: [],
-    replicaWaitTimeout: 1_000,
   };
 }

@@ -9,37 +9,14 @@ import { captureLogger } from '../../../support/capture-logger.js';
 import { useProxiedLedger } from '../../../support/proxied-ledger.js';
 import { TcpProxy } from '../../../support/tcp-proxy.js';
 import { useTestDatabase } from '../../../support/test-database.js';
-import { withoutOrigin } from '../../../support/without-origin.js';
+import { statementsOf } from '../../../support/statements-sent.js';
 
 const silent = pino({ level: 'silent' });
 /** BEGIN of a read-write transaction: the xid (lost-COMMIT resolution) travels in BEGIN's own message. */
 const BEGIN_XID = 'BEGIN; select pg_current_xact_id()::text as xid';
-/** BEGIN's SELECT also reads where the transaction runs (tx-origin.ts); its text varies, so it is left out. */
-const named = withoutOrigin;
 /** The same with the transaction-local timeouts of a 5 s deadline (their values depend on the time left). */
 const BEGIN_XID_TIMEOUTS =
   /^BEGIN; select pg_current_xact_id\(\)::text as xid, set_config\('statement_timeout', '\d+ms', true\), set_config\('idle_in_transaction_session_timeout', '\d+ms', true\)$/;
-
-/**
- * The statements knex reports (its 'query' event) while `fn` runs, internal ones included,
- * checked against what reached the server through `proxy`: a statement sent past knex (on the
- * raw connection) would be missing from knex's list, so the two counts must agree.
- */
-async function statementsOf(knex: Knex, proxy: TcpProxy, fn: () => Promise<unknown>): Promise<string[]> {
-  const sent: string[] = [];
-  const onQuery = (q: { sql: string }): void => void sent.push(named(q.sql));
-  const before = proxy.statementsSeen;
-  knex.on('query', onQuery);
-  try {
-    await fn();
-  } finally {
-    knex.off('query', onQuery);
-  }
-  expect(proxy.statementsSeen - before, `statements at the server for ${JSON.stringify(sent)}`).to.equal(
-    sent.length,
-  );
-  return sent;
-}
 
 describe('TxManager statements per transaction (real PostgreSQL)', () => {
   const db = useTestDatabase();

@@ -6,7 +6,7 @@ import { PostgresDatabase } from '../../../../src/db/postgres-database.js';
 import { usePgBouncer } from '../../../support/pgbouncer.js';
 import { TcpProxy } from '../../../support/tcp-proxy.js';
 import { useTestDatabase } from '../../../support/test-database.js';
-import { withoutOrigin } from '../../../support/without-origin.js';
+import { statementsOf } from '../../../support/statements-sent.js';
 
 const silent = pino({ level: 'silent' });
 type Rows<R> = { rows: R[] };
@@ -67,26 +67,15 @@ describe('TxOptions.settings: per-transaction session settings (real PostgreSQL)
   });
 
   it("sends the settings in BEGIN's message: as many round trips as without them", async () => {
-    const count = async (fn: () => Promise<unknown>): Promise<{ n: number; sql: string[] }> => {
-      const sql: string[] = [];
-      const onQuery = (q: { sql: string }): void => void sql.push(q.sql);
-      const before = proxy.statementsSeen;
-      knex.on('query', onQuery);
-      try {
-        await fn();
-      } finally {
-        knex.off('query', onQuery);
-      }
-      return { n: proxy.statementsSeen - before, sql };
-    };
+    const count = (fn: () => Promise<unknown>) => statementsOf(knex, proxy, fn);
     const work = (trx: Knex.Transaction) => trx.raw('select 1');
     const plain = await count(() => pdb.withTransaction(work));
     const withSettings = await count(() =>
       pdb.withTransaction(work, { settings: { 'app.tenant_id': 7, 'app.user': 'ada' } }),
     );
-    expect(withSettings.n).to.equal(plain.n);
-    expect(withSettings.n).to.equal(3);
-    expect(withoutOrigin(withSettings.sql[0]!)).to.equal(
+    expect(withSettings.length).to.equal(plain.length);
+    expect(withSettings.length).to.equal(3);
+    expect(withSettings[0]).to.equal(
       "BEGIN; select pg_current_xact_id()::text as xid, set_config('app.tenant_id', '7', true), set_config('app.user', 'ada', true)",
     );
   });
