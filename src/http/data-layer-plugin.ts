@@ -94,10 +94,10 @@ declare module 'fastify' {
 const plugin: FastifyPluginAsync<DataLayerPluginOptions> = async (app, opts) => {
   const metrics = opts.metrics ?? opts.db.metrics;
   const breaker = opts.breaker ?? { state: 'closed' as const };
+  const logger = opts.logger ?? (app.log as unknown as Logger);
   let health = opts.health;
   if (!health) {
     const check = opts.healthCheck ?? {};
-    const logger = opts.logger ?? (app.log as unknown as Logger);
     const loop = new HealthLoop(opts.db, {
       intervalMs: check.intervalMs ?? 5_000,
       logger,
@@ -141,7 +141,6 @@ const plugin: FastifyPluginAsync<DataLayerPluginOptions> = async (app, opts) => 
   if (opts.notFoundHandler !== false) installNotFoundHandler(app);
   if (opts.auth) {
     const { config, profile, verifier } = opts.auth;
-    const logger = opts.logger ?? (app.log as unknown as Logger);
     registerAuth(app, config, { logger, ...(profile && { profile }), ...(verifier && { verifier }) });
   }
   const routes = opts.routes ?? {};
