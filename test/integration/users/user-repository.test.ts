@@ -143,7 +143,17 @@ describe('UserRepository', () => {
       const user = await fx.repo().create({ email: 'upd@example.com', name: 'Before' });
       const updated = await fx.repo().update(user.id, { name: 'After', status: 'suspended' }, user.version);
       expect(updated).to.include({ id: user.id, name: 'After', status: 'suspended', version: 2 });
-      expect(updated.updatedAt.getTime()).to.be.greaterThan(user.updatedAt.getTime());
+      // JavaScript dates hold milliseconds, and a fast machine creates and updates within one:
+      // compare the stored timestamps at the server's microsecond precision.
+      const { rows } = await fx
+        .knex()
+        .raw<{ rows: Array<{ moved: boolean }> }>(
+          'select updated_at > created_at as moved from users where id = ?',
+          [user.id],
+        );
+      expect(rows[0]?.moved, 'updated_at later than created_at').to.equal(true);
+      expect(user.updatedAt.getTime()).to.equal(user.createdAt.getTime());
+      expect(updated.updatedAt.getTime()).to.be.at.least(user.updatedAt.getTime());
       expect(updated.createdAt.getTime()).to.equal(user.createdAt.getTime());
     });
 
