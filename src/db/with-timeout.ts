@@ -1,3 +1,11 @@
+/** The rejection of `withTimeout` when `p` did not settle in time (the work itself may still finish). */
+export class TimeoutExpiredError extends Error {
+  constructor(ms: number) {
+    super(`no answer within ${Math.round(ms)} ms`);
+    this.name = 'TimeoutExpiredError';
+  }
+}
+
 /**
  * Settles with `p`, or rejects after `ms` (the work itself goes on); a value arriving later
  * goes to `onLate` (e.g. to close a late connection).
@@ -8,7 +16,7 @@ export function withTimeout<T>(p: Promise<T>, ms: number, onLate?: (value: T) =>
     const timer = setTimeout(
       () => {
         late = true;
-        reject(new Error(`no answer within ${Math.round(ms)} ms`));
+        reject(new TimeoutExpiredError(ms));
       },
       Math.max(0, ms),
     );

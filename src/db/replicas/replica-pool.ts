@@ -6,7 +6,7 @@ import { PgConnectionOpener, describeError } from '../connection/pg-connection-o
 import { formatHostPort, type HostPort } from '../../config/host-port.js';
 import { isBroken, setConnectionOpener, type DriverConnection } from '../knex-internals.js';
 import { knexConfig } from '../pool/knex-config.js';
-import { withTimeout } from '../with-timeout.js';
+import { TimeoutExpiredError, withTimeout } from '../with-timeout.js';
 import { lsnText, lsnValue } from './commit-token.js';
 
 /**
@@ -89,7 +89,8 @@ export class ReplicaPool {
 
   /**
    * Reads the replica's replay position (one round trip on its pool), within `timeoutMs`.
-   * Marks it `promoted` when it is no longer in recovery, `down` when it cannot be reached.
+   * Marks it `promoted` when it is no longer in recovery, `down` when it cannot be reached (not when it
+   * merely did not answer within `timeoutMs`: undefined then, the state unchanged).
    * @returns the position, or undefined when the replica is not usable.
    */
   async position(timeoutMs: number): Promise<bigint | undefined> {
@@ -109,7 +110,9 @@ export class ReplicaPool {
       this.error = undefined;
       return this.replay;
     } catch (err) {
-      this.failed(err);
+      // No answer within the caller's bound (a read's replicaWaitTimeout can be shorter than a
+      // connect) says nothing about the replica being down: the health check decides that.
+      if (!(err instanceof TimeoutExpiredError)) this.failed(err);
       return undefined;
     }
   }
